@@ -1,0 +1,179 @@
+"""The nouns every package shares: what a source hears, and the protocol a source implements.
+
+Everything here is a frozen dataclass: sources build them, taggers return copies with tags, storage
+writes them. No dict crosses a package border.
+
+Errors, drawn as a tree::
+
+    SourceError            a poll failed; the source is marked failing, the others keep running
+    └── RateLimited        the platform asked us to wait; the source pauses until ``retry_at``
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, Protocol
+
+Platform = Literal["x", "forum", "facebook", "review", "web", "import"]
+PLATFORMS: tuple[str, ...] = ("x", "forum", "facebook", "review", "web", "import")
+
+#: Longest text we keep for one mention; longer text is cut (and marked) rather than refused.
+MAX_TEXT_CHARS = 20_000
+
+
+def clean_text(value: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """Make untrusted text safe to store: NFC, no lone surrogates, no NUL, at most ``limit`` characters.
+
+    Lone surrogates (from a JSON ``"\\ud83d"``) would make SQLite's UTF-8 encoding crash the whole batch.
+    """
+    text = value.encode("utf-8", "replace").decode("utf-8")
+    text = unicodedata.normalize("NFC", text).replace("\x00", "")
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def utc(moment: datetime) -> datetime:
+    """Return ``moment`` as an aware UTC datetime; naive values are refused, never guessed."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: sources must give aware times")
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """Someone who wrote on a platform. ``reach`` is followers, or the platform's nearest figure."""
+
+    platform: str
+    platform_id: str
+    handle: str
+    display_name: str = ""
+    reach: int = 0
+    verified: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.platform_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """Something someone said about the brand, as fetched. Enrichment returns a copy with ``tags``.
+
+    ``thread_id`` groups a conversation (X conversation_id, forum topic, Facebook post);
+    ``in_reply_to`` is the platform id of the post this one answers.
+    """
+
+    platform: str
+    platform_id: str
+    source: str
+    text: str
+    published_at: datetime
+    author: Author
+    url: str = ""
+    thread_id: str = ""
+    in_reply_to: str = ""
+    language_hint: str = ""
+    metrics: Mapping[str, int] = field(default_factory=dict)
+    tags: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "published_at", utc(self.published_at))
+        object.__setattr__(self, "text", clean_text(self.text))
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.platform_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class BrandReply:
+    """A post by one of the brand's own accounts that answers a mention, wherever it was typed.
+
+    ``in_reply_to`` is the platform id of the mention it answers; ``thread_id`` and ``to_author_id``
+    let a brand post in the same conversation, addressed to the mention's author, count too.
+    """
+
+    platform: str
+    platform_id: str
+    source: str
+    published_at: datetime
+    author_handle: str
+    in_reply_to: str = ""
+    thread_id: str = ""
+    to_author_id: str = ""
+    text: str = ""
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "published_at", utc(self.published_at))
+        object.__setattr__(self, "text", clean_text(self.text))
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.platform_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """What one poll brought: new mentions, the brand's replies, and the cursor to store with them.
+
+    ``cursor`` is opaque to everybody but the source; storage writes it in the same transaction as the
+    mentions, so a crash can never advance it past unsaved data.
+    """
+
+    mentions: tuple[Mention, ...] = ()
+    replies: tuple[BrandReply, ...] = ()
+    cursor: Mapping[str, Any] | None = None
+
+
+class SourceError(Exception):
+    """A poll failed. The message says what is wrong and what to do; it never holds a secret."""
+
+
+class RateLimited(SourceError):
+    """The platform asked us to wait: the source is paused until ``retry_at`` (aware UTC)."""
+
+    def __init__(self, message: str, retry_at: datetime) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class Source(Protocol):
+    """A place the brand is talked about. ``poll`` must be bounded in time: it never sleeps."""
+
+    kind: ClassVar[str]
+    name: str
+
+    def poll(self, cursor: Mapping[str, Any] | None, now: datetime) -> Poll: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """How a source is doing, as stored: read by rules (source failing) and by `status`."""
+
+    name: str
+    kind: str
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+    consecutive_failures: int = 0
+    last_error: str = ""
+    next_retry_at: datetime | None = None
+    mentions_total: int = 0
+
+
+State = Literal["new", "assigned", "answered", "ignored", "reopened"]
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A stored mention with its conversation state: what triage and alerts reason about."""
+
+    mention: Mention
+    state: State
+    answered_at: datetime | None = None
+    response_seconds: float | None = None
+    assignee: str = ""

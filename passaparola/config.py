@@ -1,0 +1,315 @@
+"""One TOML file, validated at start-up into typed settings; the only code that reads the environment.
+
+Secrets are references, never values: ``token = { env = "X_BEARER_TOKEN" }`` or
+``token = { file = "/run/secrets/x_bearer_token" }``; they become `SecretStr` and print masked.
+Environment variables override keys for container use: ``PASSAPAROLA_STORAGE__PATH=/data/p.db`` sets
+``[storage] path``, ``PASSAPAROLA_SOURCES__DEMO__EVERY_SECONDS=60`` sets ``every_seconds`` of the source
+named ``demo``. Every problem is reported as one line naming the key and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+
+from listener import SOURCES
+from rules import EVALUATORS
+
+ENV_PREFIX = "PASSAPAROLA_"
+CONFIG_ENV = "PASSAPAROLA_CONFIG"
+MASK = "**********"
+DEFAULT_RULES: tuple[dict[str, Any], ...] = ({"type": "unanswered"}, {"type": "source_failing"})
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageSettings(Section):
+    path: str = "passaparola.db"
+    busy_timeout_seconds: float = Field(10.0, gt=0, le=600)
+
+
+class DaemonSettings(Section):
+    rules_every_seconds: int = Field(60, ge=1, le=3600)
+    outbox_every_seconds: int = Field(30, ge=1, le=3600)
+    jitter: float = Field(0.1, ge=0, le=1, description="share of each interval added at random")
+    retry_base_seconds: int = Field(60, ge=1)
+    retry_max_seconds: int = Field(900, ge=1)
+
+
+class NotifySettings(Section):
+    type: str = "log"
+    alerts_file: str = ""
+
+
+class ScheduleSettings(Section):
+    """The keys every ``[[sources]]`` table has besides its type's own options."""
+
+    type: str
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    every_seconds: int = Field(300, ge=10, le=86_400)
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A configured source with its schedule."""
+
+    name: str
+    type: str
+    every_seconds: int
+    source: Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageSettings
+    daemon: DaemonSettings
+    notify: NotifySettings
+    sources: tuple[SourceSpec, ...]
+    rules: tuple[Any, ...]
+    origin: str = "defaults"
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def effective(self) -> dict[str, Any]:
+        """The settings as plain data with every secret masked: what `check` prints."""
+        return _masked(
+            {
+                "storage": self.storage.model_dump(),
+                "daemon": self.daemon.model_dump(),
+                "notify": self.notify.model_dump(),
+                "sources": [
+                    {"type": s.type, "name": s.name, "every_seconds": s.every_seconds, **_fields(s.source)}
+                    for s in self.sources
+                ],
+                "rules": [{"type": r.kind, **_fields(r)} for r in self.rules],
+            }
+        )
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj) if f.name != "name"} if is_dataclass(obj) else {}
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return MASK
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return value
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def config_path(explicit: str | None) -> Path | None:
+    chosen = explicit or os.environ.get(CONFIG_ENV)
+    return Path(chosen) if chosen else None
+
+
+def load(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, override from the environment, resolve secrets, validate; raise `ConfigError` listing all problems."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([f"{path}: no such file; create one with `passaparola init {path}`"]) from None
+        except OSError as error:
+            raise ConfigError([f"{path}: cannot read it ({error.strerror}); check the path and permissions"]) from None
+        except UnicodeDecodeError:
+            raise ConfigError([f"{path}: not UTF-8 text; save the file as UTF-8"]) from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError([f"{path}: not valid TOML ({error}); fix the syntax there"]) from None
+    problems: list[str] = []
+    _apply_env_overrides(data, environ, problems)
+    data = _resolve_secrets(data, "", environ, problems)
+    settings = _validate(data, problems, origin=str(path) if path else "defaults and environment")
+    if problems:
+        raise ConfigError(problems)
+    assert settings is not None
+    return settings
+
+
+def _parse_env_value(text: str) -> Any:
+    """An environment value is read as a TOML value when it is one (60, true, ["a"]), else as text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str], problems: list[str]) -> None:
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        value = _parse_env_value(text)
+        if parts[0] in ("sources", "rules") and len(parts) == 3:
+            tables = data.setdefault(parts[0], [])
+            ident = "name" if parts[0] == "sources" else "type"
+            match = [t for t in tables if str(t.get(ident, "")).lower() == parts[1]]
+            if not match:
+                problems.append(f"{name}: no [[{parts[0]}]] with {ident} {parts[1]!r}; fix the variable's name")
+                continue
+            match[0][parts[2]] = value
+        elif len(parts) == 2 and parts[0] not in ("sources", "rules"):
+            data.setdefault(parts[0], {})[parts[1]] = value
+        else:
+            problems.append(
+                f"{name}: cannot tell which key it sets; use {ENV_PREFIX}SECTION__KEY or {ENV_PREFIX}SOURCES__NAME__KEY"
+            )
+
+
+def _resolve_secrets(value: Any, where: str, environ: Mapping[str, str], problems: list[str]) -> Any:
+    """Replace every ``{ env = ... }`` / ``{ file = ... }`` table by a `SecretStr`."""
+    if isinstance(value, dict):
+        if set(value) in ({"env"}, {"file"}):
+            if "env" in value:
+                secret = environ.get(str(value["env"]))
+                if not secret:
+                    problems.append(
+                        f"{where}: environment variable {value['env']} is not set; export it, "
+                        'or reference a secrets file with { file = "..." }'
+                    )
+                    return SecretStr("")
+                return SecretStr(secret)
+            try:
+                return SecretStr(Path(str(value["file"])).read_text(encoding="utf-8").strip())
+            except OSError as error:
+                problems.append(
+                    f"{where}: secrets file {value['file']} cannot be read ({error.strerror}); mount it or fix the path"
+                )
+                return SecretStr("")
+        return {k: _resolve_secrets(v, f"{where}.{k}" if where else k, environ, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_secrets(v, f"{where}[{i}]", environ, problems) for i, v in enumerate(value)]
+    return value
+
+
+def _explain(prefix: str, error: Mapping[str, Any], known: list[str]) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    key = f"{prefix}.{location}" if prefix and location else prefix or location
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key; remove it or fix its spelling (known keys: {', '.join(known)})"
+    if error["type"] == "missing":
+        return f"{key}: required; add it"
+    shown = error.get("input")
+    shown = MASK if isinstance(shown, SecretStr) else shown
+    return f"{key}: {error['msg'].lower()} (got {shown!r}); fix the value"
+
+
+def _section(model: type[Section], data: dict[str, Any], name: str, problems: list[str]) -> Any:
+    try:
+        return model.model_validate(data.get(name, {}))
+    except ValidationError as error:
+        problems.extend(_explain(name, e, list(model.model_fields)) for e in error.errors())
+        return model.model_construct()
+
+
+def _build(
+    registry: Mapping[str, type], table: dict[str, Any], where: str, problems: list[str], extra_keys: tuple[str, ...]
+) -> Any:
+    kind = table.get("type")
+    if kind not in registry:
+        problems.append(f"{where}.type: unknown type {kind!r}; use one of {', '.join(sorted(registry))}")
+        return None
+    cls = registry[kind]
+    options = {k: v for k, v in table.items() if k not in ("type", *extra_keys)}
+    known = [f.name for f in fields(cls)] + list(extra_keys)
+    unknown = [k for k in options if k not in known]
+    problems.extend(
+        f"{where}.{k}: unknown key for type {kind!r}; remove it or fix its spelling (known keys: {', '.join(known)})"
+        for k in unknown
+    )
+    try:
+        built = TypeAdapter(cls).validate_python(options)
+    except ValidationError as error:
+        problems.extend(_explain(where, e, known) for e in error.errors())
+        return None
+    return None if unknown else built
+
+
+def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Settings | None:
+    known_sections = ("storage", "daemon", "notify", "sources", "rules")
+    for key in data:
+        if key not in known_sections:
+            problems.append(
+                f"{key}: unknown section; remove it or fix its spelling (known: {', '.join(known_sections)})"
+            )
+    storage = _section(StorageSettings, data, "storage", problems)
+    daemon = _section(DaemonSettings, data, "daemon", problems)
+    notify = _section(NotifySettings, data, "notify", problems)
+    if notify.type != "log":
+        problems.append(f"notify.type: unknown notifier {notify.type!r}; use 'log'")
+    if daemon.retry_max_seconds < daemon.retry_base_seconds:
+        problems.append("daemon.retry_max_seconds: smaller than retry_base_seconds; raise it")
+
+    sources: list[SourceSpec] = []
+    seen: set[str] = set()
+    for index, table in enumerate(_tables(data, "sources", problems)):
+        where = f"sources[{index}]"
+        schedule_keys = tuple(ScheduleSettings.model_fields)
+        try:
+            schedule = ScheduleSettings.model_validate(
+                {k: v for k, v in table.items() if k in schedule_keys} | {"name": table.get("name", table.get("type"))}
+            )
+        except ValidationError as error:
+            problems.extend(_explain(where, e, list(schedule_keys)) for e in error.errors() if e["loc"] != ("type",))
+            if any(e["loc"] == ("type",) for e in error.errors()):
+                problems.append(f"{where}.type: required; use one of {', '.join(sorted(SOURCES))}")
+            continue
+        if schedule.name in seen:
+            problems.append(f"{where}.name: {schedule.name!r} is used twice; give each source its own name")
+        seen.add(schedule.name)
+        source = _build(
+            SOURCES, {**table, "name": schedule.name}, where, problems, extra_keys=("every_seconds", "enabled")
+        )
+        if source is not None and schedule.enabled:
+            sources.append(SourceSpec(schedule.name, schedule.type, schedule.every_seconds, source))
+
+    rule_tables = _tables(data, "rules", problems) if "rules" in data else [dict(t) for t in DEFAULT_RULES]
+    rules = [r for i, t in enumerate(rule_tables) if (r := _build(EVALUATORS, t, f"rules[{i}]", problems, ()))]
+    if problems:
+        return None
+    return Settings(
+        storage=storage,
+        daemon=daemon,
+        notify=notify,
+        sources=tuple(sources),
+        rules=tuple(rules),
+        origin=origin,
+        raw=data,
+    )
+
+
+def _tables(data: dict[str, Any], key: str, problems: list[str]) -> list[dict[str, Any]]:
+    tables = data.get(key, [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        problems.append(f"{key}: must be a list of tables; write each as [[{key}]]")
+        return []
+    return tables
+
+
+def dumps(settings: Settings) -> str:
+    """The effective configuration as JSON, secrets masked."""
+    return json.dumps(settings.effective(), indent=2, ensure_ascii=False, default=str)

@@ -1,0 +1,134 @@
+"""The long-running loop: a `schedule.Scheduler` instance with one guarded job per source, a rules job
+and an outbox job. A failing job never stops the others; SIGTERM/SIGINT end the loop between jobs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import schedule
+
+from notifiers.alert import Notifier
+from passaparola.config import Settings, SourceSpec
+from passaparola.pipeline import deliver, evaluate, poll_source
+from rules.base import Tagger
+from storage.store import Store
+
+log = logging.getLogger("passaparola.daemon")
+
+Clock = Callable[[], datetime]
+HEARTBEAT_EVERY_SECONDS = 5.0
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Daemon:
+    """Owns the scheduler and runs the jobs against one store, with an injectable clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        notifier: Notifier,
+        taggers: Sequence[Tagger] = (),
+        clock: Clock = system_clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.notifier = notifier
+        self.taggers = list(taggers)
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.scheduler = schedule.Scheduler()
+        self._last_beat = 0.0
+        self._schedule_jobs()
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    def poll(self, spec: SourceSpec) -> None:
+        poll_source(
+            spec,
+            self.store,
+            self.taggers,
+            self.clock(),
+            self.settings.daemon.retry_base_seconds,
+            self.settings.daemon.retry_max_seconds,
+            self.rng,
+        )
+
+    def evaluate(self) -> None:
+        evaluate(self.settings.rules, self.store, self.clock())
+
+    def deliver(self) -> None:
+        deliver(self.store, self.notifier, self.clock(), self.rng)
+
+    def cycle(self) -> None:
+        """One full cycle: every source, then the rules, then the outbox (`run --once`)."""
+        for spec in self.settings.sources:
+            guarded(f"source:{spec.name}", functools.partial(self.poll, spec))()
+        guarded("rules", self.evaluate)()
+        guarded("outbox", self.deliver)()
+
+    def _schedule_jobs(self) -> None:
+        jitter = self.settings.daemon.jitter
+        for spec in self.settings.sources:
+            self._every(spec.every_seconds, jitter, f"source:{spec.name}", functools.partial(self.poll, spec))
+        self._every(self.settings.daemon.rules_every_seconds, jitter, "rules", self.evaluate)
+        self._every(self.settings.daemon.outbox_every_seconds, jitter, "outbox", self.deliver)
+
+    def _every(self, seconds: int, jitter: float, name: str, job: Callable[[], None]) -> None:
+        latest = int(seconds * (1 + jitter))
+        every = self.scheduler.every(seconds)
+        every = every.to(latest) if latest > seconds else every  # schedule picks a random interval each run
+        every.seconds.do(guarded(name, job)).tag(name)
+
+    # -- loop ------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, duration: float | None = None) -> None:
+        """Run a first full cycle at once, then the schedule, until ``stop`` is set (or ``duration`` ends)."""
+        deadline = time.monotonic() + duration if duration else None
+        log.info("daemon started: %d sources, %d rules", len(self.settings.sources), len(self.settings.rules))
+        self.cycle()
+        while not stop.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            self.scheduler.run_pending()
+            self._heartbeat()
+            idle = self.scheduler.idle_seconds
+            wait = 1.0 if idle is None else min(max(idle, 0.0), 1.0)
+            stop.wait(wait)
+        log.info("daemon stopped")
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self._last_beat >= HEARTBEAT_EVERY_SECONDS:
+            guarded("heartbeat", lambda: self.store.beat(self.clock()))()
+            self._last_beat = time.monotonic()
+
+
+def guarded(name: str, job: Callable[[], None]) -> Callable[[], None]:
+    """Wrap a job so an exception is logged with the job's name and the loop goes on.
+
+    schedule does not catch job exceptions: unguarded, a failing job would skip every job after it in the
+    same pass and re-run on every tick.
+    """
+
+    @functools.wraps(job)
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            job()
+        except Exception:
+            log.exception("job %s failed", name)
+        finally:
+            log.debug("job %s took %.3f s", name, time.monotonic() - started)
+
+    return run

@@ -1,0 +1,129 @@
+"""The three jobs the daemon runs, as plain functions of their inputs and an explicit time.
+
+poll_source: cursor -> Source.poll -> taggers (new mentions only) -> Store.save_poll (one transaction)
+evaluate:    evaluators read the store -> alerts into the outbox (deduplicated by key)
+deliver:     due outbox rows -> Notifier.send -> marked sent, or retried later with backoff
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from listener.model import Mention, RateLimited, SourceError
+from notifiers.alert import Alert, Notifier
+from passaparola.config import SourceSpec
+from rules.base import Evaluator, Tagger
+from storage.store import Store
+
+log = logging.getLogger("passaparola.pipeline")
+
+OUTBOX_RETRY_BASE = timedelta(seconds=30)
+OUTBOX_RETRY_MAX = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    source: str
+    new_mentions: int = 0
+    answered: int = 0
+    skipped: bool = False
+    error: str = ""
+
+
+def backoff(failures: int, base_seconds: float, max_seconds: float, rng: random.Random) -> timedelta:
+    """Exponential backoff with jitter: between half and all of ``base * 2**(failures-1)``, capped."""
+    ceiling = min(base_seconds * 2 ** max(failures - 1, 0), max_seconds)
+    return timedelta(seconds=ceiling / 2 + rng.random() * ceiling / 2)
+
+
+def enrich(mentions: Sequence[Mention], taggers: Sequence[Tagger]) -> list[Mention]:
+    """Run each tagger over the batch; each tagger sees the tags added before it."""
+    batch = list(mentions)
+    for tagger in taggers:
+        tags = tagger.tag(batch)
+        batch = [replace(m, tags={**m.tags, **t}) for m, t in zip(batch, tags, strict=True)]
+    return batch
+
+
+def poll_source(
+    spec: SourceSpec,
+    store: Store,
+    taggers: Sequence[Tagger],
+    now: datetime,
+    retry_base_seconds: float,
+    retry_max_seconds: float,
+    rng: random.Random,
+) -> PollOutcome:
+    """Poll one source unless it is paused; any failure becomes stored health, never an exception."""
+    health = store.source_health(spec.name)
+    if health.next_retry_at is not None and health.next_retry_at > now:
+        return PollOutcome(spec.name, skipped=True)
+    try:
+        poll = spec.source.poll(store.cursor(spec.name), now)
+    except RateLimited as error:
+        store.record_failure(spec.name, spec.type, str(error), now, retry_at=error.retry_at, counted=False)
+        log.warning("source %s rate-limited until %s", spec.name, error.retry_at.isoformat())
+        return PollOutcome(spec.name, error=str(error))
+    except Exception as error:  # a source's bug must not stop the loop: it becomes the source's health
+        message = str(error) if isinstance(error, SourceError) else f"unexpected {type(error).__name__}: {error}"
+        retry_at = now + backoff(health.consecutive_failures + 1, retry_base_seconds, retry_max_seconds, rng)
+        failures = store.record_failure(spec.name, spec.type, message, now, retry_at=retry_at)
+        log.warning(
+            "source %s failed (%d in a row, next try %s): %s",
+            spec.name,
+            failures,
+            retry_at.isoformat(timespec="seconds"),
+            message,
+        )
+        return PollOutcome(spec.name, error=message)
+    known = store.known(m.key for m in poll.mentions)
+    fresh = enrich([m for m in poll.mentions if m.key not in known], taggers)
+    by_key = {m.key: m for m in fresh}
+    poll = replace(poll, mentions=tuple(by_key.get(m.key, m) for m in poll.mentions))
+    result = store.save_poll(spec.name, spec.type, poll, now)
+    log.info(
+        "source %s: %d new mentions, %d new brand replies, %d answered",
+        spec.name,
+        result.new_mentions,
+        result.new_replies,
+        result.answered,
+    )
+    return PollOutcome(spec.name, new_mentions=result.new_mentions, answered=result.answered)
+
+
+def evaluate(evaluators: Sequence[Evaluator], store: Store, now: datetime) -> int:
+    """Run every evaluator; queue what they say. One failing evaluator never silences the others."""
+    alerts: list[Alert] = []
+    for evaluator in evaluators:
+        try:
+            alerts.extend(evaluator.evaluate(store, now))
+        except Exception:
+            log.exception("rule %s failed", evaluator.kind)
+    queued = store.enqueue(alerts, now)
+    if queued:
+        log.info("rules queued %d new alerts", queued)
+    return queued
+
+
+def deliver(store: Store, notifier: Notifier, now: datetime, rng: random.Random) -> tuple[int, int]:
+    """Send due alerts; returns (sent, failed). A crash between send and mark re-sends that one alert once."""
+    sent = failed = 0
+    for item in store.due_alerts(now):
+        try:
+            delivered = notifier.send(item.alert)
+            error = "" if delivered else "the notifier reported a failed delivery"
+        except Exception as exc:  # a notifier must not stop the loop
+            delivered, error = False, f"{type(exc).__name__}: {exc}"
+        if delivered:
+            store.mark_sent(item.alert.key, now)
+            sent += 1
+        else:
+            retry = backoff(item.attempts + 1, OUTBOX_RETRY_BASE.total_seconds(), OUTBOX_RETRY_MAX.total_seconds(), rng)
+            store.mark_failed(item.alert.key, now, error, now + retry)
+            log.warning("alert %s not delivered (attempt %d): %s", item.alert.key, item.attempts + 1, error)
+            failed += 1
+    return sent, failed

@@ -1,0 +1,12 @@
+"""Rules: everything that decides. Taggers turn mentions into tags; evaluators turn state into alerts.
+
+`EVALUATORS` is the registry: the ``type`` key of a ``[[rules]]`` table picks the class.
+"""
+
+from rules.base import Evaluator, StoreView, Tagger
+from rules.health import SourceFailing
+from rules.unanswered import Unanswered
+
+EVALUATORS: dict[str, type] = {cls.kind: cls for cls in (Unanswered, SourceFailing)}
+
+__all__ = ["EVALUATORS", "Evaluator", "SourceFailing", "StoreView", "Tagger", "Unanswered"]

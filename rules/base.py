@@ -1,0 +1,36 @@
+"""The two kinds of rule: taggers (mentions -> tags) and evaluators (stored state + now -> alerts).
+
+Rules import only the shared nouns of `listener` and the `Alert` of `notifiers`; what they read from
+storage is described by `StoreView`, which `storage.Store` satisfies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+from listener.model import Conversation, Mention, SourceHealth
+from notifiers.alert import Alert
+
+
+class Tagger(Protocol):
+    """Derives tags for a batch of mentions (batches let a spaCy pipeline use ``nlp.pipe``)."""
+
+    def tag(self, mentions: Sequence[Mention]) -> list[Mapping[str, Any]]: ...
+
+
+class StoreView(Protocol):
+    """The reads evaluators need."""
+
+    def open_conversations(self, published_before: datetime, published_after: datetime) -> list[Conversation]: ...
+
+    def all_source_health(self) -> list[SourceHealth]: ...
+
+
+class Evaluator(Protocol):
+    """Looks at the store and says what people must be told now. Pure: same state and time, same alerts."""
+
+    kind: ClassVar[str]
+
+    def evaluate(self, view: StoreView, now: datetime) -> Iterable[Alert]: ...

@@ -1,0 +1,152 @@
+"""The schema, as registered migrations applied at start-up (sqlite-utils `Migrations`).
+
+Raw ingested columns (``mentions``, ``authors``, ``brand_replies``) live apart from what passaparola
+derives (``mention_tags``, ``conversations``), so re-ingesting a mention updates what the platform said
+and never clobbers sentiment, state or a person's corrections.
+
+Never edit a migration that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("passaparola")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db["authors"].create(
+        {
+            "key": str,
+            "platform": str,
+            "platform_id": str,
+            "handle": str,
+            "display_name": str,
+            "reach": int,
+            "verified": int,
+            "first_seen_at": str,
+            "updated_at": str,
+        },
+        pk="key",
+        not_null={"platform", "platform_id", "handle"},
+    )
+    db["mentions"].create(
+        {
+            "key": str,
+            "platform": str,
+            "platform_id": str,
+            "source": str,
+            "author_key": str,
+            "text": str,
+            "url": str,
+            "published_at": str,
+            "thread_id": str,
+            "in_reply_to": str,
+            "language_hint": str,
+            "metrics": str,
+            "first_seen_at": str,
+            "updated_at": str,
+        },
+        pk="key",
+        not_null={"platform", "platform_id", "source", "text", "published_at"},
+        foreign_keys=[("author_key", "authors", "key")],
+    )
+    db["mentions"].create_index(["platform", "platform_id"], unique=True)
+    db["mentions"].create_index(["published_at"])
+    db["mentions"].create_index(["platform", "thread_id"])
+    db["mentions"].create_index(["author_key"])
+
+    db["mention_tags"].create(
+        {
+            "key": str,
+            "language": str,
+            "sentiment": str,
+            "sentiment_probs": str,
+            "model_version": str,
+            "needs_answer": int,
+            "needs_answer_reason": str,
+            "topics": str,
+            "route": str,
+            "extra": str,
+            "tagged_at": str,
+        },
+        pk="key",
+        foreign_keys=[("key", "mentions", "key")],
+    )
+    db["conversations"].create(
+        {
+            "key": str,
+            "state": str,
+            "state_reason": str,
+            "assignee": str,
+            "answered_at": str,
+            "answer_key": str,
+            "response_seconds": float,
+            "updated_at": str,
+        },
+        pk="key",
+        not_null={"state"},
+        defaults={"state": "new"},
+        foreign_keys=[("key", "mentions", "key")],
+    )
+    db["conversations"].create_index(["state"])
+
+    db["brand_replies"].create(
+        {
+            "key": str,
+            "platform": str,
+            "platform_id": str,
+            "source": str,
+            "in_reply_to": str,
+            "thread_id": str,
+            "to_author_id": str,
+            "author_handle": str,
+            "text": str,
+            "url": str,
+            "published_at": str,
+            "first_seen_at": str,
+        },
+        pk="key",
+        not_null={"platform", "platform_id", "published_at"},
+    )
+    db["brand_replies"].create_index(["platform", "in_reply_to"])
+    db["brand_replies"].create_index(["platform", "thread_id"])
+
+    db["sources"].create(
+        {
+            "name": str,
+            "kind": str,
+            "cursor": str,
+            "last_attempt_at": str,
+            "last_success_at": str,
+            "consecutive_failures": int,
+            "last_error": str,
+            "next_retry_at": str,
+            "mentions_total": int,
+            "updated_at": str,
+        },
+        pk="name",
+        defaults={"consecutive_failures": 0, "mentions_total": 0},
+    )
+    db["outbox"].create(
+        {
+            "key": str,
+            "kind": str,
+            "level": str,
+            "title": str,
+            "body": str,
+            "route": str,
+            "mentions": str,
+            "created_at": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "last_attempt_at": str,
+            "last_error": str,
+            "sent_at": str,
+        },
+        pk="key",
+        defaults={"attempts": 0},
+    )
+    db["outbox"].create_index(["sent_at", "next_attempt_at"])
+    db["daemon"].create({"name": str, "value": str, "updated_at": str}, pk="name")

@@ -1,0 +1,524 @@
+"""`Store`: the only code that reads and writes SQL. One class over sqlite-utils, WAL, a busy timeout.
+
+A poll is saved in one transaction (mentions, authors, brand replies, answers, cursor, health): a crash
+anywhere loses nothing and duplicates nothing, and re-ingesting the same post is a no-op for everything
+passaparola derived from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from listener.model import (
+    Author,
+    BrandReply,
+    Conversation,
+    Mention,
+    Poll,
+    SourceHealth,
+)
+from notifiers.alert import Alert
+from storage.migrations import migrations
+
+#: Tag names stored in their own columns; any other tag goes to ``mention_tags.extra``.
+TAG_COLUMNS = (
+    "language",
+    "sentiment",
+    "sentiment_probs",
+    "model_version",
+    "needs_answer",
+    "needs_answer_reason",
+    "topics",
+    "route",
+)
+OPEN_STATES = ("new", "assigned", "reopened")
+
+
+class StorageError(Exception):
+    """The database cannot be used as asked. The message names the file and what to do."""
+
+
+def iso(moment: datetime) -> str:
+    """Aware UTC, to the second, one fixed width: stored times sort as text."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    """What one saved poll changed: new mentions and replies, and mentions newly answered."""
+
+    new_mentions: int
+    new_replies: int
+    answered: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    alert: Alert
+    attempts: int
+
+
+class Store:
+    """Passaparola's database. Open it with `Store.open(path)`, or `Store.memory()` in tests."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, busy_timeout_seconds: float = 10.0) -> Store:
+        """Open (creating if needed) and migrate; refuse unusable files without touching them."""
+        path = Path(path)
+        directory = path.parent if str(path.parent) else Path(".")
+        if not directory.is_dir():
+            raise StorageError(f"database {path}: folder {directory} does not exist; create it or set storage.path")
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            raise StorageError(f"database {path} is not readable and writable by this user; fix its permissions")
+        if not path.exists() and not os.access(directory, os.W_OK | os.X_OK):
+            raise StorageError(
+                f"database {path}: folder {directory} is not writable; fix its permissions "
+                "or set storage.path to a writable place"
+            )
+        connection = sqlite3.connect(str(path), timeout=busy_timeout_seconds)
+        try:
+            connection.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.DatabaseError as error:
+            connection.close()
+            raise StorageError(
+                f"database {path} is unreadable ({error}); it was left untouched: restore it "
+                "from a backup, or point storage.path at a new file"
+            ) from None
+        store = cls(Database(connection))
+        store._check_not_newer(path)
+        store.db.enable_wal()
+        store.db.execute("PRAGMA synchronous=NORMAL")
+        store.db.execute("PRAGMA foreign_keys=ON")
+        migrations.apply(store.db)
+        return store
+
+    @classmethod
+    def memory(cls) -> Store:
+        store = cls(Database(memory=True))
+        store.db.execute("PRAGMA foreign_keys=ON")
+        migrations.apply(store.db)
+        return store
+
+    def _check_not_newer(self, path: Path) -> None:
+        known = {m.name for m in migrations._migrations}
+        unknown = [m.name for m in migrations.applied(self.db) if m.name not in known]
+        if unknown:
+            raise StorageError(
+                f"database {path} was written by a newer passaparola (unknown migration "
+                f"{unknown[0]}); upgrade passaparola, or restore a backup made by this version"
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- ingest ----------------------------------------------------------------------------------
+
+    def known(self, keys: Iterable[str]) -> set[str]:
+        """Which of these mention keys are stored already (so only new ones are tagged)."""
+        keys = list(keys)
+        if not keys:
+            return set()
+        rows = self.db.execute(
+            "SELECT key FROM mentions WHERE key IN (SELECT value FROM json_each(?))", [json.dumps(keys)]
+        )
+        return {row[0] for row in rows}
+
+    def save_poll(self, source: str, kind: str, poll: Poll, at: datetime) -> SaveResult:
+        """Write a poll's mentions, replies, answers, cursor and health in one transaction."""
+        now = iso(at)
+        with self.db.atomic():
+            new_keys = {m.key for m in poll.mentions} - self.known(m.key for m in poll.mentions)
+            self._upsert_authors([m.author for m in poll.mentions], now)
+            self.db["mentions"].upsert_all((self._mention_row(m, now) for m in poll.mentions), pk="key", batch_size=500)
+            self.db.execute(
+                "UPDATE mentions SET first_seen_at = ? WHERE key IN (SELECT value FROM json_each(?))",
+                [now, json.dumps(sorted(new_keys))],
+            )
+            fresh = [m for m in poll.mentions if m.key in new_keys]
+            self.db["mention_tags"].insert_all((self._tags_row(m, now) for m in fresh if m.tags), pk="key", ignore=True)
+            self.db["conversations"].insert_all(
+                ({"key": m.key, "state": "new", "updated_at": now} for m in fresh), pk="key", ignore=True
+            )
+            new_replies = self._insert_replies(poll.replies, now)
+            answered = self._apply_answers(sorted(new_keys), [r.key for r in poll.replies], now)
+            self._record_success(source, kind, poll.cursor, len(new_keys), now)
+        return SaveResult(new_mentions=len(new_keys), new_replies=new_replies, answered=answered)
+
+    def _upsert_authors(self, authors: Sequence[Author], now: str) -> None:
+        unique = {a.key: a for a in authors}
+        existing = {
+            row[0]
+            for row in self.db.execute(
+                "SELECT key FROM authors WHERE key IN (SELECT value FROM json_each(?))", [json.dumps(list(unique))]
+            )
+        }
+        self.db["authors"].upsert_all(
+            (
+                {
+                    "key": a.key,
+                    "platform": a.platform,
+                    "platform_id": a.platform_id,
+                    "handle": a.handle,
+                    "display_name": a.display_name,
+                    "reach": a.reach,
+                    "verified": int(a.verified),
+                    "updated_at": now,
+                    **({} if a.key in existing else {"first_seen_at": now}),
+                }
+                for a in unique.values()
+            ),
+            pk="key",
+            batch_size=500,
+        )
+
+    @staticmethod
+    def _mention_row(m: Mention, now: str) -> dict[str, Any]:
+        return {
+            "key": m.key,
+            "platform": m.platform,
+            "platform_id": m.platform_id,
+            "source": m.source,
+            "author_key": m.author.key,
+            "text": m.text,
+            "url": m.url,
+            "published_at": iso(m.published_at),
+            "thread_id": m.thread_id,
+            "in_reply_to": m.in_reply_to,
+            "language_hint": m.language_hint,
+            "metrics": json.dumps(dict(m.metrics)),
+            "updated_at": now,
+        }
+
+    @staticmethod
+    def _tags_row(m: Mention, now: str) -> dict[str, Any]:
+        row: dict[str, Any] = {"key": m.key, "tagged_at": now}
+        extra = {}
+        for name, value in m.tags.items():
+            if name in TAG_COLUMNS:
+                row[name] = json.dumps(value) if isinstance(value, (list, dict, tuple)) else value
+            else:
+                extra[name] = value
+        row["extra"] = json.dumps(extra, default=str)
+        return row
+
+    def _insert_replies(self, replies: Sequence[BrandReply], now: str) -> int:
+        before = self.db["brand_replies"].count
+        self.db["brand_replies"].insert_all(
+            (
+                {
+                    "key": r.key,
+                    "platform": r.platform,
+                    "platform_id": r.platform_id,
+                    "source": r.source,
+                    "in_reply_to": r.in_reply_to,
+                    "thread_id": r.thread_id,
+                    "to_author_id": r.to_author_id,
+                    "author_handle": r.author_handle,
+                    "text": r.text,
+                    "url": r.url,
+                    "published_at": iso(r.published_at),
+                    "first_seen_at": now,
+                }
+                for r in replies
+            ),
+            pk="key",
+            ignore=True,
+            batch_size=500,
+        )
+        return self.db["brand_replies"].count - before
+
+    def _apply_answers(self, mention_keys: Sequence[str], reply_keys: Sequence[str], now: str) -> int:
+        """Mark open mentions answered by the earliest brand reply that answers them.
+
+        A reply answers a mention when it replies to it directly, or when it is a later brand post in the
+        same thread addressed to the mention's author. Only mentions or replies touched now are examined.
+        """
+        if not mention_keys and not reply_keys:
+            return 0
+        rows = self.db.execute(
+            """
+            SELECT m.key, m.published_at, b.key, b.published_at
+            FROM mentions m
+            JOIN conversations c ON c.key = m.key
+            JOIN authors a ON a.key = m.author_key
+            JOIN brand_replies b ON b.platform = m.platform AND (
+                 b.in_reply_to = m.platform_id
+              OR (b.thread_id != '' AND b.thread_id = m.thread_id AND b.to_author_id = a.platform_id
+                  AND b.published_at >= m.published_at))
+            WHERE c.state IN ('new', 'assigned', 'reopened')
+              AND (m.key IN (SELECT value FROM json_each(?)) OR b.key IN (SELECT value FROM json_each(?)))
+            ORDER BY m.key, b.published_at
+            """,
+            [json.dumps(list(mention_keys)), json.dumps(list(reply_keys))],
+        ).fetchall()
+        first: dict[str, tuple[str, str, str]] = {}
+        for mention_key, published_at, reply_key, reply_at in rows:
+            first.setdefault(mention_key, (published_at, reply_key, reply_at))
+        for mention_key, (published_at, reply_key, reply_at) in first.items():
+            seconds = max((datetime.fromisoformat(reply_at) - datetime.fromisoformat(published_at)).total_seconds(), 0)
+            self.db["conversations"].update(
+                mention_key,
+                {
+                    "state": "answered",
+                    "answered_at": reply_at,
+                    "answer_key": reply_key,
+                    "response_seconds": seconds,
+                    "updated_at": now,
+                },
+            )
+        return len(first)
+
+    # -- sources ---------------------------------------------------------------------------------
+
+    def cursor(self, source: str) -> Mapping[str, Any] | None:
+        row = self.db.execute("SELECT cursor FROM sources WHERE name = ?", [source]).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def _record_success(self, source: str, kind: str, cursor: Mapping[str, Any] | None, new: int, now: str) -> None:
+        self.db.execute(
+            """
+            INSERT INTO sources (name, kind, cursor, last_attempt_at, last_success_at, consecutive_failures,
+                                 last_error, next_retry_at, mentions_total, updated_at)
+            VALUES (:name, :kind, :cursor, :now, :now, 0, '', NULL, :new, :now)
+            ON CONFLICT(name) DO UPDATE SET kind = :kind, cursor = COALESCE(:cursor, cursor),
+                last_attempt_at = :now, last_success_at = :now, consecutive_failures = 0, last_error = '',
+                next_retry_at = NULL, mentions_total = mentions_total + :new, updated_at = :now
+            """,
+            {
+                "name": source,
+                "kind": kind,
+                "cursor": json.dumps(dict(cursor)) if cursor is not None else None,
+                "now": now,
+                "new": new,
+            },
+        )
+
+    def record_failure(
+        self, source: str, kind: str, error: str, at: datetime, retry_at: datetime, counted: bool = True
+    ) -> int:
+        """Record a failed poll and when to retry; return the consecutive failures so far.
+
+        ``counted=False`` (a rate limit: the platform works, it asks us to wait) pauses without counting.
+        """
+        now = iso(at)
+        with self.db.atomic():
+            self.db.execute(
+                """
+                INSERT INTO sources (name, kind, last_attempt_at, consecutive_failures, last_error,
+                                     next_retry_at, updated_at)
+                VALUES (:name, :kind, :now, :step, :error, :retry, :now)
+                ON CONFLICT(name) DO UPDATE SET kind = :kind, last_attempt_at = :now,
+                    consecutive_failures = consecutive_failures + :step, last_error = :error,
+                    next_retry_at = :retry, updated_at = :now
+                """,
+                {
+                    "name": source,
+                    "kind": kind,
+                    "now": now,
+                    "error": error[:1000],
+                    "retry": iso(retry_at),
+                    "step": int(counted),
+                },
+            )
+        return self.source_health(source).consecutive_failures
+
+    def source_health(self, source: str) -> SourceHealth:
+        row = self.db.execute("SELECT * FROM sources WHERE name = ?", [source]).fetchone()
+        if row is None:
+            return SourceHealth(name=source, kind="")
+        return self._health(
+            dict(zip([d[0] for d in self.db.execute("SELECT * FROM sources LIMIT 0").description], row, strict=True))
+        )
+
+    def all_source_health(self) -> list[SourceHealth]:
+        return [self._health(row) for row in self.db["sources"].rows_where(order_by="name")]
+
+    @staticmethod
+    def _health(row: Mapping[str, Any]) -> SourceHealth:
+        return SourceHealth(
+            name=row["name"],
+            kind=row["kind"] or "",
+            last_attempt_at=parse_time(row["last_attempt_at"]),
+            last_success_at=parse_time(row["last_success_at"]),
+            consecutive_failures=row["consecutive_failures"] or 0,
+            last_error=row["last_error"] or "",
+            next_retry_at=parse_time(row["next_retry_at"]),
+            mentions_total=row["mentions_total"] or 0,
+        )
+
+    # -- reading for rules -----------------------------------------------------------------------
+
+    def open_conversations(self, published_before: datetime, published_after: datetime) -> list[Conversation]:
+        """Open mentions (not answered, not ignored) published in the window, oldest first."""
+        rows = self.db.execute(
+            f"""
+            SELECT m.*, c.state, c.answered_at, c.response_seconds, c.assignee,
+                   a.platform_id AS a_id, a.handle AS a_handle, a.display_name AS a_name, a.reach AS a_reach,
+                   a.verified AS a_verified, t.needs_answer, t.sentiment, t.language
+            FROM conversations c
+            JOIN mentions m ON m.key = c.key
+            JOIN authors a ON a.key = m.author_key
+            LEFT JOIN mention_tags t ON t.key = m.key
+            WHERE c.state IN ({",".join("?" * len(OPEN_STATES))})
+              AND m.published_at <= ? AND m.published_at > ?
+            ORDER BY m.published_at
+            """,
+            [*OPEN_STATES, iso(published_before), iso(published_after)],
+        )
+        names = [d[0] for d in rows.description]
+        return [self._conversation(dict(zip(names, row, strict=True))) for row in rows.fetchall()]
+
+    @staticmethod
+    def _conversation(row: Mapping[str, Any]) -> Conversation:
+        tags = {name: row[name] for name in ("needs_answer", "sentiment", "language") if row[name] is not None}
+        mention = Mention(
+            platform=row["platform"],
+            platform_id=row["platform_id"],
+            source=row["source"],
+            text=row["text"],
+            published_at=datetime.fromisoformat(row["published_at"]),
+            url=row["url"] or "",
+            thread_id=row["thread_id"] or "",
+            in_reply_to=row["in_reply_to"] or "",
+            language_hint=row["language_hint"] or "",
+            metrics=json.loads(row["metrics"] or "{}"),
+            author=Author(
+                platform=row["platform"],
+                platform_id=row["a_id"],
+                handle=row["a_handle"],
+                display_name=row["a_name"] or "",
+                reach=row["a_reach"] or 0,
+                verified=bool(row["a_verified"]),
+            ),
+            tags=tags,
+        )
+        return Conversation(
+            mention=mention,
+            state=row["state"],
+            answered_at=parse_time(row["answered_at"]),
+            response_seconds=row["response_seconds"],
+            assignee=row["assignee"] or "",
+        )
+
+    def conversation(self, key: str) -> Conversation | None:
+        rows = self.db.execute(
+            """
+            SELECT m.*, c.state, c.answered_at, c.response_seconds, c.assignee,
+                   a.platform_id AS a_id, a.handle AS a_handle, a.display_name AS a_name, a.reach AS a_reach,
+                   a.verified AS a_verified, t.needs_answer, t.sentiment, t.language
+            FROM conversations c JOIN mentions m ON m.key = c.key JOIN authors a ON a.key = m.author_key
+            LEFT JOIN mention_tags t ON t.key = m.key WHERE c.key = ?
+            """,
+            [key],
+        )
+        names = [d[0] for d in rows.description]
+        row = rows.fetchone()
+        return self._conversation(dict(zip(names, row, strict=True))) if row else None
+
+    def counts(self) -> dict[str, int]:
+        """Row counts and open items, for `status` and the demo summary."""
+        open_items = self.db.execute(
+            f"SELECT count(*) FROM conversations WHERE state IN ({','.join('?' * len(OPEN_STATES))})", list(OPEN_STATES)
+        ).fetchone()[0]
+        pending = self.db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
+        return {
+            "mentions": self.db["mentions"].count,
+            "authors": self.db["authors"].count,
+            "brand_replies": self.db["brand_replies"].count,
+            "open": open_items,
+            "answered": self.db.execute("SELECT count(*) FROM conversations WHERE state = 'answered'").fetchone()[0],
+            "alerts_sent": self.db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL").fetchone()[0],
+            "alerts_pending": pending,
+        }
+
+    # -- outbox ----------------------------------------------------------------------------------
+
+    def enqueue(self, alerts: Iterable[Alert], at: datetime) -> int:
+        """Queue alerts; an alert whose key was ever queued is ignored. Returns how many are new."""
+        now = iso(at)
+        with self.db.atomic():
+            before = self.db["outbox"].count
+            self.db["outbox"].insert_all(
+                (
+                    {
+                        "key": a.key,
+                        "kind": a.kind,
+                        "level": a.level,
+                        "title": a.title,
+                        "body": a.body,
+                        "route": a.route,
+                        "mentions": json.dumps(list(a.mentions)),
+                        "created_at": now,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                    }
+                    for a in alerts
+                ),
+                pk="key",
+                ignore=True,
+            )
+            return self.db["outbox"].count - before
+
+    def due_alerts(self, at: datetime, limit: int = 100) -> list[OutboxItem]:
+        rows = self.db["outbox"].rows_where(
+            "sent_at IS NULL AND next_attempt_at <= ?", [iso(at)], order_by="created_at, key", limit=limit
+        )
+        return [
+            OutboxItem(
+                Alert(
+                    key=r["key"],
+                    kind=r["kind"],
+                    title=r["title"],
+                    body=r["body"],
+                    level=r["level"],
+                    route=r["route"],
+                    mentions=tuple(json.loads(r["mentions"] or "[]")),
+                ),
+                attempts=r["attempts"],
+            )
+            for r in rows
+        ]
+
+    def mark_sent(self, key: str, at: datetime) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_attempt_at = ? WHERE key = ?",
+                [iso(at), iso(at), key],
+            )
+
+    def mark_failed(self, key: str, at: datetime, error: str, retry_at: datetime) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?, last_error = ?, "
+                "next_attempt_at = ? WHERE key = ?",
+                [iso(at), error[:1000], iso(retry_at), key],
+            )
+
+    # -- daemon ----------------------------------------------------------------------------------
+
+    def beat(self, at: datetime) -> None:
+        """Record the loop's heartbeat (read by the health check)."""
+        with self.db.atomic():
+            self.db["daemon"].upsert({"name": "heartbeat", "value": iso(at), "updated_at": iso(at)}, pk="name")
+
+    def heartbeat(self) -> datetime | None:
+        row = self.db.execute("SELECT value FROM daemon WHERE name = 'heartbeat'").fetchone()
+        return parse_time(row[0]) if row else None
