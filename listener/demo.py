@@ -25,7 +25,7 @@ def bundled_sample() -> Path:
 
 @dataclass
 class DemoSource:
-    """Replays a JSONL sample (default: the bundled Caffè Aurora sample)."""
+    """Replays a JSONL sample (default: the bundled Caffè Aurora sample); ``#`` lines are comments."""
 
     kind: ClassVar[str] = "demo"
     name: str = "demo"
@@ -39,8 +39,8 @@ class DemoSource:
             raise SourceError(f"cannot read demo sample {path}: {error.strerror}; check sources.path") from None
         rows = []
         for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+            if not line.strip() or line.startswith("#"):
+                continue  # blank lines and comments (fixtures say what they test)
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as error:

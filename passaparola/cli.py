@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -21,7 +22,7 @@ from listener.demo import DemoSource
 from notifiers.log import LogNotifier
 from passaparola import config as configuration
 from passaparola.config import ConfigError, Settings, SourceSpec
-from passaparola.daemon import Daemon
+from passaparola.daemon import Daemon, system_clock
 from storage.store import StorageError, Store
 
 log = logging.getLogger("passaparola")
@@ -218,3 +219,23 @@ def status(config_file: str | None) -> None:
             click.echo(line)
     finally:
         store.close()
+
+
+@main.command()
+@config_option
+@click.option("--max-age", default=60, show_default=True, help="Seconds after which the heartbeat is stale.")
+def healthcheck(config_file: str | None, max_age: int) -> None:
+    """Exit 0 when the daemon's loop beat recently and the database answers, else 1 (for HEALTHCHECK)."""
+    settings = load_settings(config_file)
+    try:
+        store = Store.open(settings.storage.path, settings.storage.busy_timeout_seconds)
+        try:
+            beat = store.heartbeat()
+        finally:
+            store.close()
+    except (StorageError, sqlite3.Error) as error:
+        fail([f"unhealthy: {error}"], code=1)
+    age = (system_clock() - beat).total_seconds() if beat else None
+    if age is None or age > max_age:
+        fail([f"unhealthy: no loop heartbeat {'yet' if age is None else f'for {age:.0f} s'}"], code=1)
+    click.echo(f"healthy: heartbeat {age:.0f} s ago")

@@ -229,7 +229,7 @@ def _section(model: type[Section], data: dict[str, Any], name: str, problems: li
 def _build(
     registry: Mapping[str, type], table: dict[str, Any], where: str, problems: list[str], extra_keys: tuple[str, ...]
 ) -> Any:
-    kind = table.get("type")
+    kind = str(table.get("type", ""))
     if kind not in registry:
         problems.append(f"{where}.type: unknown type {kind!r}; use one of {', '.join(sorted(registry))}")
         return None
@@ -242,7 +242,7 @@ def _build(
         for k in unknown
     )
     try:
-        built = TypeAdapter(cls).validate_python(options)
+        built: Any = TypeAdapter(cls).validate_python(options)
     except ValidationError as error:
         problems.extend(_explain(where, e, known) for e in error.errors())
         return None

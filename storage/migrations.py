@@ -16,7 +16,7 @@ migrations = Migrations("passaparola")
 
 @migrations()
 def m001_initial(db: Database) -> None:
-    db["authors"].create(
+    db.table("authors").create(
         {
             "key": str,
             "platform": str,
@@ -31,7 +31,7 @@ def m001_initial(db: Database) -> None:
         pk="key",
         not_null={"platform", "platform_id", "handle"},
     )
-    db["mentions"].create(
+    db.table("mentions").create(
         {
             "key": str,
             "platform": str,
@@ -52,12 +52,12 @@ def m001_initial(db: Database) -> None:
         not_null={"platform", "platform_id", "source", "text", "published_at"},
         foreign_keys=[("author_key", "authors", "key")],
     )
-    db["mentions"].create_index(["platform", "platform_id"], unique=True)
-    db["mentions"].create_index(["published_at"])
-    db["mentions"].create_index(["platform", "thread_id"])
-    db["mentions"].create_index(["author_key"])
+    db.table("mentions").create_index(["platform", "platform_id"], unique=True)
+    db.table("mentions").create_index(["published_at"])
+    db.table("mentions").create_index(["platform", "thread_id"])
+    db.table("mentions").create_index(["author_key"])
 
-    db["mention_tags"].create(
+    db.table("mention_tags").create(
         {
             "key": str,
             "language": str,
@@ -74,7 +74,7 @@ def m001_initial(db: Database) -> None:
         pk="key",
         foreign_keys=[("key", "mentions", "key")],
     )
-    db["conversations"].create(
+    db.table("conversations").create(
         {
             "key": str,
             "state": str,
@@ -90,9 +90,9 @@ def m001_initial(db: Database) -> None:
         defaults={"state": "new"},
         foreign_keys=[("key", "mentions", "key")],
     )
-    db["conversations"].create_index(["state"])
+    db.table("conversations").create_index(["state"])
 
-    db["brand_replies"].create(
+    db.table("brand_replies").create(
         {
             "key": str,
             "platform": str,
@@ -110,10 +110,10 @@ def m001_initial(db: Database) -> None:
         pk="key",
         not_null={"platform", "platform_id", "published_at"},
     )
-    db["brand_replies"].create_index(["platform", "in_reply_to"])
-    db["brand_replies"].create_index(["platform", "thread_id"])
+    db.table("brand_replies").create_index(["platform", "in_reply_to"])
+    db.table("brand_replies").create_index(["platform", "thread_id"])
 
-    db["sources"].create(
+    db.table("sources").create(
         {
             "name": str,
             "kind": str,
@@ -129,7 +129,7 @@ def m001_initial(db: Database) -> None:
         pk="name",
         defaults={"consecutive_failures": 0, "mentions_total": 0},
     )
-    db["outbox"].create(
+    db.table("outbox").create(
         {
             "key": str,
             "kind": str,
@@ -148,5 +148,5 @@ def m001_initial(db: Database) -> None:
         pk="key",
         defaults={"attempts": 0},
     )
-    db["outbox"].create_index(["sent_at", "next_attempt_at"])
-    db["daemon"].create({"name": str, "value": str, "updated_at": str}, pk="name")
+    db.table("outbox").create_index(["sent_at", "next_attempt_at"])
+    db.table("daemon").create({"name": str, "value": str, "updated_at": str}, pk="name")

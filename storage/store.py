@@ -147,14 +147,18 @@ class Store:
         with self.db.atomic():
             new_keys = {m.key for m in poll.mentions} - self.known(m.key for m in poll.mentions)
             self._upsert_authors([m.author for m in poll.mentions], now)
-            self.db["mentions"].upsert_all((self._mention_row(m, now) for m in poll.mentions), pk="key", batch_size=500)
+            self.db.table("mentions").upsert_all(
+                (self._mention_row(m, now) for m in poll.mentions), pk="key", batch_size=500
+            )
             self.db.execute(
                 "UPDATE mentions SET first_seen_at = ? WHERE key IN (SELECT value FROM json_each(?))",
                 [now, json.dumps(sorted(new_keys))],
             )
             fresh = [m for m in poll.mentions if m.key in new_keys]
-            self.db["mention_tags"].insert_all((self._tags_row(m, now) for m in fresh if m.tags), pk="key", ignore=True)
-            self.db["conversations"].insert_all(
+            self.db.table("mention_tags").insert_all(
+                (self._tags_row(m, now) for m in fresh if m.tags), pk="key", ignore=True
+            )
+            self.db.table("conversations").insert_all(
                 ({"key": m.key, "state": "new", "updated_at": now} for m in fresh), pk="key", ignore=True
             )
             new_replies = self._insert_replies(poll.replies, now)
@@ -170,7 +174,7 @@ class Store:
                 "SELECT key FROM authors WHERE key IN (SELECT value FROM json_each(?))", [json.dumps(list(unique))]
             )
         }
-        self.db["authors"].upsert_all(
+        self.db.table("authors").upsert_all(
             (
                 {
                     "key": a.key,
@@ -220,8 +224,8 @@ class Store:
         return row
 
     def _insert_replies(self, replies: Sequence[BrandReply], now: str) -> int:
-        before = self.db["brand_replies"].count
-        self.db["brand_replies"].insert_all(
+        before = self.db.conn.total_changes
+        self.db.table("brand_replies").insert_all(
             (
                 {
                     "key": r.key,
@@ -243,7 +247,7 @@ class Store:
             ignore=True,
             batch_size=500,
         )
-        return self.db["brand_replies"].count - before
+        return self.db.conn.total_changes - before
 
     def _apply_answers(self, mention_keys: Sequence[str], reply_keys: Sequence[str], now: str) -> int:
         """Mark open mentions answered by the earliest brand reply that answers them.
@@ -255,26 +259,40 @@ class Store:
             return 0
         rows = self.db.execute(
             """
-            SELECT m.key, m.published_at, b.key, b.published_at
-            FROM mentions m
-            JOIN conversations c ON c.key = m.key
-            JOIN authors a ON a.key = m.author_key
-            JOIN brand_replies b ON b.platform = m.platform AND (
-                 b.in_reply_to = m.platform_id
-              OR (b.thread_id != '' AND b.thread_id = m.thread_id AND b.to_author_id = a.platform_id
-                  AND b.published_at >= m.published_at))
+            WITH new_m AS (SELECT value AS key FROM json_each(:mentions)),
+                 new_b AS (SELECT value AS key FROM json_each(:replies)),
+            pairs AS (
+                SELECT m.key AS mk, m.published_at AS mp, b.key AS bk, b.published_at AS bp
+                FROM new_m JOIN mentions m ON m.key = new_m.key
+                JOIN brand_replies b ON b.platform = m.platform AND b.in_reply_to = m.platform_id
+                UNION
+                SELECT m.key, m.published_at, b.key, b.published_at
+                FROM new_m JOIN mentions m ON m.key = new_m.key JOIN authors a ON a.key = m.author_key
+                JOIN brand_replies b ON b.platform = m.platform AND b.thread_id = m.thread_id
+                WHERE m.thread_id != '' AND b.to_author_id = a.platform_id AND b.published_at >= m.published_at
+                UNION
+                SELECT m.key, m.published_at, b.key, b.published_at
+                FROM new_b JOIN brand_replies b ON b.key = new_b.key
+                JOIN mentions m ON m.platform = b.platform AND m.platform_id = b.in_reply_to
+                UNION
+                SELECT m.key, m.published_at, b.key, b.published_at
+                FROM new_b JOIN brand_replies b ON b.key = new_b.key
+                JOIN mentions m ON m.platform = b.platform AND m.thread_id = b.thread_id
+                JOIN authors a ON a.key = m.author_key
+                WHERE b.thread_id != '' AND b.to_author_id = a.platform_id AND b.published_at >= m.published_at
+            )
+            SELECT mk, mp, bk, bp FROM pairs JOIN conversations c ON c.key = pairs.mk
             WHERE c.state IN ('new', 'assigned', 'reopened')
-              AND (m.key IN (SELECT value FROM json_each(?)) OR b.key IN (SELECT value FROM json_each(?)))
-            ORDER BY m.key, b.published_at
+            ORDER BY mk, bp
             """,
-            [json.dumps(list(mention_keys)), json.dumps(list(reply_keys))],
+            {"mentions": json.dumps(list(mention_keys)), "replies": json.dumps(list(reply_keys))},
         ).fetchall()
         first: dict[str, tuple[str, str, str]] = {}
         for mention_key, published_at, reply_key, reply_at in rows:
             first.setdefault(mention_key, (published_at, reply_key, reply_at))
         for mention_key, (published_at, reply_key, reply_at) in first.items():
             seconds = max((datetime.fromisoformat(reply_at) - datetime.fromisoformat(published_at)).total_seconds(), 0)
-            self.db["conversations"].update(
+            self.db.table("conversations").update(
                 mention_key,
                 {
                     "state": "answered",
@@ -349,7 +367,7 @@ class Store:
         )
 
     def all_source_health(self) -> list[SourceHealth]:
-        return [self._health(row) for row in self.db["sources"].rows_where(order_by="name")]
+        return [self._health(row) for row in self.db.table("sources").rows_where(order_by="name")]
 
     @staticmethod
     def _health(row: Mapping[str, Any]) -> SourceHealth:
@@ -440,9 +458,9 @@ class Store:
         ).fetchone()[0]
         pending = self.db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
         return {
-            "mentions": self.db["mentions"].count,
-            "authors": self.db["authors"].count,
-            "brand_replies": self.db["brand_replies"].count,
+            "mentions": self.db.table("mentions").count,
+            "authors": self.db.table("authors").count,
+            "brand_replies": self.db.table("brand_replies").count,
             "open": open_items,
             "answered": self.db.execute("SELECT count(*) FROM conversations WHERE state = 'answered'").fetchone()[0],
             "alerts_sent": self.db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL").fetchone()[0],
@@ -455,8 +473,8 @@ class Store:
         """Queue alerts; an alert whose key was ever queued is ignored. Returns how many are new."""
         now = iso(at)
         with self.db.atomic():
-            before = self.db["outbox"].count
-            self.db["outbox"].insert_all(
+            before = self.db.conn.total_changes
+            self.db.table("outbox").insert_all(
                 (
                     {
                         "key": a.key,
@@ -475,11 +493,11 @@ class Store:
                 pk="key",
                 ignore=True,
             )
-            return self.db["outbox"].count - before
+            return self.db.conn.total_changes - before
 
     def due_alerts(self, at: datetime, limit: int = 100) -> list[OutboxItem]:
-        rows = self.db["outbox"].rows_where(
-            "sent_at IS NULL AND next_attempt_at <= ?", [iso(at)], order_by="created_at, key", limit=limit
+        rows = self.db.table("outbox").rows_where(
+            "sent_at IS NULL AND next_attempt_at <= ?", [iso(at)], order_by="created_at, rowid", limit=limit
         )
         return [
             OutboxItem(
@@ -517,7 +535,7 @@ class Store:
     def beat(self, at: datetime) -> None:
         """Record the loop's heartbeat (read by the health check)."""
         with self.db.atomic():
-            self.db["daemon"].upsert({"name": "heartbeat", "value": iso(at), "updated_at": iso(at)}, pk="name")
+            self.db.table("daemon").upsert({"name": "heartbeat", "value": iso(at), "updated_at": iso(at)}, pk="name")
 
     def heartbeat(self) -> datetime | None:
         row = self.db.execute("SELECT value FROM daemon WHERE name = 'heartbeat'").fetchone()

@@ -1,0 +1,67 @@
+"""Shared test kit: a fixed clock, an in-memory store, settings built from TOML text, the CLI runner.
+
+Tests never reach the network: pytest-socket (configured in pyproject.toml) allows 127.0.0.1 and ::1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from passaparola import config as configuration
+from storage import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday morning
+
+
+@dataclass
+class FixedClock:
+    """A clock that moves only when told to."""
+
+    now: datetime = T0
+    calls: list[datetime] = field(default_factory=list)
+
+    def __call__(self) -> datetime:
+        self.calls.append(self.now)
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    s = Store.memory()
+    yield s
+    s.close()
+
+
+def settings_from(text: str, tmp_path: Path, environ: dict[str, str] | None = None) -> configuration.Settings:
+    path = tmp_path / "passaparola.toml"
+    path.write_text(text, encoding="utf-8")
+    return configuration.load(path, environ=environ or {})
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """Environment for a `passaparola` subprocess: this interpreter's, without inherited overrides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PASSAPAROLA_")}
+    env.update(extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+PASSAPAROLA = [sys.executable, "-m", "passaparola"]

@@ -1,0 +1,195 @@
+"""The daemon's jobs: a failing source never stops the others, alerts are sent once, failed sends retry."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import schedule
+
+from listener import DemoSource, Mention, Poll, RateLimited, SourceError
+from notifiers import Alert, LogNotifier
+from passaparola import config as configuration
+from passaparola.config import SourceSpec
+from passaparola.daemon import Daemon
+from passaparola.pipeline import backoff, deliver, enrich, evaluate, poll_source
+from rules import SourceFailing, Unanswered
+from storage import Store
+from tests.conftest import FIXTURES, FixedClock
+from tests.test_storage import mention
+
+
+@dataclass
+class ScriptedSource:
+    """Fails, rate-limits or answers as scripted, one step per poll."""
+
+    kind: ClassVar[str] = "scripted"
+    name: str = "scripted"
+    script: list[Any] = field(default_factory=list)
+    polls: int = 0
+
+    def poll(self, cursor: Mapping[str, Any] | None, now: datetime) -> Poll:
+        step = self.script[min(self.polls, len(self.script) - 1)]
+        self.polls += 1
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+
+class FlakyNotifier:
+    def __init__(self, fail_times: int) -> None:
+        self.fail_times = fail_times
+        self.delivered: list[Alert] = []
+
+    def send(self, alert: Alert) -> bool:
+        if self.fail_times:
+            self.fail_times -= 1
+            return False
+        self.delivered.append(alert)
+        return True
+
+
+def settings_with(*specs: SourceSpec) -> configuration.Settings:
+    base = configuration.load(None, environ={})
+    return configuration.Settings(
+        storage=base.storage,
+        daemon=base.daemon,
+        notify=base.notify,
+        sources=specs,
+        rules=(Unanswered(), SourceFailing()),
+    )
+
+
+def test_a_failing_source_is_recorded_and_the_others_still_run(store: Store, clock: FixedClock) -> None:
+    broken = SourceSpec("broken", "scripted", 60, ScriptedSource(script=[KeyError("surprise")]))
+    demo = SourceSpec("demo", "demo", 60, DemoSource(path=str(FIXTURES / "day.jsonl")))
+    notifier = LogNotifier(stream=_Sink())
+    Daemon(settings_with(broken, demo), store, notifier, clock=clock, rng=random.Random(1)).cycle()
+    health = store.source_health("broken")
+    assert health.consecutive_failures == 1 and health.last_error == "unexpected KeyError: 'surprise'"
+    assert health.next_retry_at is not None and health.next_retry_at > clock.now
+    assert store.source_health("demo").mentions_total > 0
+
+
+def test_a_paused_source_is_not_polled_until_its_retry_time(store: Store, clock: FixedClock) -> None:
+    source = ScriptedSource(script=[SourceError("HTTP 503"), Poll()])
+    spec = SourceSpec("s", "scripted", 60, source)
+    rng = random.Random(1)
+    assert poll_source(spec, store, [], clock(), 60, 900, rng).error == "HTTP 503"
+    assert poll_source(spec, store, [], clock.advance(seconds=10), 60, 900, rng).skipped
+    assert source.polls == 1
+    retry_at = store.source_health("s").next_retry_at
+    assert retry_at is not None
+    clock.now = retry_at
+    assert poll_source(spec, store, [], clock(), 60, 900, rng).error == ""
+    assert store.source_health("s").consecutive_failures == 0
+
+
+def test_a_rate_limited_source_waits_for_the_reset(store: Store, clock: FixedClock) -> None:
+    reset = clock.now + timedelta(minutes=15)
+    source = ScriptedSource(script=[RateLimited("429 from X", retry_at=reset), Poll()])
+    spec = SourceSpec("x", "scripted", 60, source)
+    poll_source(spec, store, [], clock(), 60, 900, random.Random(1))
+    assert poll_source(spec, store, [], clock.advance(minutes=14), 60, 900, random.Random(1)).skipped
+    assert not poll_source(spec, store, [], clock.advance(minutes=1), 60, 900, random.Random(1)).skipped
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    rng = random.Random(3)
+    waits = [backoff(n, 60, 900, rng).total_seconds() for n in range(1, 8)]
+    assert 30 <= waits[0] <= 60 and 60 <= waits[1] <= 120 and all(450 <= w <= 900 for w in waits[4:])
+
+
+class Shout:
+    """A test tagger: tags are computed in one batch call per poll."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def tag(self, mentions: Sequence[Mention]) -> list[Mapping[str, Any]]:
+        self.batches.append(len(mentions))
+        return [{"needs_answer": int("?" in m.text)} for m in mentions]
+
+
+def test_only_new_mentions_are_tagged_in_one_batch(store: Store, clock: FixedClock) -> None:
+    tagger = Shout()
+    spec = SourceSpec(
+        "s", "scripted", 60, ScriptedSource(script=[Poll(mentions=(mention("1", text="ok?"), mention("2")))])
+    )
+    poll_source(spec, store, [tagger], clock(), 60, 900, random.Random(1))
+    poll_source(spec, store, [tagger], clock.advance(minutes=1), 60, 900, random.Random(1))
+    assert tagger.batches == [2, 0]
+    assert store.db.execute("SELECT needs_answer FROM mention_tags WHERE key='x:1'").fetchone()[0] == 1
+    assert [m.tags for m in enrich([mention("3")], [tagger])] == [{"needs_answer": 0}]
+
+
+def test_alerts_are_sent_once_across_repeated_evaluations(store: Store, clock: FixedClock) -> None:
+    store.save_poll("s", "x", Poll(mentions=(mention("1"),)), clock.now)
+    notifier = FlakyNotifier(fail_times=0)
+    for minutes in (61, 62, 120):
+        clock.now = clock.now.replace(hour=9, minute=0) + timedelta(minutes=minutes)
+        evaluate([Unanswered()], store, clock())
+        deliver(store, notifier, clock(), random.Random(1))
+    assert [a.key for a in notifier.delivered] == ["unanswered:x:1"]
+
+
+def test_a_failed_delivery_stays_queued_and_is_retried(store: Store, clock: FixedClock) -> None:
+    store.enqueue([Alert(key="k", kind="t", title="t", body="b")], clock.now)
+    notifier = FlakyNotifier(fail_times=2)
+    assert deliver(store, notifier, clock(), random.Random(1)) == (0, 1)
+    assert deliver(store, notifier, clock(), random.Random(1)) == (0, 0)  # not due yet
+    for _ in range(3):
+        clock.advance(hours=1)
+        deliver(store, notifier, clock(), random.Random(1))
+    assert [a.key for a in notifier.delivered] == ["k"]
+    assert store.db.execute("SELECT attempts, last_error FROM outbox").fetchone() == (
+        3,
+        "the notifier reported a failed delivery",
+    )
+
+
+def test_one_broken_rule_does_not_silence_the_others(store: Store, clock: FixedClock) -> None:
+    class Broken:
+        kind = "broken"
+
+        def evaluate(self, view: object, now: datetime) -> list[Alert]:
+            raise RuntimeError("bug")
+
+    store.record_failure("feed", "feed", "down", clock.now, clock.now)
+    store.record_failure("feed", "feed", "down", clock.now, clock.now)
+    store.record_failure("feed", "feed", "down", clock.now, clock.now)
+    assert evaluate([Broken(), SourceFailing()], store, clock()) == 1  # type: ignore[list-item]
+
+
+def test_the_daemon_uses_its_own_scheduler_with_jittered_jobs(store: Store, clock: FixedClock) -> None:
+    spec = SourceSpec("demo", "demo", 300, DemoSource(path=str(FIXTURES / "day.jsonl")))
+    daemon = Daemon(settings_with(spec), store, LogNotifier(stream=_Sink()), clock=clock)
+    assert schedule.default_scheduler.jobs == []
+    jobs = {next(iter(job.tags)): job for job in daemon.scheduler.jobs}
+    assert set(jobs) == {"source:demo", "rules", "outbox"}
+    assert jobs["source:demo"].interval == 300 and jobs["source:demo"].latest == 330
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_golden_day_produces_the_expected_alerts(store: Store, clock: FixedClock) -> None:
+    """A scripted day (tests/fixtures/day.jsonl): the console output matches the golden file."""
+    sink = _Sink()
+    spec = SourceSpec("demo", "demo", 60, DemoSource(path=str(FIXTURES / "day.jsonl")))
+    Daemon(settings_with(spec), store, LogNotifier(stream=sink), clock=clock, rng=random.Random(1)).cycle()
+    golden = Path(FIXTURES / "day.golden.txt").read_text(encoding="utf-8")
+    assert sink.text == golden

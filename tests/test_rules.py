@@ -1,0 +1,67 @@
+"""Foundation rules: a first-response breach is told once, and an outage is told once per outage."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from listener import Poll
+from rules import SourceFailing, Unanswered
+from storage import Store
+from tests.conftest import T0
+from tests.test_storage import mention, reply
+
+
+def keys(alerts: object) -> list[str]:
+    return [a.key for a in alerts]  # type: ignore[attr-defined]
+
+
+def test_breach_is_raised_after_the_target_not_before(store: Store) -> None:
+    store.save_poll("x-brand", "x", Poll(mentions=(mention("1"),)), T0)
+    rule = Unanswered(target_minutes=60)
+    assert keys(rule.evaluate(store, T0 + timedelta(minutes=59))) == []
+    alerts = list(rule.evaluate(store, T0 + timedelta(minutes=61)))
+    assert keys(alerts) == ["unanswered:x:1"]
+    assert alerts[0].route == "care" and "@anna (Anna Rossi) on x, 61 min ago" in alerts[0].body
+
+
+def test_an_answered_mention_is_never_a_breach(store: Store) -> None:
+    store.save_poll("x-brand", "x", Poll(mentions=(mention("1"),), replies=(reply("9", to="1", minutes=70),)), T0)
+    assert keys(Unanswered().evaluate(store, T0 + timedelta(hours=3))) == []
+
+
+def test_mentions_tagged_as_not_needing_an_answer_are_skipped(store: Store) -> None:
+    quiet = replace(mention("1"), tags={"needs_answer": 0})
+    store.save_poll("x-brand", "x", Poll(mentions=(quiet, mention("2"))), T0)
+    assert keys(Unanswered().evaluate(store, T0 + timedelta(hours=2))) == ["unanswered:x:2"]
+
+
+def test_breaches_older_than_the_lookback_are_not_announced(store: Store) -> None:
+    store.save_poll("x-brand", "x", Poll(mentions=(mention("old", minutes=-3 * 24 * 60), mention("new"))), T0)
+    assert keys(Unanswered(lookback_hours=24).evaluate(store, T0 + timedelta(hours=2))) == ["unanswered:x:new"]
+
+
+def test_one_alert_per_outage(store: Store) -> None:
+    rule = SourceFailing(after_failures=3)
+    for minute in range(2):
+        store.record_failure("feed", "feed", "HTTP 500", T0 + timedelta(minutes=minute), T0)
+    assert keys(rule.evaluate(store, T0)) == []
+    store.record_failure("feed", "feed", "HTTP 500 from the forum", T0 + timedelta(minutes=2), T0)
+    first = list(rule.evaluate(store, T0 + timedelta(minutes=3)))
+    assert keys(first) == ["source_failing:feed:never"] and first[0].route == "ops"
+    assert "HTTP 500 from the forum" in first[0].body
+    store.record_failure("feed", "feed", "HTTP 500", T0 + timedelta(minutes=3), T0)
+    assert keys(rule.evaluate(store, T0 + timedelta(minutes=4))) == keys(first)  # same outage, same key
+    store.save_poll("feed", "feed", Poll(), T0 + timedelta(minutes=5))  # recovered
+    assert keys(rule.evaluate(store, T0 + timedelta(minutes=6))) == []
+    for minute in range(3):
+        store.record_failure("feed", "feed", "timeout", T0 + timedelta(minutes=7 + minute), T0)
+    assert keys(rule.evaluate(store, T0 + timedelta(minutes=11))) == [
+        f"source_failing:feed:{(T0 + timedelta(minutes=5)).isoformat()}"
+    ]
+
+
+def test_a_rate_limit_pauses_without_counting_as_a_failure(store: Store) -> None:
+    store.record_failure("x", "x", "429", T0, T0 + timedelta(minutes=15), counted=False)
+    health = store.source_health("x")
+    assert health.consecutive_failures == 0 and health.next_retry_at == T0 + timedelta(minutes=15)

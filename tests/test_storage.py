@@ -1,0 +1,164 @@
+"""Storage: migrations, WAL, one transaction per poll, idempotent re-ingest, answers, refusal of bad files."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from listener import Author, BrandReply, Mention, Poll
+from storage import StorageError, Store
+from storage.migrations import migrations
+from tests.conftest import T0
+
+ANNA = Author(platform="x", platform_id="42", handle="anna", display_name="Anna Rossi", reach=120)
+
+
+def mention(pid: str, minutes: int = 0, text: str = "Ordine in ritardo @AuroraCaffe", **kw: object) -> Mention:
+    return Mention(
+        platform="x",
+        platform_id=pid,
+        source="x-brand",
+        text=text,
+        author=ANNA,
+        published_at=T0 + timedelta(minutes=minutes),
+        thread_id=kw.pop("thread_id", pid),
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def reply(pid: str, to: str, minutes: int, **kw: object) -> BrandReply:
+    return BrandReply(
+        platform="x",
+        platform_id=pid,
+        source="x-brand",
+        author_handle="AuroraCaffe",
+        published_at=T0 + timedelta(minutes=minutes),
+        in_reply_to=to,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def test_file_database_is_migrated_in_wal_mode(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "p.db")
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert [m.name for m in migrations.applied(store.db)] == [m.name for m in migrations._migrations]
+    store.close()
+    Store.open(tmp_path / "p.db").close()  # reopening applies nothing twice
+
+
+def test_reingesting_the_same_posts_three_times_stores_each_once(store: Store) -> None:
+    poll = Poll(mentions=(mention("1"), mention("2", 5)), cursor={"since_id": "2"})
+    first = store.save_poll("x-brand", "x", poll, T0)
+    first_seen = store.db.execute("SELECT first_seen_at FROM mentions WHERE key = 'x:1'").fetchone()[0]
+    for later in (1, 2):
+        again = store.save_poll("x-brand", "x", poll, T0 + timedelta(hours=later))
+        assert again.new_mentions == 0
+    assert first.new_mentions == 2
+    assert store.db.table("mentions").count == 2
+    assert store.db.execute("SELECT first_seen_at FROM mentions WHERE key = 'x:1'").fetchone()[0] == first_seen
+
+
+def test_reingest_updates_raw_text_but_never_clobbers_derived_fields(store: Store) -> None:
+    tagged = replace(mention("1"), tags={"sentiment": "negative", "needs_answer": 1})
+    store.save_poll("x-brand", "x", Poll(mentions=(tagged,)), T0)
+    store.db.table("conversations").update("x:1", {"state": "ignored", "state_reason": "spam"})
+    edited = replace(mention("1", text="Ordine in ritardo (modificato)"), tags={"sentiment": "positive"})
+    store.save_poll("x-brand", "x", Poll(mentions=(edited,)), T0 + timedelta(minutes=1))
+    row = store.db.execute(
+        "SELECT m.text, t.sentiment, c.state FROM mentions m JOIN mention_tags t USING (key) "
+        "JOIN conversations c USING (key)"
+    ).fetchone()
+    assert row == ("Ordine in ritardo (modificato)", "negative", "ignored")
+
+
+def test_cursor_moves_only_with_the_mentions_it_covers(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.save_poll("x-brand", "x", Poll(mentions=(mention("1"),), cursor={"since_id": "1"}), T0)
+
+    def crash(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("power cut after the mentions, before the cursor")
+
+    monkeypatch.setattr(store, "_record_success", crash)
+    with pytest.raises(RuntimeError):
+        store.save_poll("x-brand", "x", Poll(mentions=(mention("2"), mention("3")), cursor={"since_id": "3"}), T0)
+    assert store.cursor("x-brand") == {"since_id": "1"}
+    assert store.known(["x:2", "x:3"]) == set()  # rolled back with the cursor
+    monkeypatch.undo()
+    retried = store.save_poll("x-brand", "x", Poll(mentions=(mention("2"), mention("3")), cursor={"since_id": "3"}), T0)
+    assert retried.new_mentions == 2 and store.cursor("x-brand") == {"since_id": "3"}
+
+
+def test_a_brand_reply_answers_its_mention_with_the_response_time(store: Store) -> None:
+    store.save_poll("x-brand", "x", Poll(mentions=(mention("1"),)), T0)
+    result = store.save_poll("x-own", "x", Poll(replies=(reply("9", to="1", minutes=23),)), T0 + timedelta(hours=1))
+    conversation = store.conversation("x:1")
+    assert result.answered == 1
+    assert conversation is not None and conversation.state == "answered"
+    assert conversation.response_seconds == 23 * 60
+
+
+def test_a_reply_seen_before_its_mention_still_answers_it(store: Store) -> None:
+    store.save_poll("x-own", "x", Poll(replies=(reply("9", to="1", minutes=10),)), T0)
+    store.save_poll("x-brand", "x", Poll(mentions=(mention("1"),)), T0 + timedelta(minutes=30))
+    conversation = store.conversation("x:1")
+    assert conversation is not None and conversation.state == "answered"
+
+
+def test_a_later_brand_post_in_the_thread_to_the_author_counts_as_an_answer(store: Store) -> None:
+    store.save_poll("x-brand", "x", Poll(mentions=(mention("1", thread_id="T"),)), T0)
+    elsewhere = reply("9", to="", minutes=15, thread_id="T", to_author_id="42")
+    earlier = reply("8", to="", minutes=-5, thread_id="T", to_author_id="42")  # before the mention: no
+    to_someone_else = reply("7", to="", minutes=5, thread_id="T", to_author_id="99")
+    store.save_poll("x-own", "x", Poll(replies=(earlier, to_someone_else, elsewhere)), T0 + timedelta(hours=1))
+    conversation = store.conversation("x:1")
+    assert conversation is not None and conversation.state == "answered"
+    assert conversation.response_seconds == 15 * 60
+
+
+def test_text_with_lone_surrogates_and_nul_is_stored_not_crashing_the_batch(store: Store) -> None:
+    bad = mention("1", text="ciao \ud83d e \x00 fine")
+    store.save_poll("x-brand", "x", Poll(mentions=(bad, mention("2"))), T0)
+    assert store.db.execute("SELECT text FROM mentions WHERE key='x:1'").fetchone()[0] == "ciao ? e  fine"
+
+
+def test_a_corrupt_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    path.write_bytes(b"this is not a database, but somebody's data" * 100)
+    before = path.read_bytes()
+    with pytest.raises(StorageError, match=r"unreadable.*restore it from a backup"):
+        Store.open(path)
+    assert path.read_bytes() == before
+    assert not (tmp_path / "p.db-wal").exists()
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    Store.open(tmp_path / "p.db").close()
+    with sqlite3.connect(tmp_path / "p.db") as raw:
+        raw.execute(
+            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+            "VALUES ('passaparola', 'm999_from_the_future', '2030-01-01')"
+        )
+    with pytest.raises(StorageError, match=r"newer passaparola .*m999_from_the_future"):
+        Store.open(tmp_path / "p.db")
+
+
+def test_a_missing_folder_is_named(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match=r"folder .*nope does not exist"):
+        Store.open(tmp_path / "nope" / "p.db")
+
+
+def test_outbox_keeps_one_row_per_key_and_tracks_attempts(store: Store) -> None:
+    from notifiers import Alert
+
+    alert = Alert(key="k1", kind="test", title="t", body="b")
+    assert store.enqueue([alert, alert], T0) == 1
+    assert store.enqueue([alert], T0 + timedelta(days=1)) == 0
+    store.mark_failed("k1", T0, "receiver down", retry_at=T0 + timedelta(minutes=1))
+    assert store.due_alerts(T0) == []
+    due = store.due_alerts(T0 + timedelta(minutes=1))
+    assert [(i.alert.key, i.attempts) for i in due] == [("k1", 1)]
+    store.mark_sent("k1", T0 + timedelta(minutes=1))
+    assert store.due_alerts(T0 + timedelta(days=2)) == []

@@ -1,0 +1,107 @@
+"""`make bench`: speed figures, printed and written to var/bench.json. Never run in CI.
+
+Ingest: mentions per second through `Store.save_poll` (authors, raw mentions, conversation state, brand replies,
+answers, cursor: one transaction per poll of 100) against a bare sqlite-utils `insert_all` of the same rows into
+one table, measured in the same run, on a file database in WAL mode. The ratio is what the bookkeeping costs.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from listener import DemoSource, Mention, Poll
+from storage import Store
+
+POLL_SIZE = 100
+ROUNDS = 3
+
+
+def sample(count: int) -> tuple[list[Mention], list[Poll]]:
+    """`count` distinct mentions made from the demo sample, cut into polls with their brand replies."""
+    base = DemoSource().poll(None, datetime(2026, 3, 2, tzinfo=UTC))
+    mentions, polls = [], []
+    for copy in range(count // len(base.mentions) + 1):
+        batch = [
+            replace(m, platform_id=f"{m.platform_id}-{copy}", published_at=m.published_at - timedelta(days=copy))
+            for m in base.mentions
+        ]
+        mentions.extend(batch)
+    mentions = mentions[:count]
+    for start in range(0, count, POLL_SIZE):
+        polls.append(Poll(mentions=tuple(mentions[start : start + POLL_SIZE]), cursor={"n": start}))
+    return mentions, polls
+
+
+def bench_store(polls: list[Poll], folder: Path) -> float:
+    store = Store.open(folder / "store.db")
+    started = time.perf_counter()
+    for poll in polls:
+        store.save_poll("bench", "demo", poll, datetime.now(UTC))
+    elapsed = time.perf_counter() - started
+    store.close()
+    return elapsed
+
+
+def bench_bare(mentions: list[Mention], folder: Path) -> float:
+    db = Database(folder / "bare.db")
+    db.enable_wal()
+    db.execute("PRAGMA synchronous=NORMAL")
+    rows = [
+        {
+            "key": m.key,
+            "text": m.text,
+            "author": m.author.key,
+            "published_at": m.published_at.isoformat(),
+            "url": m.url,
+            "thread_id": m.thread_id,
+        }
+        for m in mentions
+    ]
+    started = time.perf_counter()
+    for start in range(0, len(rows), POLL_SIZE):
+        with db.atomic():
+            db.table("mentions").insert_all(rows[start : start + POLL_SIZE], pk="key")
+    elapsed = time.perf_counter() - started
+    db.close()
+    return elapsed
+
+
+def main() -> None:
+    count = 20_000
+    mentions, polls = sample(count)
+    store_times, bare_times = [], []
+    for _ in range(ROUNDS):
+        with tempfile.TemporaryDirectory() as scratch:
+            store_times.append(bench_store(polls, Path(scratch)))
+            bare_times.append(bench_bare(mentions, Path(scratch)))
+    store_rate = count / statistics.median(store_times)
+    bare_rate = count / statistics.median(bare_times)
+    figures = {
+        "machine": f"{platform.machine()}, Python {platform.python_version()}",
+        "mentions": count,
+        "poll_size": POLL_SIZE,
+        "rounds": ROUNDS,
+        "ingest_store_per_second": round(store_rate),
+        "ingest_bare_insert_per_second": round(bare_rate),
+        "store_vs_bare_ratio": round(store_rate / bare_rate, 3),
+    }
+    print(f"ingest through Store.save_poll : {store_rate:10,.0f} mentions/s (median of {ROUNDS})")
+    print(f"bare sqlite-utils insert_all   : {bare_rate:10,.0f} mentions/s")
+    print(f"ratio store / bare             : {store_rate / bare_rate:10.2f}")
+    out = Path("var") / "bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
