@@ -16,8 +16,9 @@ from listener.model import (
     SourceError,
     SourceHealth,
 )
+from listener.x import XSource
 
-SOURCES: dict[str, type] = {cls.kind: cls for cls in (DemoSource,)}
+SOURCES: dict[str, type] = {cls.kind: cls for cls in (DemoSource, XSource)}
 
 __all__ = [
     "SOURCES",
@@ -31,4 +32,5 @@ __all__ = [
     "Source",
     "SourceError",
     "SourceHealth",
+    "XSource",
 ]

@@ -122,12 +122,14 @@ class Poll:
     """What one poll brought: new mentions, the brand's replies, and the cursor to store with them.
 
     ``cursor`` is opaque to everybody but the source; storage writes it in the same transaction as the
-    mentions, so a crash can never advance it past unsaved data.
+    mentions, so a crash can never advance it past unsaved data. ``details`` is what the source wants people
+    to see in its health (reads this month, estimated cost, paused streams, budget exhausted).
     """
 
     mentions: tuple[Mention, ...] = ()
     replies: tuple[BrandReply, ...] = ()
     cursor: Mapping[str, Any] | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 class SourceError(Exception):
@@ -163,6 +165,7 @@ class SourceHealth:
     last_error: str = ""
     next_retry_at: datetime | None = None
     mentions_total: int = 0
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 State = Literal["new", "assigned", "answered", "ignored", "reopened"]

@@ -216,6 +216,11 @@ def status(config_file: str | None) -> None:
             line = f"source {health.name} ({health.kind}): last success {last}, {health.mentions_total} mentions"
             if health.consecutive_failures:
                 line += f", FAILING x{health.consecutive_failures}: {health.last_error}"
+            if health.next_retry_at:
+                line += f", next try {health.next_retry_at.isoformat()}"
+            shown = {k: v for k, v in health.details.items() if v not in ("", [], {}, None)}
+            if shown:
+                line += ", " + ", ".join(f"{k}={v}" for k, v in shown.items())
             click.echo(line)
     finally:
         store.close()

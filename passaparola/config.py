@@ -213,6 +213,8 @@ def _explain(prefix: str, error: Mapping[str, Any], known: list[str]) -> str:
         return f"{key}: unknown key; remove it or fix its spelling (known keys: {', '.join(known)})"
     if error["type"] == "missing":
         return f"{key}: required; add it"
+    if error["type"] == "value_error":  # raised by a source's own checks: the message says what to do
+        return f"{key}: {error['msg'].removeprefix('Value error, ')}"
     shown = error.get("input")
     shown = MASK if isinstance(shown, SecretStr) else shown
     return f"{key}: {error['msg'].lower()} (got {shown!r}); fix the value"

@@ -1,6 +1,7 @@
-"""`source_failing`: a source that failed N polls in a row is an outage someone must fix.
+"""`source_failing`: a source that failed N polls in a row is an outage someone must fix; so is a source that
+stopped reading because its monthly read budget is spent.
 
-The key carries the last success, so one outage is told once, and the next outage is told again.
+The key carries the last success (or the month), so one outage is told once, and the next one again.
 """
 
 from __future__ import annotations
@@ -24,6 +25,18 @@ class SourceFailing:
 
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
         for health in view.all_source_health():
+            month = health.details.get("budget_exhausted")
+            if month:
+                yield Alert(
+                    key=f"source_budget:{health.name}:{month}",
+                    kind=self.kind,
+                    title=f"Source {health.name} stopped reading: its monthly read budget is spent",
+                    body=f"{health.details.get('reads_this_month')} posts read in {month} (budget "
+                    f"{health.details.get('monthly_read_budget')}, about ${health.details.get('estimated_cost_usd')}). "
+                    "It resumes next month; raise monthly_read_budget to resume now.",
+                    level="failure",
+                    route=self.route,
+                )
             if health.consecutive_failures < self.after_failures:
                 continue
             since = health.last_success_at.isoformat() if health.last_success_at else "never"

@@ -150,3 +150,9 @@ def m001_initial(db: Database) -> None:
     )
     db.table("outbox").create_index(["sent_at", "next_attempt_at"])
     db.table("daemon").create({"name": str, "value": str, "updated_at": str}, pk="name")
+
+
+@migrations()
+def m002_source_details(db: Database) -> None:
+    """What a source reports about itself (reads, cost, paused streams), shown in its health."""
+    db.table("sources").add_column("details", str)

@@ -163,7 +163,7 @@ class Store:
             )
             new_replies = self._insert_replies(poll.replies, now)
             answered = self._apply_answers(sorted(new_keys), [r.key for r in poll.replies], now)
-            self._record_success(source, kind, poll.cursor, len(new_keys), now)
+            self._record_success(source, kind, poll.cursor, poll.details, len(new_keys), now)
         return SaveResult(new_mentions=len(new_keys), new_replies=new_replies, answered=answered)
 
     def _upsert_authors(self, authors: Sequence[Author], now: str) -> None:
@@ -310,13 +310,15 @@ class Store:
         row = self.db.execute("SELECT cursor FROM sources WHERE name = ?", [source]).fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
-    def _record_success(self, source: str, kind: str, cursor: Mapping[str, Any] | None, new: int, now: str) -> None:
+    def _record_success(
+        self, source: str, kind: str, cursor: Mapping[str, Any] | None, details: Mapping[str, Any], new: int, now: str
+    ) -> None:
         self.db.execute(
             """
-            INSERT INTO sources (name, kind, cursor, last_attempt_at, last_success_at, consecutive_failures,
-                                 last_error, next_retry_at, mentions_total, updated_at)
-            VALUES (:name, :kind, :cursor, :now, :now, 0, '', NULL, :new, :now)
-            ON CONFLICT(name) DO UPDATE SET kind = :kind, cursor = COALESCE(:cursor, cursor),
+            INSERT INTO sources (name, kind, cursor, details, last_attempt_at, last_success_at,
+                                 consecutive_failures, last_error, next_retry_at, mentions_total, updated_at)
+            VALUES (:name, :kind, :cursor, :details, :now, :now, 0, '', NULL, :new, :now)
+            ON CONFLICT(name) DO UPDATE SET kind = :kind, cursor = COALESCE(:cursor, cursor), details = :details,
                 last_attempt_at = :now, last_success_at = :now, consecutive_failures = 0, last_error = '',
                 next_retry_at = NULL, mentions_total = mentions_total + :new, updated_at = :now
             """,
@@ -324,6 +326,7 @@ class Store:
                 "name": source,
                 "kind": kind,
                 "cursor": json.dumps(dict(cursor)) if cursor is not None else None,
+                "details": json.dumps(dict(details), default=str),
                 "now": now,
                 "new": new,
             },
@@ -380,6 +383,7 @@ class Store:
             last_error=row["last_error"] or "",
             next_retry_at=parse_time(row["next_retry_at"]),
             mentions_total=row["mentions_total"] or 0,
+            details=json.loads(row.get("details") or "{}"),
         )
 
     # -- reading for rules -----------------------------------------------------------------------

@@ -150,7 +150,7 @@ def test_an_unknown_source_type_stops_the_start_with_exit_2(tmp_path: Path) -> N
         check=False,
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == "passaparola: sources[0].type: unknown type 'myspace'; use one of demo"
+    assert result.stderr.strip() == "passaparola: sources[0].type: unknown type 'myspace'; use one of demo, x"
 
 
 def test_env_only_configuration_runs(tmp_path: Path) -> None:

@@ -1,0 +1,391 @@
+"""The `x` source: X API v2 through tweepy, with three streams, each with its own ``since_id``.
+
+1. ``search``: recent search for the brand's keywords, hashtags and handles, minus exclusions and the brand's
+   own posts and retweets (or a raw query the user writes);
+2. ``mentions``: each brand account's mentions timeline (the cheap owned read);
+3. ``posts``: each brand account's own posts; every reply marks what it replied to as answered, wherever it
+   was typed, and a post in the same conversation addressed to a mention's author counts too.
+
+tweepy 4.17's `Client` has no timeout and a hard-coded host, sleeps inside the request when asked to wait on
+rate limits, and logs the bearer token at DEBUG. So: a requests adapter on ``client.session`` adds timeouts
+and sends requests to ``base_url``; ``wait_on_rate_limit`` stays off and a 429 pauses only its stream until
+``x-rate-limit-reset``; the token is never put in a message (the CLI also masks it in every log record).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+import requests
+import tweepy
+from pydantic import SecretStr
+from requests.adapters import HTTPAdapter
+
+from listener.model import Author, BrandReply, Mention, Poll, RateLimited, SourceError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.twitter.com"
+MAX_QUERY_CHARS = 512  # recent search, pay-per-use and Basic plans
+TWEET_FIELDS = [
+    "author_id",
+    "created_at",
+    "conversation_id",
+    "in_reply_to_user_id",
+    "referenced_tweets",
+    "lang",
+    "public_metrics",
+    "entities",
+]
+USER_FIELDS = ["username", "name", "public_metrics", "verified"]
+EXPANSIONS = ["author_id"]
+#: Pay-per-use prices (USD a post read, since February 2026): owned reads are cheaper than search.
+PRICE_PER_READ = {"search": 0.005, "mentions": 0.001, "posts": 0.001}
+Stream = Literal["search", "mentions", "posts"]
+
+
+class _MaskToken(logging.Filter):
+    """Masks the bearer token in tweepy's own records (it logs request headers at DEBUG)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, "**********"), None
+        return True
+
+
+class _TimeoutRedirect(HTTPAdapter):
+    """Gives every request a timeout and sends it to ``base_url`` instead of tweepy's hard-coded host."""
+
+    def __init__(self, base_url: str, timeout: tuple[float, float]) -> None:
+        super().__init__(max_retries=0)
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if request.url and self.base_url != DEFAULT_BASE_URL:
+            request.url = self.base_url + request.url[len(DEFAULT_BASE_URL) :]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+def build_query(keywords: list[str], exclude: list[str], accounts: list[str]) -> str:
+    """``(a OR "b c" OR #d OR @e) -f -"g h" -from:brand -is:retweet``: brand talk, not the brand's own."""
+
+    def term(word: str) -> str:
+        return f'"{word}"' if " " in word else word
+
+    included = " OR ".join(term(w) for w in keywords)
+    parts = [f"({included})" if len(keywords) > 1 else included]
+    parts += [f"-{term(w)}" for w in exclude]
+    parts += [f"-from:{a}" for a in accounts]
+    parts.append("-is:retweet")
+    return " ".join(parts)
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+@dataclass
+class XSource:
+    """Listens on X (API v2, app bearer token): keyword search, the brand's mentions, the brand's replies."""
+
+    kind: ClassVar[str] = "x"
+    name: str = "x"
+    bearer_token: SecretStr = field(default_factory=lambda: SecretStr(""), repr=False)
+    accounts: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    query: str = ""
+    streams: list[Stream] = field(default_factory=lambda: ["search", "mentions", "posts"])
+    base_url: str = DEFAULT_BASE_URL
+    page_size: int = 100
+    max_pages: int = 5
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 20.0
+    monthly_read_budget: int = 0
+
+    def __post_init__(self) -> None:
+        self.accounts = [a.lstrip("@") for a in self.accounts]
+        if not self.bearer_token.get_secret_value():
+            raise ValueError('bearer_token is required: bearer_token = { env = "X_BEARER_TOKEN" }')
+        if ("mentions" in self.streams or "posts" in self.streams) and not self.accounts:
+            raise ValueError('accounts is empty: name the brand\'s X accounts, e.g. accounts = ["AuroraCaffe"]')
+        if "search" in self.streams:
+            if not self.query and not self.keywords:
+                raise ValueError('search needs keywords (or a raw query); or drop "search" from streams')
+            length = len(self.search_query)
+            if length > MAX_QUERY_CHARS:
+                raise ValueError(
+                    f"the search query is {length} characters; X allows {MAX_QUERY_CHARS}: "
+                    "use fewer keywords or exclusions"
+                )
+        if not 10 <= self.page_size <= 100:
+            raise ValueError("page_size must be between 10 and 100 (X's limits)")
+        if not self.base_url.startswith(("https://", "http://")):
+            raise ValueError("base_url must be an http(s) URL")
+        self._client: tweepy.Client | None = None
+        self._rng = random.Random()
+
+    @property
+    def search_query(self) -> str:
+        return self.query or build_query(self.keywords, self.exclude, self.accounts)
+
+    def client(self) -> tweepy.Client:
+        if self._client is None:
+            client = tweepy.Client(
+                bearer_token=self.bearer_token.get_secret_value(), return_type=dict, wait_on_rate_limit=False
+            )
+            adapter = _TimeoutRedirect(self.base_url, (self.connect_timeout_seconds, self.read_timeout_seconds))
+            client.session.mount(DEFAULT_BASE_URL, adapter)
+            logging.getLogger("tweepy.client").addFilter(_MaskToken(self.bearer_token.get_secret_value()))
+            self._client = client
+        return self._client
+
+    # -- polling ---------------------------------------------------------------------------------
+
+    def poll(self, cursor: Mapping[str, Any] | None, now: datetime) -> Poll:
+        state: dict[str, Any] = {"streams": {}, "user_ids": {}, "budget": {}, **dict(cursor or {})}
+        month = now.strftime("%Y-%m")
+        budget: dict[str, Any] = dict(state["budget"])
+        if budget.get("month") != month:
+            budget = {"month": month, "reads": 0, "cost_usd": 0.0}
+        mentions: dict[str, Mention] = {}
+        replies: dict[str, BrandReply] = {}
+        paused: dict[str, str] = {}
+        truncated: list[str] = []
+        exhausted = False
+        for stream, account in self._jobs():
+            key = stream if account is None else f"{stream}:{account}"
+            stream_state = dict(state["streams"].get(key, {}))
+            until = stream_state.get("paused_until")
+            if until and datetime.fromisoformat(until) > now:
+                paused[key] = until
+                continue
+            if self.monthly_read_budget and budget["reads"] >= self.monthly_read_budget:
+                exhausted = True
+                break
+            try:
+                user_id = self._user_id(account, state) if account else ""
+                pages, newest, complete = self._read(stream, user_id, stream_state.get("since_id"))
+            except tweepy.TooManyRequests as error:
+                reset = (
+                    datetime.fromtimestamp(error.reset_time, UTC)
+                    if error.reset_time
+                    else now + timedelta(seconds=60 + self._rng.random() * 120)
+                )
+                stream_state["paused_until"] = reset.isoformat()
+                state["streams"][key] = stream_state
+                paused[key] = reset.isoformat()
+                log.warning("x source %s: stream %s rate-limited until %s", self.name, key, reset.isoformat())
+                continue
+            reads = 0
+            for page in pages:
+                reads += self._collect(page, stream, mentions, replies)
+            budget["reads"] += reads
+            budget["cost_usd"] = round(budget["cost_usd"] + reads * PRICE_PER_READ[stream], 4)
+            stream_state.pop("paused_until", None)
+            if complete and newest:
+                stream_state["since_id"] = newest
+            elif not complete:
+                truncated.append(key)
+            state["streams"][key] = stream_state
+        jobs = [k if a is None else f"{k}:{a}" for k, a in self._jobs()]
+        if paused and len(paused) == len(jobs) and not mentions and not replies:
+            earliest = min(datetime.fromisoformat(p) for p in paused.values())
+            raise RateLimited(f"every X stream is rate-limited; resuming at {earliest.isoformat()}", earliest)
+        state["budget"] = budget
+        details = {
+            "reads_this_month": budget["reads"],
+            "estimated_cost_usd": budget["cost_usd"],
+            "monthly_read_budget": self.monthly_read_budget,
+            "paused_streams": paused,
+            "truncated_streams": truncated,
+            "budget_exhausted": month if exhausted else "",
+        }
+        return Poll(mentions=tuple(mentions.values()), replies=tuple(replies.values()), cursor=state, details=details)
+
+    def _jobs(self) -> list[tuple[Stream, str | None]]:
+        jobs: list[tuple[Stream, str | None]] = []
+        if "search" in self.streams:
+            jobs.append(("search", None))
+        for stream in ("mentions", "posts"):
+            if stream in self.streams:
+                jobs += [(stream, account) for account in self.accounts]
+        return jobs
+
+    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """One request; faults become `SourceError`s that say what to fix. 429 passes through."""
+        try:
+            return method(*args, **kwargs)
+        except tweepy.TooManyRequests:
+            raise
+        except tweepy.Unauthorized:
+            raise SourceError(
+                "X answered 401 Unauthorized: the bearer token is wrong, expired or revoked; "
+                "create a new one in the developer portal and update the secret"
+            ) from None
+        except tweepy.Forbidden as error:
+            detail = "; ".join(error.api_messages)[:200] or "forbidden"
+            raise SourceError(
+                f"X answered 403 Forbidden ({detail}): the app's plan or access level does not "
+                "include this endpoint; check the project's access in the developer portal"
+            ) from None
+        except tweepy.TwitterServerError as error:
+            raise SourceError(f"X answered {error.response.status_code}: a server error; retrying later") from None
+        except tweepy.HTTPException as error:
+            raise SourceError(
+                f"X answered {error.response.status_code}: {'; '.join(error.api_messages)[:200]}"
+            ) from None
+        except requests.Timeout:
+            raise SourceError(f"X did not answer within {self.read_timeout_seconds:g} s; retrying later") from None
+        except requests.RequestException as error:
+            raise SourceError(f"cannot reach X at {self.base_url} ({type(error).__name__}); retrying later") from None
+        except ValueError:
+            raise SourceError("X answered with something that is not JSON; retrying later") from None
+
+    def _user_id(self, account: str, state: dict[str, Any]) -> str:
+        if account in state["user_ids"]:
+            return str(state["user_ids"][account])
+        body = self._call(self.client().get_user, username=account)
+        user_id = (body.get("data") or {}).get("id")
+        if not user_id:
+            raise SourceError(f"X has no account @{account}; fix accounts in the config")
+        state["user_ids"][account] = str(user_id)
+        return str(user_id)
+
+    def _read(self, stream: Stream, user_id: str, since_id: str | None) -> tuple[list[dict[str, Any]], str, bool]:
+        """All pages of new posts (up to ``max_pages``): (pages, newest id, whether it reached the end)."""
+        client = self.client()
+        common = {
+            "tweet_fields": TWEET_FIELDS,
+            "user_fields": USER_FIELDS,
+            "expansions": EXPANSIONS,
+            "max_results": self.page_size,
+            "since_id": since_id,
+        }
+        pages: list[dict[str, Any]] = []
+        token: str | None = None
+        newest = ""
+        for _ in range(self.max_pages):
+            if stream == "search":
+                body = self._call(client.search_recent_tweets, self.search_query, next_token=token, **common)
+            elif stream == "mentions":
+                body = self._call(client.get_users_mentions, user_id, pagination_token=token, **common)
+            else:
+                body = self._call(
+                    client.get_users_tweets, user_id, pagination_token=token, exclude=["retweets"], **common
+                )
+            meta = body.get("meta") or {}
+            newest = newest or str(meta.get("newest_id") or "")
+            pages.append(body)
+            token = meta.get("next_token")
+            if not token:
+                return pages, newest, True
+        return pages, newest, False
+
+    def _collect(
+        self, page: dict[str, Any], stream: Stream, mentions: dict[str, Mention], replies: dict[str, BrandReply]
+    ) -> int:
+        """Turn one page into mentions or replies; invalid posts are logged by id and skipped."""
+        for error in page.get("errors") or []:
+            log.warning(
+                "x source %s: the API reported a partial error for %s: %s",
+                self.name,
+                error.get("resource_id") or error.get("value") or "?",
+                error.get("title") or error.get("detail"),
+            )
+        users = {str(u.get("id")): u for u in (page.get("includes") or {}).get("users") or [] if u.get("id")}
+        own = {a.lower() for a in self.accounts}
+        posts = page.get("data") or []
+        for post in posts:
+            post_id = str(post.get("id") or "")
+            try:
+                author = users.get(str(post.get("author_id")))
+                handle = str((author or {}).get("username") or "")
+                if stream == "posts" or handle.lower() in own:
+                    reply = self._reply(post, handle or (self.accounts[0] if self.accounts else ""))
+                    if reply is not None:
+                        replies[reply.key] = reply
+                    continue
+                mention = self._mention(post, author)
+                mentions[mention.key] = mention
+            except (KeyError, TypeError, ValueError) as error:
+                log.warning(
+                    "x source %s: post %s skipped: %s (%s)",
+                    self.name,
+                    post_id or "without id",
+                    type(error).__name__,
+                    error,
+                )
+        return len(posts)
+
+    def _mention(self, post: dict[str, Any], author: dict[str, Any] | None) -> Mention:
+        post_id = str(post["id"])
+        if author is None:
+            log.warning("x source %s: post %s has no author in includes (deleted or suspended)", self.name, post_id)
+        author_id = str(post.get("author_id") or "unknown")
+        handle = str((author or {}).get("username") or f"id{author_id}")
+        metrics = (author or {}).get("public_metrics") or {}
+        replied_to = next(
+            (str(r["id"]) for r in post.get("referenced_tweets") or [] if r.get("type") == "replied_to"), ""
+        )
+        return Mention(
+            platform="x",
+            platform_id=post_id,
+            source=self.name,
+            text=str(post["text"]),
+            published_at=_time(post["created_at"]),
+            url=f"https://x.com/{handle}/status/{post_id}",
+            thread_id=str(post.get("conversation_id") or post_id),
+            in_reply_to=replied_to,
+            language_hint=str(post.get("lang") or ""),
+            metrics={k: _int(v) for k, v in (post.get("public_metrics") or {}).items()},
+            author=Author(
+                platform="x",
+                platform_id=author_id,
+                handle=handle,
+                display_name=str((author or {}).get("name") or ""),
+                reach=_int(metrics.get("followers_count")),
+                verified=bool((author or {}).get("verified")),
+            ),
+        )
+
+    def _reply(self, post: dict[str, Any], handle: str) -> BrandReply | None:
+        replied_to = next(
+            (str(r["id"]) for r in post.get("referenced_tweets") or [] if r.get("type") == "replied_to"), ""
+        )
+        to_user = str(post.get("in_reply_to_user_id") or "")
+        if not replied_to and not to_user:
+            return None  # a post of its own, not an answer to anybody
+        post_id = str(post["id"])
+        return BrandReply(
+            platform="x",
+            platform_id=post_id,
+            source=self.name,
+            published_at=_time(post["created_at"]),
+            author_handle=handle,
+            in_reply_to=replied_to,
+            thread_id=str(post.get("conversation_id") or ""),
+            to_author_id=to_user,
+            text=str(post.get("text") or ""),
+            url=f"https://x.com/{handle}/status/{post_id}",
+        )

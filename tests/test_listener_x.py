@@ -1,0 +1,292 @@
+"""The `x` source against a local X API v2 server: data, answers, paging, rate limits, faults, budget, secrets."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from listener import RateLimited, SourceError, XSource
+from listener.x import build_query
+from passaparola.config import SourceSpec
+from passaparola.pipeline import poll_source
+from rules import SourceFailing
+from storage import Store
+from tests.conftest import PASSAPAROLA, T0, cli_env, settings_from
+from tests.xapi import FakeX, epoch, serve
+
+TOKEN = "SENTINEL-x-bearer-0123456789"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeX]:
+    with serve(FakeX.from_fixture(TOKEN, T0)) as server:
+        yield server
+
+
+def source(fake: FakeX, **options: object) -> XSource:
+    settings = dict(
+        name="x",
+        bearer_token=SecretStr(TOKEN),
+        accounts=["AuroraCaffe", "AuroraAiuta"],
+        keywords=["aurora", "caffè aurora", "#AuroraCaffe"],
+        exclude=["boreale"],
+        base_url=fake.base_url,
+        page_size=10,
+        read_timeout_seconds=2.0,
+    )
+    settings.update(options)
+    return XSource(**settings)  # type: ignore[arg-type]
+
+
+def test_new_posts_arrive_as_mentions_with_authors_and_reach(
+    fake: FakeX, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    poll = source(fake).poll(None, T0)
+    store.save_poll("x", "x", poll, T0)
+    assert sorted(m.platform_id for m in poll.mentions) == ["3001", "3002", "3003", "3007"]
+    anna = next(m for m in poll.mentions if m.platform_id == "3001")
+    assert (anna.author.handle, anna.author.display_name, anna.author.reach) == ("anna_r", "Anna Rossi", 1200)
+    assert anna.url == "https://x.com/anna_r/status/3001" and anna.language_hint == "it"
+    assert anna.published_at == T0 - timedelta(minutes=120) and anna.metrics["impression_count"] == 410
+    liam = next(m for m in poll.mentions if m.platform_id == "3002")
+    assert liam.author.verified
+    deleted = next(m for m in poll.mentions if m.platform_id == "3003")
+    assert deleted.author.handle == "id2003"
+    assert "post 3004 skipped" in caplog.text and "post 3003 has no author" in caplog.text
+
+
+def test_brand_replies_answer_mentions_with_the_response_time(fake: FakeX, store: Store) -> None:
+    store.save_poll("x", "x", source(fake).poll(None, T0), T0)
+    direct = store.conversation("x:3001")
+    by_thread = store.conversation("x:3007")
+    assert direct is not None and direct.state == "answered" and direct.response_seconds == 20 * 60
+    assert by_thread is not None and by_thread.state == "answered" and by_thread.response_seconds == 20 * 60
+    assert store.db.execute("SELECT count(*) FROM brand_replies").fetchone()[0] == 2  # 3006 answers nobody
+
+
+def test_requests_carry_the_query_fields_and_token(fake: FakeX) -> None:
+    source(fake).poll(None, T0)
+    search = next(q for p, q in fake.requests if p == "/2/tweets/search/recent")
+    assert search["query"] == [
+        '(aurora OR "caffè aurora" OR #AuroraCaffe) -boreale -from:AuroraCaffe -from:AuroraAiuta -is:retweet'
+    ]
+    assert "conversation_id" in search["tweet.fields"][0] and search["expansions"] == ["author_id"]
+    assert {"/2/users/1000/mentions", "/2/users/1001/mentions", "/2/users/1000/tweets", "/2/users/1001/tweets"} <= set(
+        fake.paths()
+    )
+
+
+def test_cursors_advance_per_stream_and_overlap_is_stored_once(fake: FakeX, store: Store) -> None:
+    x = source(fake)
+    first = x.poll(None, T0)
+    assert first.cursor is not None
+    assert first.cursor["streams"]["search"]["since_id"] == "3004"  # past the invalid post too
+    assert first.cursor["streams"]["mentions:AuroraCaffe"]["since_id"] == "3007"
+    store.save_poll("x", "x", first, T0)
+    fake.requests.clear()
+    second = x.poll(store.cursor("x"), T0 + timedelta(minutes=5))
+    assert second.mentions == () and fake.paths().count("/2/users/by/username/AuroraCaffe") == 0
+    assert next(q for p, q in fake.requests if p == "/2/tweets/search/recent")["since_id"] == ["3004"]
+    assert store.db.execute("SELECT count(*) FROM mentions WHERE key = 'x:3001'").fetchone()[0] == 1
+
+
+def add_search_posts(fake: FakeX, count: int) -> None:
+    for n in range(count):
+        fake.add(
+            {
+                "id": str(5000 + n),
+                "text": f"aurora post {n}",
+                "author_id": "2002",
+                "conversation_id": str(5000 + n),
+                "lang": "en",
+                "minutes_ago": 60 - n,
+                "channels": ["search"],
+            }
+        )
+
+
+def test_paging_reads_to_the_end_of_the_new_posts(fake: FakeX) -> None:
+    add_search_posts(fake, 25)
+    poll = source(fake, streams=["search"]).poll(None, T0)
+    assert fake.paths().count("/2/tweets/search/recent") == 3  # 29 posts, pages of 10
+    assert len(poll.mentions) == 28 and poll.cursor is not None  # all but the one without a time
+    assert poll.cursor["streams"]["search"]["since_id"] == "5024"
+
+
+def test_a_page_cap_keeps_the_old_cursor_so_nothing_is_skipped(fake: FakeX) -> None:
+    add_search_posts(fake, 25)
+    poll = source(fake, streams=["search"], max_pages=2).poll({"streams": {"search": {"since_id": "1"}}}, T0)
+    assert poll.cursor is not None and poll.cursor["streams"]["search"]["since_id"] == "1"
+    assert poll.details["truncated_streams"] == ["search"] and len(poll.mentions) == 20
+
+
+def test_a_429_pauses_only_that_stream_until_the_reset(fake: FakeX, store: Store) -> None:
+    reset = T0 + timedelta(minutes=15)
+    fake.fault("/2/tweets/search/recent", status=429, reset=epoch(reset))
+    x = source(fake)
+    poll = x.poll(None, T0)
+    assert {m.platform_id for m in poll.mentions} == {"3001", "3007"}  # from the mentions timelines
+    assert poll.details["paused_streams"] == {"search": reset.isoformat()}
+    store.save_poll("x", "x", poll, T0)
+    fake.requests.clear()
+    x.poll(store.cursor("x"), T0 + timedelta(minutes=14))
+    assert "/2/tweets/search/recent" not in fake.paths() and "/2/users/1000/mentions" in fake.paths()
+    resumed = x.poll(store.cursor("x"), T0 + timedelta(minutes=15))
+    assert "/2/tweets/search/recent" in fake.paths() and "3002" in {m.platform_id for m in resumed.mentions}
+
+
+def test_a_429_without_reset_backs_off_and_never_loops(fake: FakeX) -> None:
+    fake.fault("/2/tweets/search/recent", status=429, times=100)
+    poll = source(fake).poll(None, T0)
+    assert fake.paths().count("/2/tweets/search/recent") == 1
+    paused = poll.details["paused_streams"]["search"]
+    assert T0 + timedelta(seconds=60) <= datetime.fromisoformat(paused) <= T0 + timedelta(seconds=180)
+
+
+def test_when_every_stream_is_rate_limited_the_source_pauses(fake: FakeX, store: Store) -> None:
+    reset = T0 + timedelta(minutes=15)
+    for path in ("/2/tweets/search/recent", "/2/users/1000/", "/2/users/1001/"):
+        fake.fault(path, status=429, reset=epoch(reset), times=2)
+    spec = SourceSpec("x", "x", 60, source(fake))
+    outcome = poll_source(spec, store, [], T0, 60, 900, random.Random(1))
+    health = store.source_health("x")
+    assert "rate-limited" in outcome.error and health.next_retry_at == reset and health.consecutive_failures == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (500, "X answered 500: a server error; retrying later"),
+        (401, "the bearer token is wrong, expired or revoked"),
+        (403, "does not include this endpoint"),
+    ],
+)
+def test_faults_mark_the_source_failing_with_what_to_fix(fake: FakeX, store: Store, status: int, message: str) -> None:
+    fake.fault("/2/", status=status)
+    outcome = poll_source(SourceSpec("x", "x", 60, source(fake)), store, [], T0, 60, 900, random.Random(1))
+    health = store.source_health("x")
+    assert message in outcome.error and health.consecutive_failures == 1
+    assert health.next_retry_at is not None and health.next_retry_at > T0
+    assert TOKEN not in health.last_error
+
+
+def test_a_slow_answer_times_out(fake: FakeX) -> None:
+    fake.fault("/2/users/by/", delay=1.5)
+    with pytest.raises(SourceError, match=r"did not answer within 0\.5 s"):
+        source(fake, read_timeout_seconds=0.5).poll(None, T0)
+
+
+def test_an_unknown_account_is_named(fake: FakeX) -> None:
+    with pytest.raises(SourceError, match="X has no account @NotOurs; fix accounts"):
+        source(fake, accounts=["NotOurs"], streams=["mentions"]).poll(None, T0)
+
+
+def test_the_monthly_budget_stops_reading_and_alerts_ops(fake: FakeX, store: Store) -> None:
+    x = source(fake, monthly_read_budget=3)
+    first = x.poll(None, T0)
+    store.save_poll("x", "x", first, T0)
+    assert first.details["reads_this_month"] >= 3 and first.details["estimated_cost_usd"] > 0
+    fake.requests.clear()
+    second = x.poll(store.cursor("x"), T0 + timedelta(minutes=5))
+    store.save_poll("x", "x", second, T0 + timedelta(minutes=5))
+    assert fake.paths() == [] and second.details["budget_exhausted"] == "2026-03"
+    alerts = list(SourceFailing().evaluate(store, T0 + timedelta(minutes=6)))
+    assert [a.key for a in alerts] == ["source_budget:x:2026-03"] and alerts[0].route == "ops"
+
+
+def test_a_crash_mid_run_neither_loses_nor_duplicates(
+    fake: FakeX, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x = source(fake)
+    monkeypatch.setattr(store, "_apply_answers", lambda *a: (_ for _ in ()).throw(RuntimeError("killed")))
+    with pytest.raises(RuntimeError):
+        store.save_poll("x", "x", x.poll(None, T0), T0)
+    monkeypatch.undo()
+    assert store.cursor("x") is None and store.db.execute("SELECT count(*) FROM mentions").fetchone()[0] == 0
+    store.save_poll("x", "x", x.poll(store.cursor("x"), T0), T0)
+    store.save_poll("x", "x", x.poll(store.cursor("x"), T0 + timedelta(minutes=1)), T0 + timedelta(minutes=1))
+    assert store.db.execute("SELECT count(*) FROM mentions").fetchone()[0] == 4
+
+
+def test_the_token_never_shows_in_tweepy_debug_logs(fake: FakeX, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake.fault("/2/tweets/search/recent", status=500)
+    with pytest.raises(SourceError) as caught:
+        source(fake).poll(None, T0)
+    assert "Making API request" in caplog.text  # tweepy did log its headers...
+    assert TOKEN not in caplog.text and TOKEN not in str(caught.value)  # ...masked
+
+
+def test_the_token_never_shows_in_cli_output_at_debug(fake: FakeX, tmp_path: Path) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text(
+        f'[storage]\npath = "{tmp_path / "p.db"}"\n[[sources]]\ntype = "x"\nbearer_token = {{ env = "X_TOKEN" }}\n'
+        f'accounts = ["AuroraCaffe"]\nkeywords = ["aurora"]\nbase_url = "{fake.base_url}"\n',
+        encoding="utf-8",
+    )
+    fake.fault("/2/users/1000/tweets", status=401)
+    result = subprocess.run(
+        [*PASSAPAROLA, "-v", "run", "--once", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(X_TOKEN=TOKEN),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "401 Unauthorized" in result.stderr and TOKEN not in result.stdout + result.stderr
+    status = cli("status", "--config", str(config))
+    assert "source x (x): last success never" in status.stdout and "FAILING x1: X answered 401" in status.stdout
+    fake.faults.clear()
+    with sqlite3.connect(tmp_path / "p.db") as raw:  # as if the backoff had passed
+        raw.execute("UPDATE sources SET next_retry_at = '2000-01-01T00:00:00+00:00'")
+    assert cli("run", "--once", "--config", str(config)).returncode == 0
+    status = cli("status", "--config", str(config))
+    assert "reads_this_month=" in status.stdout and "estimated_cost_usd=" in status.stdout
+    check = subprocess.run(
+        [*PASSAPAROLA, "check", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(X_TOKEN=TOKEN),
+        check=False,
+    )
+    assert check.returncode == 0 and TOKEN not in check.stdout and '"bearer_token": "**********"' in check.stdout
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PASSAPAROLA, *args], capture_output=True, text=True, timeout=60, env=cli_env(X_TOKEN=TOKEN), check=False
+    )
+
+
+def test_check_rejects_a_query_longer_than_x_allows(tmp_path: Path) -> None:
+    from passaparola.config import ConfigError
+
+    long_words = ", ".join(f'"keyword{n:03d}"' for n in range(60))
+    with pytest.raises(ConfigError) as caught:
+        settings_from(
+            f'[[sources]]\ntype = "x"\nbearer_token = {{ env = "T" }}\naccounts = ["A"]\nkeywords = [{long_words}]\n',
+            tmp_path,
+            environ={"T": "t"},
+        )
+    assert caught.value.problems == [
+        "sources[0]: the search query is 858 characters; X allows 512: use fewer keywords or exclusions"
+    ]
+
+
+def test_query_builder_quotes_phrases_and_excludes_the_brand() -> None:
+    assert build_query(["aurora"], [], ["AuroraCaffe"]) == "aurora -from:AuroraCaffe -is:retweet"
+    assert build_query(["a", "b c"], ["d e"], []) == '(a OR "b c") -"d e" -is:retweet'
+
+
+def test_rate_limited_is_a_source_error() -> None:
+    assert issubclass(RateLimited, SourceError)

@@ -1,0 +1,213 @@
+"""A local X API v2 server on 127.0.0.1 for tests: the real JSON shapes, paging and rate-limit headers.
+
+It serves posts from a fixture (``tests/fixtures/x/posts.json``, times in minutes before ``now``):
+``GET /2/tweets/search/recent``, ``/2/users/:id/mentions``, ``/2/users/:id/tweets``,
+``/2/users/by/username/:name``; ``since_id``, ``max_results``, ``next_token``/``pagination_token``;
+``includes.users`` (authors missing from it stay missing: deleted accounts); ``meta.newest_id``,
+``oldest_id``, ``result_count``, ``next_token``; ``x-rate-limit-*`` headers on every answer. Faults are
+scripted per path: a status (429 with or without ``x-rate-limit-reset``, 500, 401, 403) or a delay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+FIXTURE = Path(__file__).parent / "fixtures" / "x" / "posts.json"
+
+
+@dataclass
+class Fault:
+    status: int = 200
+    reset: int | None = None
+    delay: float = 0.0
+    times: int = 1
+
+
+@dataclass
+class FakeX:
+    token: str
+    now: datetime
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    faults: dict[str, list[Fault]] = field(default_factory=dict)
+    requests: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
+    remaining: int = 450
+    base_url: str = ""
+
+    @classmethod
+    def from_fixture(cls, token: str, now: datetime, path: Path = FIXTURE) -> FakeX:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        fake = cls(token=token, now=now, users={u["id"]: u for u in data["users"]})
+        for post in data["posts"]:
+            fake.add(post)
+        return fake
+
+    def add(self, post: dict[str, Any]) -> None:
+        """Add a post; ``minutes_ago`` becomes ``created_at``; ``channels`` says which endpoints list it."""
+        post = dict(post)
+        if "minutes_ago" in post:
+            post["created_at"] = (
+                (self.now - timedelta(minutes=post.pop("minutes_ago")))
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z")
+            )
+        post.setdefault("edit_history_tweet_ids", [post["id"]])
+        self.posts.append(post)
+
+    def fault(self, path: str, **kwargs: Any) -> None:
+        self.faults.setdefault(path, []).append(Fault(**kwargs))
+
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.requests]
+
+    # -- answering -------------------------------------------------------------------------------
+
+    def answer(self, path: str, query: dict[str, list[str]], auth: str) -> tuple[int, dict[str, str], Any]:
+        self.requests.append((path, query))
+        reset = int(self.now.timestamp()) + 900
+        headers = {
+            "x-rate-limit-limit": "450",
+            "x-rate-limit-remaining": str(self.remaining),
+            "x-rate-limit-reset": str(reset),
+        }
+        for prefix, faults in self.faults.items():
+            if path.startswith(prefix) and faults:
+                fault = faults[0]
+                fault.times -= 1
+                if fault.times <= 0:
+                    faults.pop(0)
+                if fault.delay:
+                    time.sleep(fault.delay)
+                if fault.status == 429:
+                    headers.pop("x-rate-limit-reset")
+                    if fault.reset is not None:
+                        headers["x-rate-limit-reset"] = str(fault.reset)
+                    headers["x-rate-limit-remaining"] = "0"
+                    return (
+                        429,
+                        headers,
+                        {
+                            "title": "Too Many Requests",
+                            "detail": "Too Many Requests",
+                            "type": "about:blank",
+                            "status": 429,
+                        },
+                    )
+                if fault.status == 403:
+                    return (
+                        403,
+                        headers,
+                        {
+                            "title": "Client Forbidden",
+                            "type": "https://api.twitter.com/2/problems/client-forbidden",
+                            "detail": "This request must be made using an "
+                            "approved developer account that is enrolled in the requested endpoint.",
+                            "reason": "client-not-enrolled",
+                            "status": 403,
+                        },
+                    )
+                if fault.status != 200:
+                    return fault.status, headers, {"title": "Error", "status": fault.status}
+        if auth != f"Bearer {self.token}":
+            return (
+                401,
+                headers,
+                {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"},
+            )
+        parts = path.strip("/").split("/")
+        if parts[:3] == ["2", "users", "by"] and len(parts) == 5:
+            user = next((u for u in self.users.values() if u["username"].lower() == parts[4].lower()), None)
+            if user is None:
+                return (
+                    200,
+                    headers,
+                    {
+                        "errors": [
+                            {
+                                "value": parts[4],
+                                "detail": f"Could not find user with username: [{parts[4]}].",
+                                "title": "Not Found Error",
+                                "resource_type": "user",
+                                "parameter": "username",
+                                "resource_id": parts[4],
+                                "type": "https://api.twitter.com/2/problems/resource-not-found",
+                            }
+                        ]
+                    },
+                )
+            return 200, headers, {"data": {k: user[k] for k in ("id", "name", "username")}}
+        if parts == ["2", "tweets", "search", "recent"]:
+            chosen = [p for p in self.posts if "search" in p.get("channels", [])]
+            return 200, headers, self.page(chosen, query, "next_token")
+        if len(parts) == 4 and parts[:2] == ["2", "users"] and parts[3] in ("mentions", "tweets"):
+            channel = f"{parts[3]}:{parts[2]}"
+            chosen = [p for p in self.posts if channel in p.get("channels", [])]
+            return 200, headers, self.page(chosen, query, "pagination_token")
+        return 404, headers, {"title": "Not Found", "status": 404}
+
+    def page(self, chosen: list[dict[str, Any]], query: dict[str, list[str]], token_name: str) -> dict[str, Any]:
+        since = int(query.get("since_id", ["0"])[0])
+        size = int(query.get("max_results", ["10"])[0])
+        offset = int(query.get(token_name, ["0"])[0] or 0)
+        matching = sorted((p for p in chosen if int(p["id"]) > since), key=lambda p: -int(p["id"]))
+        window = matching[offset : offset + size]
+        data = [{k: v for k, v in p.items() if k != "channels"} for p in window]
+        meta: dict[str, Any] = {"result_count": len(data)}
+        if data:
+            meta["newest_id"], meta["oldest_id"] = data[0]["id"], data[-1]["id"]
+        if offset + size < len(matching):
+            meta["next_token"] = str(offset + size)
+        body: dict[str, Any] = {"meta": meta}
+        if data:
+            body["data"] = data
+            authors = {p.get("author_id") for p in data}
+            body["includes"] = {"users": [self.users[a] for a in authors if a in self.users]}
+        return body
+
+
+@contextmanager
+def serve(fake: FakeX) -> Iterator[FakeX]:
+    """Run ``fake`` on a free port of 127.0.0.1; ``fake.base_url`` is where it answers."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            status, headers, body = fake.answer(url.path, parse_qs(url.query), self.headers.get("Authorization", ""))
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json; charset=utf-8")
+            self.send_header("content-length", str(len(payload)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def epoch(moment: datetime) -> int:
+    return int(moment.astimezone(UTC).timestamp())
