@@ -25,7 +25,15 @@ class Alert:
     mentions: tuple[str, ...] = ()
 
 
-class Notifier(Protocol):
-    """Delivers alerts. ``send`` returns False (never raises) when delivery failed, so it is retried."""
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What happened to one alert: delivered or not, and a line a person can act on (never a secret)."""
 
-    def send(self, alert: Alert) -> bool: ...
+    ok: bool
+    detail: str = ""
+
+
+class Notifier(Protocol):
+    """Delivers alerts. ``send`` never raises for a failed delivery: it says so, and the alert is retried."""
+
+    def send(self, alert: Alert) -> Delivery: ...

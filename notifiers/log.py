@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
-from notifiers.alert import Alert
+from notifiers.alert import Alert, Delivery
 
 MARKS = {"info": "i", "success": "+", "warning": "!", "failure": "x"}
 
@@ -30,7 +30,7 @@ class LogNotifier:
         self.path = path
         self.sent: list[Alert] = []
 
-    def send(self, alert: Alert) -> bool:
+    def send(self, alert: Alert) -> Delivery:
         try:
             body = "\n".join(f"    {line}" for line in printable(alert.body).splitlines())
             self.stream.write(f"[{MARKS[alert.level]}] {alert.route}: {printable(alert.title)}\n{body}\n")
@@ -38,7 +38,7 @@ class LogNotifier:
             if self.path is not None:
                 with self.path.open("a", encoding="utf-8") as out:
                     out.write(json.dumps(asdict(alert), ensure_ascii=False) + "\n")
-        except OSError:
-            return False
+        except OSError as error:
+            return Delivery(False, f"cannot write the alert ({error.strerror})")
         self.sent.append(alert)
-        return True
+        return Delivery(True, "printed")

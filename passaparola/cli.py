@@ -19,6 +19,8 @@ import click
 from pydantic import SecretStr
 
 from listener.demo import DemoSource
+from notifiers.alert import Alert, Notifier
+from notifiers.apprise_notifier import AppriseNotifier
 from notifiers.log import LogNotifier
 from passaparola import config as configuration
 from passaparola.config import ConfigError, Settings, SourceSpec
@@ -101,7 +103,11 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def build_notifier(settings: Settings) -> LogNotifier:
+def build_notifier(settings: Settings) -> Notifier:
+    if settings.notify.type == "apprise":
+        return AppriseNotifier(
+            settings.notify.route_urls(), settings.notify.config_file, settings.notify.timeout_seconds
+        )
     path = Path(settings.notify.alerts_file) if settings.notify.alerts_file else None
     return LogNotifier(path=path)
 
@@ -244,3 +250,34 @@ def healthcheck(config_file: str | None, max_age: int) -> None:
     if age is None or age > max_age:
         fail([f"unhealthy: no loop heartbeat {'yet' if age is None else f'for {age:.0f} s'}"], code=1)
     click.echo(f"healthy: heartbeat {age:.0f} s ago")
+
+
+@main.group()
+def alerts() -> None:
+    """Work with alert delivery."""
+
+
+@alerts.command("test")
+@config_option
+@click.option("--route", required=True, help="The route (apprise tag) to send a test alert to.")
+@click.pass_context
+def alerts_test(ctx: click.Context, config_file: str | None, route: str) -> None:
+    """Send a test alert to a route and report, per URL, whether it was delivered (exit 1 if any failed)."""
+    settings = load_settings(config_file)
+    setup_logging(ctx.obj["verbose"], secrets_of(settings.raw))
+    notifier = build_notifier(settings)
+    alert = Alert(
+        key=f"test:{route}:{system_clock().isoformat()}",
+        kind="test",
+        title="Passaparola test alert",
+        body=f"If you read this, the route {route!r} reaches you.",
+        route=route,
+    )
+    if isinstance(notifier, AppriseNotifier):
+        outcomes = notifier.deliver(alert)
+        for outcome in outcomes:
+            mark = "delivered" if outcome.ok else f"FAILED: {outcome.detail}"
+            click.echo(f"{outcome.service} {outcome.url}: {mark}")
+        sys.exit(0 if all(o.ok for o in outcomes) else 1)
+    delivery = notifier.send(alert)
+    sys.exit(0 if delivery.ok else 1)

@@ -20,12 +20,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 
 from listener import SOURCES
+from notifiers.apprise_notifier import ALWAYS, AppriseNotifier, parse_problems, privacy_url
 from rules import EVALUATORS
 
 ENV_PREFIX = "PASSAPAROLA_"
 CONFIG_ENV = "PASSAPAROLA_CONFIG"
 MASK = "**********"
 DEFAULT_RULES: tuple[dict[str, Any], ...] = ({"type": "unanswered"}, {"type": "source_failing"})
+NOTIFIER_TYPES = ("log", "apprise")
 
 
 class ConfigError(Exception):
@@ -56,6 +58,16 @@ class DaemonSettings(Section):
 class NotifySettings(Section):
     type: str = "log"
     alerts_file: str = ""
+    routes: dict[str, list[SecretStr | str]] = Field(default_factory=dict)
+    config_file: str = ""
+    timeout_seconds: float = Field(30.0, gt=0, le=300)
+
+    def route_urls(self) -> dict[str, list[str]]:
+        """The routes with their URLs revealed: only for building the notifier."""
+        return {
+            route: [u.get_secret_value() if isinstance(u, SecretStr) else u for u in urls]
+            for route, urls in self.routes.items()
+        }
 
 
 class ScheduleSettings(Section):
@@ -93,7 +105,10 @@ class Settings:
             {
                 "storage": self.storage.model_dump(),
                 "daemon": self.daemon.model_dump(),
-                "notify": self.notify.model_dump(),
+                "notify": {
+                    **self.notify.model_dump(),
+                    "routes": {r: [privacy_url(u) for u in urls] for r, urls in self.notify.route_urls().items()},
+                },
                 "sources": [
                     {"type": s.type, "name": s.name, "every_seconds": s.every_seconds, **_fields(s.source)}
                     for s in self.sources
@@ -261,8 +276,9 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
     storage = _section(StorageSettings, data, "storage", problems)
     daemon = _section(DaemonSettings, data, "daemon", problems)
     notify = _section(NotifySettings, data, "notify", problems)
-    if notify.type != "log":
-        problems.append(f"notify.type: unknown notifier {notify.type!r}; use 'log'")
+    if notify.type not in NOTIFIER_TYPES:
+        problems.append(f"notify.type: unknown notifier {notify.type!r}; use one of {', '.join(NOTIFIER_TYPES)}")
+    known_routes = _check_routes(notify, problems) if notify.type == "apprise" else None
     if daemon.retry_max_seconds < daemon.retry_base_seconds:
         problems.append("daemon.retry_max_seconds: smaller than retry_base_seconds; raise it")
 
@@ -291,6 +307,13 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
 
     rule_tables = _tables(data, "rules", problems) if "rules" in data else [dict(t) for t in DEFAULT_RULES]
     rules = [r for i, t in enumerate(rule_tables) if (r := _build(EVALUATORS, t, f"rules[{i}]", problems, ()))]
+    if known_routes is not None and ALWAYS not in known_routes:
+        for index, rule in enumerate(rules):
+            if getattr(rule, "route", None) not in known_routes:
+                problems.append(
+                    f"rules[{index}].route: {rule.route!r} matches no notify route; add "
+                    f"[notify.routes] {rule.route} = [...] or tag a URL {rule.route!r} in the apprise file"
+                )
     if problems:
         return None
     return Settings(
@@ -302,6 +325,20 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
         origin=origin,
         raw=data,
     )
+
+
+def _check_routes(notify: NotifySettings, problems: list[str]) -> set[str]:
+    """Parse every apprise URL without sending anything; return the routes that reach someone."""
+    problems.extend(parse_problems(notify.route_urls()))
+    routes = {route for route, urls in notify.routes.items() if urls}
+    if notify.config_file:
+        try:
+            routes |= AppriseNotifier(config_file=notify.config_file).routes()
+        except ValueError as error:
+            problems.append(f"notify.config_file: {error}; check the path and the YAML")
+    if not routes:
+        problems.append("notify.routes: no route has a URL; add [notify.routes] with apprise URLs, or a config_file")
+    return routes
 
 
 def _tables(data: dict[str, Any], key: str, problems: list[str]) -> list[dict[str, Any]]:

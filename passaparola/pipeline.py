@@ -114,8 +114,8 @@ def deliver(store: Store, notifier: Notifier, now: datetime, rng: random.Random)
     sent = failed = 0
     for item in store.due_alerts(now):
         try:
-            delivered = notifier.send(item.alert)
-            error = "" if delivered else "the notifier reported a failed delivery"
+            delivery = notifier.send(item.alert)
+            delivered, error = delivery.ok, delivery.detail or "the notifier reported a failed delivery"
         except Exception as exc:  # a notifier must not stop the loop
             delivered, error = False, f"{type(exc).__name__}: {exc}"
         if delivered:

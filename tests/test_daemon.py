@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import schedule
 
 from listener import DemoSource, Mention, Poll, RateLimited, SourceError
-from notifiers import Alert, LogNotifier
+from notifiers import Alert, Delivery, LogNotifier
 from passaparola import config as configuration
 from passaparola.config import SourceSpec
 from passaparola.daemon import Daemon
@@ -45,12 +45,12 @@ class FlakyNotifier:
         self.fail_times = fail_times
         self.delivered: list[Alert] = []
 
-    def send(self, alert: Alert) -> bool:
+    def send(self, alert: Alert) -> Delivery:
         if self.fail_times:
             self.fail_times -= 1
-            return False
+            return Delivery(False, "receiver answered 500")
         self.delivered.append(alert)
-        return True
+        return Delivery(True)
 
 
 def settings_with(*specs: SourceSpec) -> configuration.Settings:
@@ -148,7 +148,7 @@ def test_a_failed_delivery_stays_queued_and_is_retried(store: Store, clock: Fixe
     assert [a.key for a in notifier.delivered] == ["k"]
     assert store.db.execute("SELECT attempts, last_error FROM outbox").fetchone() == (
         3,
-        "the notifier reported a failed delivery",
+        "receiver answered 500",
     )
 
 
