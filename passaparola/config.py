@@ -26,7 +26,11 @@ from rules import EVALUATORS
 ENV_PREFIX = "PASSAPAROLA_"
 CONFIG_ENV = "PASSAPAROLA_CONFIG"
 MASK = "**********"
-DEFAULT_RULES: tuple[dict[str, Any], ...] = ({"type": "unanswered"}, {"type": "source_failing"})
+DEFAULT_RULES: tuple[dict[str, Any], ...] = (
+    {"type": "unanswered"},
+    {"type": "source_failing"},
+    {"type": "volume_spike"},
+)
 NOTIFIER_TYPES = ("log", "apprise")
 
 

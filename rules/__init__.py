@@ -5,8 +5,9 @@
 
 from rules.base import Evaluator, StoreView, Tagger
 from rules.health import SourceFailing
+from rules.spikes import VolumeSpike
 from rules.unanswered import Unanswered
 
-EVALUATORS: dict[str, type] = {cls.kind: cls for cls in (Unanswered, SourceFailing)}
+EVALUATORS: dict[str, type] = {cls.kind: cls for cls in (Unanswered, SourceFailing, VolumeSpike)}
 
-__all__ = ["EVALUATORS", "Evaluator", "SourceFailing", "StoreView", "Tagger", "Unanswered"]
+__all__ = ["EVALUATORS", "Evaluator", "SourceFailing", "StoreView", "Tagger", "Unanswered", "VolumeSpike"]

@@ -388,8 +388,8 @@ class Store:
 
     # -- reading for rules -----------------------------------------------------------------------
 
-    def open_conversations(self, published_before: datetime, published_after: datetime) -> list[Conversation]:
-        """Open mentions (not answered, not ignored) published in the window, oldest first."""
+    def _conversations(self, where: str, params: Sequence[Any]) -> list[Conversation]:
+        """Mentions with author, tags and state: the one query every reader of conversations shares."""
         rows = self.db.execute(
             f"""
             SELECT m.*, c.state, c.answered_at, c.response_seconds, c.assignee,
@@ -399,14 +399,42 @@ class Store:
             JOIN mentions m ON m.key = c.key
             JOIN authors a ON a.key = m.author_key
             LEFT JOIN mention_tags t ON t.key = m.key
-            WHERE c.state IN ({",".join("?" * len(OPEN_STATES))})
-              AND m.published_at <= ? AND m.published_at > ?
+            WHERE {where}
             ORDER BY m.published_at
             """,
-            [*OPEN_STATES, iso(published_before), iso(published_after)],
+            list(params),
         )
         names = [d[0] for d in rows.description]
         return [self._conversation(dict(zip(names, row, strict=True))) for row in rows.fetchall()]
+
+    def open_conversations(self, published_before: datetime, published_after: datetime) -> list[Conversation]:
+        """Open mentions (not answered, not ignored) published in the window, oldest first."""
+        return self._conversations(
+            f"c.state IN ({','.join('?' * len(OPEN_STATES))}) AND m.published_at <= ? AND m.published_at > ?",
+            [*OPEN_STATES, iso(published_before), iso(published_after)],
+        )
+
+    def conversations_between(self, start: datetime, end: datetime) -> list[Conversation]:
+        """Every mention published in (start, end], whatever its state, oldest first."""
+        return self._conversations("m.published_at > ? AND m.published_at <= ?", [iso(start), iso(end)])
+
+    def conversation(self, key: str) -> Conversation | None:
+        found = self._conversations("c.key = ?", [key])
+        return found[0] if found else None
+
+    def hourly_counts(self, since: datetime, until: datetime) -> dict[datetime, int]:
+        """Mentions per UTC hour published in [since, until), for baselines."""
+        rows = self.db.execute(
+            "SELECT substr(published_at, 1, 13) AS hour, count(*) FROM mentions "
+            "WHERE published_at >= ? AND published_at < ? GROUP BY hour",
+            [iso(since), iso(until)],
+        )
+        return {datetime.fromisoformat(f"{hour}:00:00+00:00"): count for hour, count in rows.fetchall()}
+
+    def last_alert_at(self, kind: str, route: str) -> datetime | None:
+        """When an alert of this kind was last queued for this route (cooldowns)."""
+        row = self.db.execute("SELECT max(created_at) FROM outbox WHERE kind = ? AND route = ?", [kind, route])
+        return parse_time(row.fetchone()[0])
 
     @staticmethod
     def _conversation(row: Mapping[str, Any]) -> Conversation:
@@ -439,21 +467,6 @@ class Store:
             response_seconds=row["response_seconds"],
             assignee=row["assignee"] or "",
         )
-
-    def conversation(self, key: str) -> Conversation | None:
-        rows = self.db.execute(
-            """
-            SELECT m.*, c.state, c.answered_at, c.response_seconds, c.assignee,
-                   a.platform_id AS a_id, a.handle AS a_handle, a.display_name AS a_name, a.reach AS a_reach,
-                   a.verified AS a_verified, t.needs_answer, t.sentiment, t.language
-            FROM conversations c JOIN mentions m ON m.key = c.key JOIN authors a ON a.key = m.author_key
-            LEFT JOIN mention_tags t ON t.key = m.key WHERE c.key = ?
-            """,
-            [key],
-        )
-        names = [d[0] for d in rows.description]
-        row = rows.fetchone()
-        return self._conversation(dict(zip(names, row, strict=True))) if row else None
 
     def counts(self) -> dict[str, int]:
         """Row counts and open items, for `status` and the demo summary."""

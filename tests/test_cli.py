@@ -35,6 +35,8 @@ def test_demo_prints_alerts_and_a_second_run_duplicates_nothing(tmp_path: Path) 
     first = subprocess.run(command, capture_output=True, text=True, timeout=60, env=cli_env(), check=False)
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("[!] care: No answer after 60 min") >= 5
+    assert first.stdout.count("Mention spike") == 1  # the burst of complaints: one alert, explained
+    assert "Top terms:" in first.stdout and "addebito" in first.stdout
     stored = mentions_in(db)
     assert stored >= 300
     alerts = [json.loads(line) for line in (tmp_path / "demo-alerts.jsonl").read_text("utf-8").splitlines()]
