@@ -6,8 +6,9 @@ Tests never reach the network: pytest-socket (configured in pyproject.toml) allo
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,3 +66,12 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 PASSAPAROLA = [sys.executable, "-m", "passaparola"]
+
+
+def run_cli(
+    command: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command line (usually ``[*PASSAPAROLA, ...]``) as a user would, output captured, bounded in time."""
+    return subprocess.run(
+        list(command), capture_output=True, text=True, timeout=60, env=env or cli_env(), cwd=cwd, check=False
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from passaparola.cli import RedactSecrets
-from tests.conftest import PASSAPAROLA, ROOT, cli_env
+from tests.conftest import PASSAPAROLA, ROOT, cli_env, run_cli
 
 
 def write_config(tmp_path: Path, body: str = "") -> Path:
@@ -32,7 +32,7 @@ def mentions_in(db: Path) -> int:
 def test_demo_prints_alerts_and_a_second_run_duplicates_nothing(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     command = [*PASSAPAROLA, "demo", "--db", str(db), "--duration", "1"]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=60, env=cli_env(), check=False)
+    first = run_cli(command)
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("[!] care: No answer after 60 min") >= 5
     assert first.stdout.count("Mention spike") == 1  # the burst of complaints: one alert, explained
@@ -41,7 +41,7 @@ def test_demo_prints_alerts_and_a_second_run_duplicates_nothing(tmp_path: Path) 
     assert stored >= 300
     alerts = [json.loads(line) for line in (tmp_path / "demo-alerts.jsonl").read_text("utf-8").splitlines()]
     assert len(alerts) == first.stdout.count("[!]")
-    second = subprocess.run(command, capture_output=True, text=True, timeout=60, env=cli_env(), check=False)
+    second = run_cli(command)
     assert second.returncode == 0 and "[!]" not in second.stdout  # every alert was sent once already
     assert mentions_in(db) == stored
     assert "source demo: 0 new mentions" in second.stderr
@@ -49,14 +49,7 @@ def test_demo_prints_alerts_and_a_second_run_duplicates_nothing(tmp_path: Path) 
 
 def test_run_once_runs_a_full_cycle_and_exits(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    result = subprocess.run(
-        [*PASSAPAROLA, "run", "--once", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=cli_env(),
-        check=False,
-    )
+    result = run_cli([*PASSAPAROLA, "run", "--once", "--config", str(config)])
     assert result.returncode == 0, result.stderr
     assert mentions_in(tmp_path / "p.db") >= 300 and "No answer after 60 min" in result.stdout
 
@@ -98,14 +91,7 @@ def _heartbeat_written(db: Path) -> bool:
 def test_a_corrupt_database_exits_2_with_one_line_and_stays_untouched(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     (tmp_path / "p.db").write_bytes(b"not sqlite" * 500)
-    result = subprocess.run(
-        [*PASSAPAROLA, "run", "--once", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=cli_env(),
-        check=False,
-    )
+    result = run_cli([*PASSAPAROLA, "run", "--once", "--config", str(config)])
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "restore it from a backup" in result.stderr
     assert (tmp_path / "p.db").read_bytes() == b"not sqlite" * 500
@@ -130,7 +116,7 @@ def test_an_unwritable_database_folder_exits_2_naming_it(tmp_path: Path) -> None
         str(config),
     ]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=cli_env(), check=False)
+        result = run_cli(command)
     finally:
         folder.chmod(0o700)
     assert result.returncode == 2
@@ -143,23 +129,14 @@ def test_an_unwritable_database_folder_exits_2_naming_it(tmp_path: Path) -> None
 def test_an_unknown_source_type_stops_the_start_with_exit_2(tmp_path: Path) -> None:
     config = tmp_path / "p.toml"
     config.write_text('[[sources]]\ntype = "myspace"\n', encoding="utf-8")
-    result = subprocess.run(
-        [*PASSAPAROLA, "run", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=cli_env(),
-        check=False,
-    )
+    result = run_cli([*PASSAPAROLA, "run", "--config", str(config)])
     assert result.returncode == 2
     assert result.stderr.strip() == "passaparola: sources[0].type: unknown type 'myspace'; use one of demo, x"
 
 
 def test_env_only_configuration_runs(tmp_path: Path) -> None:
     env = cli_env(PASSAPAROLA_STORAGE__PATH=str(tmp_path / "env.db"))
-    result = subprocess.run(
-        [*PASSAPAROLA, "run", "--once"], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path, check=False
-    )
+    result = run_cli([*PASSAPAROLA, "run", "--once"], env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "env.db").exists()
 
@@ -178,22 +155,18 @@ def test_log_records_never_show_a_configured_secret() -> None:
 
 
 def test_the_package_runs_from_the_repo_root() -> None:
-    result = subprocess.run(
-        [*PASSAPAROLA, "--help"], capture_output=True, text=True, timeout=60, env=cli_env(), cwd=ROOT, check=False
-    )
+    result = run_cli([*PASSAPAROLA, "--help"], cwd=ROOT)
     assert result.returncode == 0 and "demo" in result.stdout and result.stderr == ""
 
 
 def test_healthcheck_follows_the_heartbeat(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     command = [*PASSAPAROLA, "healthcheck", "--config", str(config)]
-    before = subprocess.run(command, capture_output=True, text=True, timeout=60, env=cli_env(), check=False)
+    before = run_cli(command)
     assert before.returncode == 1 and "no loop heartbeat yet" in before.stderr
     with sqlite3.connect(tmp_path / "p.db") as raw:
         raw.execute("INSERT INTO daemon (name, value) VALUES ('heartbeat', datetime('now', '-10 seconds') || '+00:00')")
-    fresh = subprocess.run(command, capture_output=True, text=True, timeout=60, env=cli_env(), check=False)
+    fresh = run_cli(command)
     assert fresh.returncode == 0, fresh.stderr
-    stale = subprocess.run(
-        [*command, "--max-age", "5"], capture_output=True, text=True, timeout=60, env=cli_env(), check=False
-    )
+    stale = run_cli([*command, "--max-age", "5"])
     assert stale.returncode == 1 and "no loop heartbeat for" in stale.stderr

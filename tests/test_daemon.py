@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ def settings_with(*specs: SourceSpec) -> configuration.Settings:
 def test_a_failing_source_is_recorded_and_the_others_still_run(store: Store, clock: FixedClock) -> None:
     broken = SourceSpec("broken", "scripted", 60, ScriptedSource(script=[KeyError("surprise")]))
     demo = SourceSpec("demo", "demo", 60, DemoSource(path=str(FIXTURES / "day.jsonl")))
-    notifier = LogNotifier(stream=_Sink())
+    notifier = LogNotifier(stream=io.StringIO())
     Daemon(settings_with(broken, demo), store, notifier, clock=clock, rng=random.Random(1)).cycle()
     health = store.source_health("broken")
     assert health.consecutive_failures == 1 and health.last_error == "unexpected KeyError: 'surprise'"
@@ -167,29 +168,17 @@ def test_one_broken_rule_does_not_silence_the_others(store: Store, clock: FixedC
 
 def test_the_daemon_uses_its_own_scheduler_with_jittered_jobs(store: Store, clock: FixedClock) -> None:
     spec = SourceSpec("demo", "demo", 300, DemoSource(path=str(FIXTURES / "day.jsonl")))
-    daemon = Daemon(settings_with(spec), store, LogNotifier(stream=_Sink()), clock=clock)
+    daemon = Daemon(settings_with(spec), store, LogNotifier(stream=io.StringIO()), clock=clock)
     assert schedule.default_scheduler.jobs == []
     jobs = {next(iter(job.tags)): job for job in daemon.scheduler.jobs}
     assert set(jobs) == {"source:demo", "rules", "outbox"}
     assert jobs["source:demo"].interval == 300 and jobs["source:demo"].latest == 330
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> int:
-        self.text += text
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
 def test_golden_day_produces_the_expected_alerts(store: Store, clock: FixedClock) -> None:
     """A scripted day (tests/fixtures/day.jsonl): the console output matches the golden file."""
-    sink = _Sink()
+    sink = io.StringIO()
     spec = SourceSpec("demo", "demo", 60, DemoSource(path=str(FIXTURES / "day.jsonl")))
     Daemon(settings_with(spec), store, LogNotifier(stream=sink), clock=clock, rng=random.Random(1)).cycle()
     golden = Path(FIXTURES / "day.golden.txt").read_text(encoding="utf-8")
-    assert sink.text == golden
+    assert sink.getvalue() == golden

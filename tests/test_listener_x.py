@@ -19,7 +19,7 @@ from passaparola.config import SourceSpec
 from passaparola.pipeline import poll_source
 from rules import SourceFailing
 from storage import Store
-from tests.conftest import PASSAPAROLA, T0, cli_env, settings_from
+from tests.conftest import PASSAPAROLA, T0, cli_env, run_cli, settings_from
 from tests.xapi import FakeX, epoch, serve
 
 TOKEN = "SENTINEL-x-bearer-0123456789"
@@ -233,14 +233,11 @@ def test_the_token_never_shows_in_cli_output_at_debug(fake: FakeX, tmp_path: Pat
         encoding="utf-8",
     )
     fake.fault("/2/users/1000/tweets", status=401)
-    result = subprocess.run(
-        [*PASSAPAROLA, "-v", "run", "--once", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=cli_env(X_TOKEN=TOKEN),
-        check=False,
-    )
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli([*PASSAPAROLA, *args], env=cli_env(X_TOKEN=TOKEN))
+
+    result = cli("-v", "run", "--once", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert "401 Unauthorized" in result.stderr and TOKEN not in result.stdout + result.stderr
     status = cli("status", "--config", str(config))
@@ -251,21 +248,8 @@ def test_the_token_never_shows_in_cli_output_at_debug(fake: FakeX, tmp_path: Pat
     assert cli("run", "--once", "--config", str(config)).returncode == 0
     status = cli("status", "--config", str(config))
     assert "reads_this_month=" in status.stdout and "estimated_cost_usd=" in status.stdout
-    check = subprocess.run(
-        [*PASSAPAROLA, "check", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=cli_env(X_TOKEN=TOKEN),
-        check=False,
-    )
+    check = cli("check", "--config", str(config))
     assert check.returncode == 0 and TOKEN not in check.stdout and '"bearer_token": "**********"' in check.stdout
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PASSAPAROLA, *args], capture_output=True, text=True, timeout=60, env=cli_env(X_TOKEN=TOKEN), check=False
-    )
 
 
 def test_check_rejects_a_query_longer_than_x_allows(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import io
 import json
 import random
 import socket
@@ -22,7 +23,7 @@ from notifiers.apprise_notifier import AppriseNotifier
 from passaparola.config import ConfigError
 from passaparola.pipeline import deliver
 from storage import Store
-from tests.conftest import PASSAPAROLA, T0, cli_env, settings_from
+from tests.conftest import PASSAPAROLA, T0, run_cli, settings_from
 
 HOSTILE = "<script>alert('x')</script> <img src=x onerror=alert(1)> \u202egnp.exe"
 
@@ -74,7 +75,7 @@ def receiver() -> Iterator[Receiver]:
             self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:
-            pass
+            """Keep test output quiet: http.server logs every request to stderr."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -200,14 +201,7 @@ def test_alerts_test_reports_per_url(tmp_path: Path, receiver: Receiver) -> None
     )
 
     def run(route: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*PASSAPAROLA, "alerts", "test", "--config", str(config), "--route", route],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=cli_env(),
-            check=False,
-        )
+        return run_cli([*PASSAPAROLA, "alerts", "test", "--config", str(config), "--route", route])
 
     good = run("care")
     assert good.returncode == 0 and good.stdout.strip().endswith("delivered")
@@ -218,18 +212,8 @@ def test_alerts_test_reports_per_url(tmp_path: Path, receiver: Receiver) -> None
 
 
 def test_the_log_notifier_neutralises_terminal_controls(tmp_path: Path) -> None:
-    class Sink:
-        text = ""
-
-        def write(self, text: str) -> None:
-            self.text += text
-
-        def flush(self) -> None:
-            pass
-
-    sink = Sink()
-    LogNotifier(stream=sink, path=tmp_path / "a.jsonl").send(  # type: ignore[arg-type]
-        Alert(key="k", kind="t", title="t\x1b[2J", body=HOSTILE)
-    )
-    assert "\x1b" not in sink.text and "\\u001b[2J" in sink.text and "\\u202e" in sink.text
+    sink = io.StringIO()
+    LogNotifier(stream=sink, path=tmp_path / "a.jsonl").send(Alert(key="k", kind="t", title="t\x1b[2J", body=HOSTILE))
+    shown = sink.getvalue()
+    assert "\x1b" not in shown and "\\u001b[2J" in shown and "\\u202e" in shown
     assert json.loads((tmp_path / "a.jsonl").read_text())["body"] == HOSTILE

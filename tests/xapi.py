@@ -195,7 +195,7 @@ def serve(fake: FakeX) -> Iterator[FakeX]:
                 self.wfile.write(payload)
 
         def log_message(self, format: str, *args: Any) -> None:
-            pass
+            """Keep test output quiet: http.server logs every request to stderr."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
