@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test check lint types fmt bench demo-data clean
+.PHONY: demo test check lint types fmt bench demo-data train-sentiment eval-sentiment clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { echo "venv missing: installing Debian's python3-venv"; \
@@ -39,6 +39,23 @@ bench: $(STAMP)  ## speed figures (never run in CI)
 
 demo-data: $(STAMP)  ## rebuild listener/data/demo_mentions.jsonl (seeded)
 	$(BIN)/python tools/make_demo_data.py
+
+# The labelled data of ../shared/data/sentiment (research terms: see rules/models/MODEL_CARD.md).
+SENTIMENT_DATA ?= ../shared/data/sentiment
+SENTIMENT_TERMS = Research data: SemEval 2013-2016 and TweetEval tweets (research use), EVALITA 2016 SENTIPOLC \
+  (CC BY-NC-SA 3.0 IT: non-commercial, share-alike), XLM-T Italian. Retrain on your own labels for other use.
+
+train-sentiment: $(STAMP)  ## rebuild rules/models/sentiment-*.npz (seeded; ~15 min, embeddings cached in var/cache)
+	$(BIN)/passaparola sentiment train --mode both --cap 6000 --out rules/models --cache var/cache/e5.npz \
+	  --terms "$(SENTIMENT_TERMS)" \
+	  --data en=$(SENTIMENT_DATA)/en_train.tsv \
+	  --data it=$(SENTIMENT_DATA)/it_sentipolc_train.tsv --data it=$(SENTIMENT_DATA)/it_train.tsv
+	$(MAKE) eval-sentiment EVAL_FLAGS=--update-card
+
+eval-sentiment: $(STAMP)  ## macro-F1 / macro-recall per language on held-out sets, VADER beside; var/eval-sentiment.json
+	$(BIN)/passaparola sentiment eval --mode both --model-dir rules/models --cache var/cache/e5.npz \
+	  --json var/eval-sentiment.json $(EVAL_FLAGS) \
+	  --data en=$(SENTIMENT_DATA)/en_val.tsv --data it=$(SENTIMENT_DATA)/it_val.tsv
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sqlite3
@@ -25,6 +26,8 @@ from notifiers.log import LogNotifier
 from passaparola import config as configuration
 from passaparola.config import ConfigError, Settings, SourceSpec
 from passaparola.daemon import Daemon, system_clock
+from rules.analysis import Analyzer
+from rules.sentiment import LABELS, MODEL_DIR, MODES, ModelError, SentimentClassifier
 from storage.store import StorageError, Store
 
 log = logging.getLogger("passaparola")
@@ -112,6 +115,11 @@ def build_notifier(settings: Settings) -> Notifier:
     return LogNotifier(path=path)
 
 
+def build_taggers(settings: Settings, mode: str | None = None) -> list[Analyzer]:
+    """The pipeline that reads each new mention (loaded on its first batch), unless switched off."""
+    return [Analyzer(settings.analysis.pipeline(mode))] if settings.analysis.enabled else []
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG (secrets stay masked).")
 @click.pass_context
@@ -161,7 +169,7 @@ def run(ctx: click.Context, config_file: str | None, once: bool) -> None:
     settings = load_settings(config_file)
     setup_logging(ctx.obj["verbose"], secrets_of(settings.raw))
     store = open_store(settings)
-    daemon = Daemon(settings, store, build_notifier(settings))
+    daemon = Daemon(settings, store, build_notifier(settings), taggers=build_taggers(settings))
     try:
         if once:
             daemon.cycle()
@@ -183,7 +191,8 @@ def demo(ctx: click.Context, db_path: str | None, duration: float, alerts_file: 
     with tempfile.TemporaryDirectory(prefix="passaparola-demo-") as scratch:
         db = Path(db_path) if db_path else Path(scratch) / "demo.db"
         alerts = Path(alerts_file) if alerts_file else db.with_name("demo-alerts.jsonl")
-        defaults = configuration.load(None, environ={})
+        with resources.as_file(resources.files("passaparola") / "demo.toml") as demo_config:
+            defaults = configuration.load(demo_config, environ={})
         settings = replace(
             defaults,
             storage=defaults.storage.model_copy(update={"path": str(db)}),
@@ -195,7 +204,8 @@ def demo(ctx: click.Context, db_path: str | None, duration: float, alerts_file: 
         click.echo(f"passaparola demo: database {db}, alerts also written to {alerts}")
         try:
             with stop_on_signals() as stop:
-                Daemon(settings, store, build_notifier(settings)).run(stop, duration=duration or None)
+                daemon = Daemon(settings, store, build_notifier(settings), taggers=build_taggers(settings))
+                daemon.run(stop, duration=duration or None)
             counts = store.counts()
         finally:
             store.close()
@@ -281,3 +291,246 @@ def alerts_test(ctx: click.Context, config_file: str | None, route: str) -> None
         sys.exit(0 if all(o.ok for o in outcomes) else 1)
     delivery = notifier.send(alert)
     sys.exit(0 if delivery.ok else 1)
+
+
+# -- reading mentions: analyze, reanalyze, sentiment models and corrections -------------------------------
+
+mode_option = click.option(
+    "--mode", type=click.Choice(MODES), help="accurate or fast (default: analysis.mode of the config)."
+)
+
+
+def _input_items(stream: Iterable[bytes]) -> Iterator[tuple[Any, str | None, str]]:
+    """(id, text or None, problem) per input line: JSONL objects with id and text, or plain text lines."""
+    for number, raw in enumerate(stream, 1):
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if not line.strip():
+            continue
+        if not line.lstrip().startswith("{"):
+            yield number, line, ""
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield number, None, f"line {number}: not valid JSON ({error.msg}); send one object or one text a line"
+            continue
+        text = item.get("text") if isinstance(item, dict) else None
+        if not isinstance(text, str):
+            yield number, None, f'line {number}: the object has no string "text"; send {{"id": ..., "text": ...}}'
+            continue
+        yield item.get("id", number), text, ""
+
+
+@main.command()
+@config_option
+@mode_option
+@click.option("--batch", default=64, show_default=True, help="Mentions read per batch.")
+@click.pass_context
+def analyze(ctx: click.Context, config_file: str | None, mode: str | None, batch: int) -> None:
+    """Read text lines or JSONL ({"id", "text"}) on stdin; write one JSON result a line on stdout."""
+    settings = load_settings(config_file)
+    setup_logging(ctx.obj["verbose"])
+    analyzer = Analyzer(settings.analysis.pipeline(mode))
+    pending: list[tuple[Any, str]] = []
+
+    def flush() -> None:
+        for (ident, _), result in zip(pending, analyzer.analyze([t for _, t in pending]), strict=True):
+            click.echo(json.dumps({"id": ident, **result}, ensure_ascii=False))
+        pending.clear()
+
+    try:
+        for ident, text, problem in _input_items(sys.stdin.buffer):
+            if text is None:
+                flush()
+                click.echo(json.dumps({"id": ident, "error": problem}, ensure_ascii=False))
+                continue
+            pending.append((ident, text))
+            if len(pending) >= batch:
+                flush()
+        flush()
+    except ModelError as error:
+        fail([str(error)])
+
+
+@main.command()
+@config_option
+@mode_option
+@click.pass_context
+def reanalyze(ctx: click.Context, config_file: str | None, mode: str | None) -> None:
+    """Recompute every stored mention's derived fields with the current model; corrections are kept."""
+    settings = load_settings(config_file)
+    setup_logging(ctx.obj["verbose"])
+    store = open_store(settings)
+    analyzer = Analyzer(settings.analysis.pipeline(mode))
+    done = changed = 0
+    last = ""
+    try:
+        while page := store.mention_texts(after_key=last):
+            results = analyzer.analyze([text for _, text in page])
+            before = {key: (store.tags(key) or {}).get("sentiment") for key, _ in page}
+            store.replace_tags({key: r for (key, _), r in zip(page, results, strict=True)}, system_clock())
+            after = {key: (store.tags(key) or {}).get("sentiment") for key, _ in page}
+            changed += sum(before[k] != after[k] for k in before)
+            done += len(page)
+            last = page[-1][0]
+    except ModelError as error:
+        fail([str(error)])
+    finally:
+        store.close()
+    click.echo(
+        f"reanalysed {done} mentions with model {analyzer.model_version if done else '-'}: "
+        f"{changed} changed sentiment; people's corrections kept"
+    )
+
+
+@main.group()
+def sentiment() -> None:
+    """Train, evaluate and correct the sentiment model."""
+
+
+def _data_files(specs: Iterable[str]) -> list[tuple[Path, str | None]]:
+    """``PATH`` or ``LANG=PATH``; without LANG the language comes from the file name's first two letters."""
+    found = []
+    for spec in specs:
+        lang, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        if not Path(path).is_file():
+            fail([f"--data {spec}: no such file; give a text<TAB>label[<TAB>language] file"])
+        found.append((Path(path), lang or None))
+    return found
+
+
+@sentiment.command("train")
+@config_option
+@click.option("--data", "data", multiple=True, metavar="[LANG=]PATH", help="Labelled TSV file (repeatable).")
+@click.option("--corrections", is_flag=True, help="Also train on the corrections stored in the config's database.")
+@click.option("--mode", "modes", type=click.Choice([*MODES, "both"]), default="both", show_default=True)
+@click.option("--out", default=str(MODEL_DIR), show_default=True, help="Folder for sentiment-<mode>.npz/.json.")
+@click.option("--cap", default=0, help="At most this many examples per label per file (0: all).")
+@click.option("--seed", default=13, show_default=True)
+@click.option("--cache", metavar="PATH", help="Keep text embeddings here between runs (accurate mode).")
+@click.option("--version", "version", default="", help="Model version to record (default: derived from data).")
+@click.option("--terms", default="", help="The terms of the training data, recorded in the model card.")
+def sentiment_train(
+    config_file: str | None,
+    data: tuple[str, ...],
+    corrections: bool,
+    modes: str,
+    out: str,
+    cap: int,
+    seed: int,
+    cache: str | None,
+    version: str,
+    terms: str,
+) -> None:
+    """Train the sentiment model(s) from labelled files and/or your team's corrections (seeded)."""
+    from rules.sentiment import Example, cap_per_class, normalise, read_examples, train
+
+    examples: list[Example] = []
+    try:
+        for path, lang in _data_files(data):
+            read = read_examples(path, lang)
+            examples += cap_per_class(read, cap, seed) if cap else read
+    except ModelError as error:
+        fail([str(error)])
+    if corrections:
+        store = open_store(load_settings(config_file))
+        try:
+            examples += [Example(normalise(r["text"]), r["label"], r["language"] or "") for r in store.corrections()]
+        finally:
+            store.close()
+    if not examples:
+        fail(["nothing to train on: give --data FILE and/or --corrections"])
+    if len(examples) < 300:
+        click.echo(f"warning: only {len(examples)} examples; expect a weak model below a few hundred", err=True)
+    for mode in MODES if modes == "both" else (modes,):
+        click.echo(f"training {mode} on {len(examples)} examples (seed {seed})...", err=True)
+        try:
+            model = train(
+                examples,
+                mode,  # type: ignore[arg-type]
+                seed=seed,
+                version=version and f"{mode}-{version}",
+                cache=Path(cache) if cache else None,
+                progress=lambda done, total: click.echo(f"  embedded {done}/{total}", err=True),
+            )
+        except ModelError as error:
+            fail([str(error)])
+        model.card["data"] = [str(p) for p, _ in _data_files(data)] + (["corrections"] if corrections else [])
+        model.card["terms"] = terms or "the terms of the data it was trained on (see data)"
+        target = Path(out) / f"sentiment-{mode}.npz"
+        model.save(target)
+        click.echo(f"wrote {target} (version {model.version}, heads {', '.join(model.heads)})")
+
+
+@sentiment.command("eval")
+@click.option("--data", "data", multiple=True, required=True, metavar="[LANG=]PATH", help="Held-out TSV files.")
+@click.option("--mode", "modes", type=click.Choice([*MODES, "both"]), default="both", show_default=True)
+@click.option("--model-dir", default=str(MODEL_DIR), show_default=True)
+@click.option("--json", "json_out", metavar="PATH", help="Also write the scores here.")
+@click.option("--cache", metavar="PATH", help="Embedding cache shared with training.")
+@click.option("--update-card", is_flag=True, help="Record the scores in the models' cards.")
+def sentiment_eval(
+    data: tuple[str, ...], modes: str, model_dir: str, json_out: str | None, cache: str | None, update_card: bool
+) -> None:
+    """Macro-F1 and macro-recall per language for each mode, with VADER scored in the same run."""
+    from rules.sentiment import evaluate, read_examples
+
+    examples = [e for path, lang in _data_files(data) for e in read_examples(path, lang)]
+    report: dict[str, Any] = {"data": [str(p) for p, _ in _data_files(data)], "modes": {}}
+    rows = []
+    for mode in MODES if modes == "both" else (modes,):
+        try:
+            classifier = SentimentClassifier.shipped(mode, threads=2, model_dir=Path(model_dir))  # type: ignore[arg-type]
+        except ModelError as error:
+            fail([str(error)])
+        scores = evaluate(classifier, examples, cache=Path(cache) if cache else None)
+        report["modes"][mode] = {"version": classifier.model.version, "scores": scores}
+        for lang, pair in scores.items():
+            rows.append((lang, f"{mode} ({classifier.model.version})", pair["model"]))
+            if mode == MODES[0] or modes != "both":
+                rows.append((lang, "VADER baseline", pair["vader"]))
+        if update_card:
+            model = classifier.model
+            model.card["evaluation"] = {"data": report["data"], "scores": scores}
+            model.save(Path(model_dir) / f"sentiment-{mode}.npz")
+    click.echo(f"{'language':<9} {'model':<28} {'macro-F1':>9} {'macro-recall':>13} {'n':>6}")
+    for lang, name, s in sorted(rows, key=lambda r: r[0]):
+        click.echo(f"{lang:<9} {name:<28} {s['macro_f1']:>9.1f} {s['macro_recall']:>13.1f} {int(s['n']):>6}")
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"wrote {json_out}")
+
+
+@sentiment.command("correct")
+@config_option
+@click.argument("mention")
+@click.argument("label", type=click.Choice(LABELS))
+@click.option("--by", default="cli", show_default=True, help="Who corrects (kept with the label).")
+def sentiment_correct(config_file: str | None, mention: str, label: str, by: str) -> None:
+    """Set MENTION's sentiment (its key, e.g. x:1800...); it wins over the model and survives reanalysis."""
+    store = open_store(load_settings(config_file))
+    try:
+        store.correct_sentiment(mention, label, by, system_clock())
+    except KeyError:
+        fail([f"no mention {mention!r}; keys look like platform:id (see `passaparola status`)"])
+    finally:
+        store.close()
+    click.echo(f"{mention}: sentiment {label} (corrected by {by})")
+
+
+@sentiment.command("export")
+@config_option
+@click.argument("path", type=click.Path(dir_okay=False))
+def sentiment_export(config_file: str | None, path: str) -> None:
+    """Write your team's corrections as text<TAB>label<TAB>language, the format `sentiment train` reads."""
+    store = open_store(load_settings(config_file))
+    try:
+        rows = store.corrections()
+    finally:
+        store.close()
+    with Path(path).open("w", encoding="utf-8") as handle:
+        for row in rows:
+            text = " ".join(row["text"].split())
+            handle.write(f"{text}\t{row['label']}\t{row['language']}\n")
+    click.echo(f"wrote {len(rows)} corrected mentions to {path}")

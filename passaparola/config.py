@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, Valid
 from listener import SOURCES
 from notifiers.apprise_notifier import ALWAYS, AppriseNotifier, parse_problems, privacy_url
 from rules import EVALUATORS
+from rules.analysis import AnalysisSettings as PipelineSettings
+from rules.sentiment import MODES
 
 ENV_PREFIX = "PASSAPAROLA_"
 CONFIG_ENV = "PASSAPAROLA_CONFIG"
@@ -74,6 +76,38 @@ class NotifySettings(Section):
         }
 
 
+class BrandSettings(Section):
+    """How to tell a mention of the brand from other senses of its name."""
+
+    terms: list[str] = Field(default_factory=list, description="names and hashtags of the brand")
+    exclusions: list[str] = Field(default_factory=list, description="phrases that mean it is not about us")
+    handles: list[str] = Field(default_factory=list, description="the brand's own accounts, without @")
+
+
+class AnalysisSettings(Section):
+    """The spaCy pipeline that reads each mention: language, sentiment, needs-answer, topics, brand match."""
+
+    enabled: bool = True
+    mode: str = Field("accurate", description="accurate (default) or fast (bulk imports, backfills)")
+    languages: list[str] = Field(default_factory=lambda: ["it", "en"], min_length=1)
+    threads: int = Field(1, ge=1, le=64)
+    model_dir: str = Field("", description="a folder with your own retrained sentiment-<mode>.npz")
+    brand: BrandSettings = Field(default_factory=BrandSettings)
+    topics: dict[str, list[str]] = Field(default_factory=dict, description="topic name -> terms")
+
+    def pipeline(self, mode: str | None = None) -> PipelineSettings:
+        return PipelineSettings(
+            mode=(mode or self.mode),  # type: ignore[arg-type]
+            languages=tuple(self.languages),
+            brand_terms=tuple(self.brand.terms),
+            brand_exclusions=tuple(self.brand.exclusions),
+            brand_handles=tuple(h.lstrip("@") for h in self.brand.handles),
+            topics={name: tuple(terms) for name, terms in self.topics.items()},
+            threads=self.threads,
+            model_dir=Path(self.model_dir) if self.model_dir else None,
+        )
+
+
 class ScheduleSettings(Section):
     """The keys every ``[[sources]]`` table has besides its type's own options."""
 
@@ -98,6 +132,7 @@ class Settings:
     storage: StorageSettings
     daemon: DaemonSettings
     notify: NotifySettings
+    analysis: AnalysisSettings
     sources: tuple[SourceSpec, ...]
     rules: tuple[Any, ...]
     origin: str = "defaults"
@@ -109,6 +144,7 @@ class Settings:
             {
                 "storage": self.storage.model_dump(),
                 "daemon": self.daemon.model_dump(),
+                "analysis": self.analysis.model_dump(),
                 "notify": {
                     **self.notify.model_dump(),
                     "routes": {r: [privacy_url(u) for u in urls] for r, urls in self.notify.route_urls().items()},
@@ -271,7 +307,7 @@ def _build(
 
 
 def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Settings | None:
-    known_sections = ("storage", "daemon", "notify", "sources", "rules")
+    known_sections = ("storage", "daemon", "notify", "analysis", "sources", "rules")
     for key in data:
         if key not in known_sections:
             problems.append(
@@ -280,6 +316,14 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
     storage = _section(StorageSettings, data, "storage", problems)
     daemon = _section(DaemonSettings, data, "daemon", problems)
     notify = _section(NotifySettings, data, "notify", problems)
+    analysis = _section(AnalysisSettings, data, "analysis", problems)
+    if analysis.mode not in MODES:
+        problems.append(f"analysis.mode: unknown mode {analysis.mode!r}; use one of {', '.join(MODES)}")
+    if analysis.model_dir and not (Path(analysis.model_dir) / f"sentiment-{analysis.mode}.npz").is_file():
+        problems.append(
+            f"analysis.model_dir: no sentiment-{analysis.mode}.npz in {analysis.model_dir}; "
+            "train one with `passaparola sentiment train --out DIR`, or remove the key to use the shipped model"
+        )
     if notify.type not in NOTIFIER_TYPES:
         problems.append(f"notify.type: unknown notifier {notify.type!r}; use one of {', '.join(NOTIFIER_TYPES)}")
     known_routes = _check_routes(notify, problems) if notify.type == "apprise" else None
@@ -324,6 +368,7 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
         storage=storage,
         daemon=daemon,
         notify=notify,
+        analysis=analysis,
         sources=tuple(sources),
         rules=tuple(rules),
         origin=origin,

@@ -156,3 +156,13 @@ def m001_initial(db: Database) -> None:
 def m002_source_details(db: Database) -> None:
     """What a source reports about itself (reads, cost, paused streams), shown in its health."""
     db.table("sources").add_column("details", str)
+
+
+@migrations()
+def m003_sentiment_corrections(db: Database) -> None:
+    """A person's sentiment label for a mention: wins over the model, survives reanalysis, feeds retraining."""
+    db.table("sentiment_corrections").create(
+        {"key": str, "label": str, "model_label": str, "corrected_by": str, "corrected_at": str},
+        pk="key",
+        foreign_keys=[("key", "mentions", "key")],
+    )

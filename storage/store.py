@@ -156,7 +156,7 @@ class Store:
             )
             fresh = [m for m in poll.mentions if m.key in new_keys]
             self.db.table("mention_tags").insert_all(
-                (self._tags_row(m, now) for m in fresh if m.tags), pk="key", ignore=True
+                (self._tags_row(m.key, m.tags, now) for m in fresh if m.tags), pk="key", ignore=True
             )
             self.db.table("conversations").insert_all(
                 ({"key": m.key, "state": "new", "updated_at": now} for m in fresh), pk="key", ignore=True
@@ -212,13 +212,13 @@ class Store:
         }
 
     @staticmethod
-    def _tags_row(m: Mention, now: str) -> dict[str, Any]:
-        row: dict[str, Any] = {"key": m.key, "tagged_at": now}
+    def _tags_row(key: str, tags: Mapping[str, Any], now: str) -> dict[str, Any]:
+        row: dict[str, Any] = {"key": key, "tagged_at": now, **dict.fromkeys(TAG_COLUMNS)}
         extra = {}
-        for name, value in m.tags.items():
+        for name, value in tags.items():
             if name in TAG_COLUMNS:
                 row[name] = json.dumps(value) if isinstance(value, (list, dict, tuple)) else value
-            else:
+            elif value is not None:
                 extra[name] = value
         row["extra"] = json.dumps(extra, default=str)
         return row
@@ -386,6 +386,74 @@ class Store:
             details=json.loads(row.get("details") or "{}"),
         )
 
+    # -- analysis: tags, corrections, reanalysis ---------------------------------------------------
+
+    def tags(self, key: str) -> dict[str, Any] | None:
+        """The derived fields of one mention, a person's sentiment correction applied (``corrected`` says so)."""
+        rows = list(
+            self.db.query(
+                "SELECT t.*, sc.label AS corrected_label FROM mentions m LEFT JOIN mention_tags t ON t.key = m.key "
+                "LEFT JOIN sentiment_corrections sc ON sc.key = m.key WHERE m.key = ?",
+                [key],
+            )
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        tags: dict[str, Any] = {name: row[name] for name in TAG_COLUMNS if row.get(name) is not None}
+        for name in ("sentiment_probs", "topics"):
+            if name in tags:
+                tags[name] = json.loads(tags[name])
+        tags.update(json.loads(row.get("extra") or "{}"))
+        if row["corrected_label"]:
+            tags["sentiment"], tags["corrected"] = row["corrected_label"], True
+        return tags
+
+    def correct_sentiment(self, key: str, label: str, by: str, at: datetime) -> None:
+        """Record a person's label; raises `KeyError` for an unknown mention."""
+        with self.db.atomic():
+            found = list(
+                self.db.query(
+                    "SELECT t.sentiment FROM mentions m LEFT JOIN mention_tags t ON t.key = m.key WHERE m.key = ?",
+                    [key],
+                )
+            )
+            if not found:
+                raise KeyError(key)
+            self.db.table("sentiment_corrections").upsert(
+                {
+                    "key": key,
+                    "label": label,
+                    "model_label": found[0]["sentiment"],
+                    "corrected_by": by,
+                    "corrected_at": iso(at),
+                },
+                pk="key",
+            )
+
+    def corrections(self) -> list[dict[str, Any]]:
+        """Every corrected mention as labelled data: text, label, language (for retraining)."""
+        return list(
+            self.db.query(
+                "SELECT m.text, sc.label, COALESCE(t.language, m.language_hint, '') AS language, sc.key "
+                "FROM sentiment_corrections sc JOIN mentions m ON m.key = sc.key "
+                "LEFT JOIN mention_tags t ON t.key = sc.key ORDER BY sc.corrected_at, sc.key"
+            )
+        )
+
+    def mention_texts(self, after_key: str = "", limit: int = 500) -> list[tuple[str, str]]:
+        """(key, text) pages in key order, for reanalysis."""
+        rows = self.db.execute("SELECT key, text FROM mentions WHERE key > ? ORDER BY key LIMIT ?", [after_key, limit])
+        return [(key, text) for key, text in rows.fetchall()]
+
+    def replace_tags(self, tags: Mapping[str, Mapping[str, Any]], at: datetime) -> None:
+        """Overwrite the derived fields of these mentions (corrections live apart and are kept)."""
+        now = iso(at)
+        with self.db.atomic():
+            self.db.table("mention_tags").upsert_all(
+                (self._tags_row(key, t, now) for key, t in tags.items()), pk="key", batch_size=500
+            )
+
     # -- reading for rules -----------------------------------------------------------------------
 
     def _conversations(self, where: str, params: Sequence[Any]) -> list[Conversation]:
@@ -394,11 +462,13 @@ class Store:
             f"""
             SELECT m.*, c.state, c.answered_at, c.response_seconds, c.assignee,
                    a.platform_id AS a_id, a.handle AS a_handle, a.display_name AS a_name, a.reach AS a_reach,
-                   a.verified AS a_verified, t.needs_answer, t.sentiment, t.language
+                   a.verified AS a_verified, t.needs_answer, COALESCE(sc.label, t.sentiment) AS sentiment,
+                   t.language
             FROM conversations c
             JOIN mentions m ON m.key = c.key
             JOIN authors a ON a.key = m.author_key
             LEFT JOIN mention_tags t ON t.key = m.key
+            LEFT JOIN sentiment_corrections sc ON sc.key = m.key
             WHERE {where}
             ORDER BY m.published_at
             """,

@@ -19,8 +19,10 @@ from tests.conftest import PASSAPAROLA, ROOT, cli_env, run_cli
 
 
 def write_config(tmp_path: Path, body: str = "") -> Path:
+    """A demo-source config; the fast analysis mode keeps these process tests quick."""
     path = tmp_path / "passaparola.toml"
-    path.write_text(f'[storage]\npath = "{tmp_path / "p.db"}"\n[[sources]]\ntype = "demo"\n{body}', encoding="utf-8")
+    head = f'[storage]\npath = "{tmp_path / "p.db"}"\n[analysis]\nmode = "fast"\n'
+    path.write_text(f'{head}[[sources]]\ntype = "demo"\n{body}', encoding="utf-8")
     return path
 
 

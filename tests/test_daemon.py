@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -56,13 +56,7 @@ class FlakyNotifier:
 
 def settings_with(*specs: SourceSpec) -> configuration.Settings:
     base = configuration.load(None, environ={})
-    return configuration.Settings(
-        storage=base.storage,
-        daemon=base.daemon,
-        notify=base.notify,
-        sources=specs,
-        rules=(Unanswered(), SourceFailing()),
-    )
+    return replace(base, sources=specs, rules=(Unanswered(), SourceFailing()))
 
 
 def test_a_failing_source_is_recorded_and_the_others_still_run(store: Store, clock: FixedClock) -> None:

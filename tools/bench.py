@@ -3,13 +3,21 @@
 Ingest: mentions per second through `Store.save_poll` (authors, raw mentions, conversation state, brand replies,
 answers, cursor: one transaction per poll of 100) against a bare sqlite-utils `insert_all` of the same rows into
 one table, measured in the same run, on a file database in WAL mode. The ratio is what the bookkeeping costs.
+
+Analysis: mentions per second through the whole spaCy pipeline (language, sentiment, brand, topics,
+needs-answer) in each mode, each in its own process pinned to one core with one thread, against VADER alone
+in the same process; and the process's peak resident memory once the pipeline is loaded and has run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -75,7 +83,52 @@ def bench_bare(mentions: list[Mention], folder: Path) -> float:
     return elapsed
 
 
+def analysis_worker(mode: str, count: int) -> None:
+    """Runs in a child process: one core, one thread; prints one JSON line of figures."""
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    from rules.analysis import AnalysisSettings, Analyzer
+    from rules.sentiment import LexicalFeatures
+
+    texts = [m.text for m in DemoSource().poll(None, datetime(2026, 3, 2, tzinfo=UTC)).mentions]
+    texts = (texts * (count // len(texts) + 1))[:count]
+    settings = AnalysisSettings(mode=mode, brand_handles=("AuroraCaffe",), topics={"consegna": ("consegna",)})
+    analyzer = Analyzer(settings)
+    analyzer.analyze(texts[:64])  # load everything once, as the daemon does on its first batch
+    started = time.perf_counter()
+    analyzer.analyze(texts)
+    rate = count / (time.perf_counter() - started)
+    vader = LexicalFeatures()
+    started = time.perf_counter()
+    for text in texts:
+        vader.vader(text)
+    vader_rate = count / (time.perf_counter() - started)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"mode": mode, "per_second": rate, "vader_per_second": vader_rate, "peak_rss_mb": peak_mb}))
+
+
+def bench_analysis() -> dict[str, dict[str, float]]:
+    figures = {}
+    for mode, count in (("accurate", 400), ("fast", 20_000)):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        done = subprocess.run(
+            [sys.executable, "-m", "tools.bench", "--analysis-worker", mode, str(count)],
+            capture_output=True, text=True, env=env, check=True,
+        )  # fmt: skip
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result["vs_vader_ratio"] = result["per_second"] / result["vader_per_second"]
+        figures[mode] = result
+        print(
+            f"analysis, {mode:<8} mode, 1 core : {result['per_second']:10,.0f} mentions/s "
+            f"(VADER alone {result['vader_per_second']:,.0f}/s, ratio {result['vs_vader_ratio']:.4f}); "
+            f"peak memory {result['peak_rss_mb']:.0f} MB"
+        )
+    return figures
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--analysis-worker"]:
+        analysis_worker(sys.argv[2], int(sys.argv[3]))
+        return
     count = 20_000
     mentions, polls = sample(count)
     store_times, bare_times = [], []
@@ -97,6 +150,7 @@ def main() -> None:
     print(f"ingest through Store.save_poll : {store_rate:10,.0f} mentions/s (median of {ROUNDS})")
     print(f"bare sqlite-utils insert_all   : {bare_rate:10,.0f} mentions/s")
     print(f"ratio store / bare             : {store_rate / bare_rate:10.2f}")
+    figures["analysis"] = bench_analysis()
     out = Path("var") / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
