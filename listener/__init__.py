@@ -5,6 +5,7 @@ one module, one line here, one golden fixture, one test file and one README sect
 """
 
 from listener.demo import DemoSource
+from listener.feed import FeedSource
 from listener.model import (
     Author,
     BrandReply,
@@ -18,7 +19,7 @@ from listener.model import (
 )
 from listener.x import XSource
 
-SOURCES: dict[str, type] = {cls.kind: cls for cls in (DemoSource, XSource)}
+SOURCES: dict[str, type] = {cls.kind: cls for cls in (DemoSource, XSource, FeedSource)}
 
 __all__ = [
     "SOURCES",
@@ -26,6 +27,7 @@ __all__ = [
     "BrandReply",
     "Conversation",
     "DemoSource",
+    "FeedSource",
     "Mention",
     "Poll",
     "RateLimited",

@@ -89,12 +89,17 @@ class Mention:
         return f"{self.platform}:{self.platform_id}"
 
 
+#: A `BrandReply.to_author_id` meaning "everyone who spoke earlier in this thread" (a forum answer to a topic).
+EVERYONE_IN_THREAD = "*"
+
+
 @dataclass(frozen=True, slots=True)
 class BrandReply:
     """A post by one of the brand's own accounts that answers a mention, wherever it was typed.
 
     ``in_reply_to`` is the platform id of the mention it answers; ``thread_id`` and ``to_author_id``
-    let a brand post in the same conversation, addressed to the mention's author, count too.
+    let a brand post in the same conversation, addressed to the mention's author, count too;
+    ``to_author_id = EVERYONE_IN_THREAD`` answers every earlier post in the thread.
     """
 
     platform: str

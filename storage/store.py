@@ -269,7 +269,7 @@ class Store:
                 SELECT m.key, m.published_at, b.key, b.published_at
                 FROM new_m JOIN mentions m ON m.key = new_m.key JOIN authors a ON a.key = m.author_key
                 JOIN brand_replies b ON b.platform = m.platform AND b.thread_id = m.thread_id
-                WHERE m.thread_id != '' AND b.to_author_id = a.platform_id AND b.published_at >= m.published_at
+                WHERE m.thread_id != '' AND b.to_author_id IN (a.platform_id, '*') AND b.published_at >= m.published_at
                 UNION
                 SELECT m.key, m.published_at, b.key, b.published_at
                 FROM new_b JOIN brand_replies b ON b.key = new_b.key
@@ -279,7 +279,7 @@ class Store:
                 FROM new_b JOIN brand_replies b ON b.key = new_b.key
                 JOIN mentions m ON m.platform = b.platform AND m.thread_id = b.thread_id
                 JOIN authors a ON a.key = m.author_key
-                WHERE b.thread_id != '' AND b.to_author_id = a.platform_id AND b.published_at >= m.published_at
+                WHERE b.thread_id != '' AND b.to_author_id IN (a.platform_id, '*') AND b.published_at >= m.published_at
             )
             SELECT mk, mp, bk, bp FROM pairs JOIN conversations c ON c.key = pairs.mk
             WHERE c.state IN ('new', 'assigned', 'reopened')

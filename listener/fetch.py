@@ -1,0 +1,131 @@
+"""A careful HTTP GET for URLs that come from configuration: feeds today, any page source later.
+
+What it guards against, each with the reason it gives:
+
+- addresses that are not public (loopback, private, link-local and cloud metadata, CGNAT, multicast,
+  IPv4-mapped IPv6...) unless the source allows private addresses; every redirect hop is checked again, and the
+  connection goes to the address that was checked, so DNS cannot answer differently a moment later;
+- schemes other than http and https, credentials in URLs, more than ``max_redirects`` redirects;
+- bodies over ``max_bytes`` (after decompression, so a gzip bomb stops at the cap), servers that drip bytes
+  past the total ``deadline``, and any single connect or read slower than ``timeout``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from listener.model import SourceError
+
+USER_AGENT = "passaparola/0.1 (+https://github.com/passaparola; brand-mention listener)"
+
+
+class FetchError(SourceError):
+    """The fetch was refused or cut short; the message names the limit or the address and what to do."""
+
+
+def public_address(address: str) -> bool:
+    """True only for addresses reachable on the public internet (IPv4-mapped IPv6 judged as IPv4)."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def resolve(host: str, port: int, allow_private: bool) -> str:
+    """The first address of ``host`` if every address it resolves to may be contacted."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise FetchError(f"cannot resolve {host!r} ({error.strerror}); check the URL") from None
+    addresses = [str(info[4][0]) for info in infos]
+    if not allow_private:
+        blocked = [a for a in addresses if not public_address(a)]
+        if blocked:
+            raise FetchError(
+                f"{host} resolves to {blocked[0]}, which is not a public address; refused. For an intranet "
+                "feed, set allow_private = true on this source"
+            )
+    return addresses[0]
+
+
+@dataclass(frozen=True)
+class Fetched:
+    status: int  # 200, or 304 when not modified
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    url: str = ""
+
+
+@dataclass
+class Fetcher:
+    timeout: float = 10.0
+    deadline: float = 30.0
+    max_bytes: int = 5_000_000
+    max_redirects: int = 3
+    allow_private: bool = False
+
+    def get(self, url: str, headers: Mapping[str, str] | None = None) -> Fetched:
+        started = time.monotonic()
+        current = httpx.URL(url)
+        with httpx.Client(
+            timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=False
+        ) as client:  # fmt: skip
+            for _ in range(self.max_redirects + 1):
+                response = self._one(client, current, headers or {}, started)
+                if response.status not in (301, 302, 303, 307, 308):
+                    return response
+                location = response.headers.get("location", "")
+                if not location:
+                    raise FetchError(f"{current} answered {response.status} without a Location; fix the URL")
+                current = current.join(location)
+            raise FetchError(f"{url}: more than {self.max_redirects} redirects; use the final URL")
+
+    def _one(self, client: httpx.Client, url: httpx.URL, headers: Mapping[str, str], started: float) -> Fetched:
+        if url.scheme not in ("http", "https"):
+            raise FetchError(f"{url}: only http and https URLs are fetched, not {url.scheme!r}")
+        if url.userinfo:
+            raise FetchError(f"{url.host}: credentials in the URL are refused; remove them")
+        host = url.host
+        port = url.port or (443 if url.scheme == "https" else 80)
+        address = resolve(host, port, self.allow_private)
+        pinned = url.copy_with(host=address)  # connect to the address we checked
+        request_headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **headers}
+        request_headers["Host"] = f"{host}:{url.port}" if url.port else host
+        request = client.build_request("GET", pinned, headers=request_headers, extensions={"sni_hostname": host})
+        try:
+            response = client.send(request, stream=True)
+        except httpx.TimeoutException:
+            raise FetchError(
+                f"{host}: no answer within {self.timeout:g} s; try later or raise timeout_seconds"
+            ) from None
+        except httpx.HTTPError as error:
+            raise FetchError(f"{host}: {type(error).__name__}: {error}") from None
+        try:
+            if response.status_code in (301, 302, 303, 307, 308, 304):
+                return Fetched(response.status_code, headers=dict(response.headers), url=str(url))
+            if response.status_code >= 400:
+                raise FetchError(f"{url} answered {response.status_code}; check the URL, or wait if it is 5xx")
+            body = bytearray()
+            try:
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > self.max_bytes:
+                        raise FetchError(
+                            f"{url}: more than {self.max_bytes:,} bytes (after decompression); refused. "
+                            "Raise max_bytes if the feed is really this large"
+                        )
+                    if time.monotonic() - started > self.deadline:
+                        raise FetchError(f"{url}: still sending after {self.deadline:g} s; cut short")
+            except httpx.TimeoutException:
+                raise FetchError(f"{url}: stalled for {self.timeout:g} s mid-body; try later") from None
+            except httpx.DecodingError as error:
+                raise FetchError(f"{url}: body cannot be decompressed ({error}); the server sent bad data") from None
+            return Fetched(response.status_code, bytes(body), dict(response.headers), str(url))
+        finally:
+            response.close()

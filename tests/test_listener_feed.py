@@ -1,0 +1,201 @@
+"""The `feed` source against a local HTTP server: real-world-shaped feeds, conditional GET, hostile bodies, SSRF."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from listener.feed import FeedSource, parse_feed, thread_of
+from listener.fetch import public_address
+from listener.model import SourceError
+from passaparola.config import SourceSpec
+from passaparola.pipeline import poll_source
+from storage import Store
+from tests.conftest import FIXTURES, T0, settings_from
+from tests.feedserver import FeedServer, Route
+
+FEEDS = FIXTURES / "feeds"
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "feedparser-corpus"
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    yield from FeedServer().serve()
+
+
+def source(server: FeedServer, path: str, **options: object) -> FeedSource:
+    return FeedSource(name="forum", url=server.url(path), allow_private=True, **options)  # type: ignore[arg-type]
+
+
+def route(name: str, **options: object) -> Route:
+    return Route(body=(FEEDS / name).read_bytes(), **options)  # type: ignore[arg-type]
+
+
+def test_discourse_posts_arrive_once_and_the_staff_answer_closes_its_topic(server: FeedServer, store: Store) -> None:
+    server.routes["/posts.rss"] = route("discourse-posts.rss", etag='"v1"')
+    feed = source(server, "/posts.rss", brand_authors=["aurora_staff"])
+    poll = feed.poll(None, T0)
+    assert [m.author.handle for m in poll.mentions] == ["lucia.t", "giulia_b", "marco_r"]
+    assert poll.mentions[2].text == (
+        "La macchina non si accende più — La mia Aurora Barista non si accende più da stamattina. Che faccio?"
+    )
+    assert poll.mentions[2].thread_id == "https://community.caffe-aurora.example/t/la-macchina-non-si-accende-piu/42"
+    assert [r.author_handle for r in poll.replies] == ["aurora_staff"]
+    result = store.save_poll("forum", "feed", poll, T0)
+    assert (result.new_mentions, result.answered) == (3, 2)
+    open_keys = [c.mention.author.handle for c in store.open_conversations(T0, T0 - timedelta(days=1))]
+    assert open_keys == ["lucia.t"]  # topic 43 had no answer
+
+    # A restart: a new source object with the stored cursor; the server says 304 and nothing is parsed.
+    again = source(server, "/posts.rss", brand_authors=["aurora_staff"])
+    unchanged = again.poll(store.cursor("forum"), T0 + timedelta(minutes=5))
+    assert unchanged.mentions == () and unchanged.details["not_modified"] is True
+    assert server.conditional_hits["/posts.rss"] == 1 and again._pool is None  # a 304 costs no parsing
+
+    # The feed changes its ETag but not its entries: same ids, nothing stored twice.
+    server.routes["/posts.rss"].etag = '"v2"'
+    third = source(server, "/posts.rss", brand_authors=["aurora_staff"]).poll(store.cursor("forum"), T0)
+    assert store.save_poll("forum", "feed", third, T0).new_mentions == 0
+
+
+def test_google_alerts_keep_brand_talk_and_drop_the_northern_lights(server: FeedServer) -> None:
+    server.routes["/alerts"] = route("google-alerts.atom", content_type="application/atom+xml")
+    feed = source(server, "/alerts", platform="web", keywords=["aurora"], exclude=["aurora boreale"])
+    poll = feed.poll(None, T0)
+    assert len(poll.mentions) == 2 and poll.details == {"entries": 3, "kept": 2, "warning": ""}
+    first = poll.mentions[0]
+    assert first.text.startswith("Caffè Aurora apre il primo negozio a Torino — Il marchio di Caffè Aurora")
+    assert "<b>" not in first.text and first.url.startswith("https://www.google.com/url?")
+    assert first.platform == "web" and first.author.handle == "anonymous"
+
+
+def test_wordpress_comments_are_answered_by_the_brand_in_the_same_post(server: FeedServer, store: Store) -> None:
+    server.routes["/comments"] = route("wordpress-comments.rss")
+    poll = source(server, "/comments", platform="web", brand_authors=["Caffè Aurora"]).poll(None, T0)
+    assert [m.text for m in poll.mentions] == [
+        "Buonissima, ma quando arriva in formato compostabile?",
+        "Is it available in the UK shop too?",
+    ]
+    assert store.save_poll("blog", "feed", poll, T0).answered == 1  # Tom wrote after the brand's answer
+
+
+def test_entry_ids_do_not_move_across_polls_or_hosts_of_the_same_feed() -> None:
+    body = (FEEDS / "discourse-posts.rss").read_bytes()
+    first = parse_feed(body, {"content-type": "application/rss+xml", "content-location": "https://x.example/a"})
+    second = parse_feed(body, {"content-type": "application/rss+xml", "content-location": "https://x.example/a"})
+    assert [e["id"] for e in first["entries"]] == [e["id"] for e in second["entries"]]
+    assert thread_of("https://blog.example/post/#comment-3") == "https://blog.example/post/"
+
+
+@pytest.mark.parametrize(
+    ("route_options", "source_options", "reason"),
+    [
+        ({"body": b"<rss>" + b"x" * 300_000}, {"max_bytes": 100_000}, "more than 100,000 bytes"),
+        ({"body": b"\0" * 20_000_000, "gzip": True}, {"max_bytes": 1_000_000}, "(after decompression)"),
+        ({"body": b"<rss version='2.0'>" * 40, "drip_seconds": 0.05}, {"deadline_seconds": 1.0}, "still sending"),
+        (
+            {"body": b"<!doctype html><html><body><p>Welcome</p></body></html>", "content_type": "text/html"},
+            {},
+            "is not a readable feed",
+        ),
+        ({"body": b"", "status": 503}, {}, "answered 503"),
+    ],
+    ids=["oversized", "gzip-bomb", "slow-drip", "html-page", "server-error"],
+)
+def test_bad_bodies_end_the_poll_within_the_limits_with_a_reason(
+    server: FeedServer, route_options: dict, source_options: dict, reason: str
+) -> None:
+    server.routes["/bad"] = Route(**route_options)
+    started = time.monotonic()
+    with pytest.raises(SourceError) as error:
+        source(server, "/bad", **source_options).poll(None, T0)
+    assert reason in str(error.value)
+    assert time.monotonic() - started < 10
+
+
+def test_hostile_and_wrong_charset_feeds_keep_what_can_be_read(server: FeedServer) -> None:
+    hostile = (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>"
+        "<item><title>&lt;script&gt;alert(1)&lt;/script&gt;Aurora rocks</title>"
+        f"<author>{'A' * 65_536}</author><link>javascript:alert(1)</link><guid>g1</guid>"
+        "<description>&lt;img src=x onerror=alert(1)&gt;capsule ottime</description></item>"
+        "</channel></rss>"
+    ).encode()
+    server.routes["/hostile"] = Route(body=hostile)
+    started = time.monotonic()
+    [mention] = source(server, "/hostile").poll(None, T0).mentions
+    assert time.monotonic() - started < 10
+    assert "<" not in mention.text and "capsule ottime" in mention.text
+    assert mention.url == "" and len(mention.author.handle) <= 200  # javascript: link dropped, author cut
+
+    latin1 = "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>"
+    latin1 += "<item><title>Caffè buonissimo</title><guid>g2</guid></item></channel></rss>"
+    server.routes["/latin1"] = Route(body=latin1.encode("latin-1"))
+    poll = source(server, "/latin1").poll(None, T0)
+    assert len(poll.mentions) == 1 and poll.details["warning"]  # read, with the encoding problem noted
+
+
+def test_private_addresses_are_refused_unless_allowed_and_no_request_is_sent(server: FeedServer) -> None:
+    server.routes["/posts.rss"] = route("discourse-posts.rss")
+    guarded = FeedSource(name="forum", url=server.url("/posts.rss"))
+    with pytest.raises(SourceError, match=re.escape("127.0.0.1, which is not a public address; refused")):
+        guarded.poll(None, T0)
+    assert server.hits["/posts.rss"] == 0
+    for address in ("10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1"):
+        assert not public_address(address), address
+    for address in ("::ffff:127.0.0.1", "fc00::1", "fe80::1%eth0", "224.0.0.1", "127.1.2.3"):
+        assert not public_address(address), address
+    assert public_address("93.184.216.34") and public_address("2606:4700::1111")
+
+
+def test_redirects_are_checked_at_every_hop(server: FeedServer) -> None:
+    server.routes["/feed"] = route("discourse-posts.rss")
+    server.routes["/moved"] = Route(status=301, location="/feed")
+    assert len(source(server, "/moved").poll(None, T0).mentions) == 4
+    server.routes["/to-file"] = Route(status=302, location="file:///etc/passwd")
+    with pytest.raises(SourceError, match="only http and https"):
+        source(server, "/to-file").poll(None, T0)
+    for hop in range(5):
+        server.routes[f"/loop{hop}"] = Route(status=302, location=f"/loop{hop + 1}")
+    with pytest.raises(SourceError, match="more than 3 redirects"):
+        source(server, "/loop0").poll(None, T0)
+
+
+def test_a_hostile_feed_never_stalls_the_daemon(server: FeedServer, store: Store) -> None:
+    server.routes["/drip"] = Route(body=b"<rss>" * 200, drip_seconds=0.05)
+    server.routes["/posts.rss"] = route("discourse-posts.rss")
+    bad = SourceSpec("drip", "feed", 60, source(server, "/drip", deadline_seconds=1.0))
+    good = SourceSpec("forum", "feed", 60, source(server, "/posts.rss"))
+    rng = random.Random(1)
+    outcomes = [poll_source(spec, store, [], T0, 60, 900, rng) for spec in (bad, good)]
+    assert "still sending after 1 s" in outcomes[0].error and outcomes[1].new_mentions == 4
+    assert store.source_health("drip").consecutive_failures == 1
+
+
+def test_config_validates_feed_sources(tmp_path: Path) -> None:
+    from passaparola.config import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        settings_from('[[sources]]\ntype = "feed"\nurl = "file:///etc/passwd"\n', tmp_path)
+    assert error.value.problems == [
+        "sources[0]: url 'file:///etc/passwd' is not an http(s) URL; give the feed's full address"
+    ]
+    settings = settings_from(
+        '[[sources]]\ntype = "feed"\nname = "f"\nurl = "https://forum.example/posts.rss"\n', tmp_path
+    )
+    assert settings.sources[0].source.allow_private is False
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="feedparser's corpus lives in ../shared/data beside the checkout")
+def test_feedparsers_own_corpus_never_raises() -> None:
+    files = sorted(CORPUS.rglob("*.xml"))
+    assert len(files) > 100
+    for path in files:
+        result = parse_feed(path.read_bytes(), {"content-type": "application/xml"})
+        assert isinstance(result["entries"], list)
