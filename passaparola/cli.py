@@ -534,3 +534,45 @@ def sentiment_export(config_file: str | None, path: str) -> None:
             text = " ".join(row["text"].split())
             handle.write(f"{text}\t{row['label']}\t{row['language']}\n")
     click.echo(f"wrote {len(rows)} corrected mentions to {path}")
+
+
+@main.command("import")
+@config_option
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from the file's extension.")
+@click.option("--mode", type=click.Choice(MODES), default="fast", show_default=True, help="Analysis mode for the rows.")
+@click.pass_context
+def import_file(ctx: click.Context, config_file: str | None, path: str, fmt: str | None, mode: str | None) -> None:
+    """Import offline feedback (phone, e-mail, exported reviews) from CSV or JSONL; lists every rejected line.
+
+    Exit 0 when every line was imported, 1 when some were rejected (the others are stored), 2 when the file
+    cannot be read at all (nothing is stored). Use --mode fast for files of many thousand rows.
+    """
+    from listener.imports import ImportFileError, read_import
+    from listener.model import Poll
+    from passaparola.pipeline import enrich
+
+    settings = load_settings(config_file)
+    setup_logging(ctx.obj["verbose"])
+    now = system_clock()
+    try:
+        mentions, rejected = read_import(Path(path), now, fmt)
+    except ImportFileError as error:
+        fail([str(error)])
+    store = open_store(settings)
+    try:
+        fresh = [m for m in mentions if m.key not in store.known(m.key for m in mentions)]
+        tagged = {m.key: m for m in enrich(fresh, build_taggers(settings, mode))}
+        poll = Poll(mentions=tuple(tagged.get(m.key, m) for m in mentions), cursor={"file": Path(path).name})
+        result = store.save_poll("import", "import", poll, now)
+    except ModelError as error:
+        fail([str(error)])
+    finally:
+        store.close()
+    for item in rejected:
+        click.echo(f"{path}:{item.line}: rejected: {item.reason}", err=True)
+    click.echo(
+        f"imported {len(mentions)} rows from {path} ({result.new_mentions} new, "
+        f"{len(mentions) - result.new_mentions} already stored); {len(rejected)} rejected"
+    )
+    sys.exit(1 if rejected else 0)

@@ -1,0 +1,159 @@
+"""Offline feedback (phone calls, e-mails, exported reviews) from CSV or JSONL files, one mention a row.
+
+Columns (CSV header or JSONL keys); ``id``, ``text``, ``published_at`` and ``author`` are required:
+
+=============== ===========================================================================================
+``id``          your id for the row; importing the same id again updates nothing and stores nothing twice
+``text``        what the customer said
+``published_at`` ISO 8601 with a time zone, e.g. ``2026-03-02T09:15:00+01:00``
+``author``      the customer's name or handle
+``channel``     phone, email, review, chat, store or other (default other)
+``author_id``   your customer id (default: the author, lowercased), so one customer's rows link up
+``url``         an http(s) link to the original, if any
+``language``    a two-letter code, if known
+``rating``      a review's stars, 1 to 5
+=============== ===========================================================================================
+
+Every row is checked on its own: a bad row is reported with its line and reason and the others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from listener.model import Author, Mention
+
+REQUIRED = ("id", "text", "published_at", "author")
+OPTIONAL = ("channel", "author_id", "url", "language", "rating")
+CHANNELS = ("phone", "email", "review", "chat", "store", "other")
+MAX_ID_CHARS = 200
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be read (not UTF-8, no header, unknown format); nothing is imported."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int
+    reason: str
+
+
+def _rows(path: Path, fmt: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # Excel writes a BOM
+    except UnicodeDecodeError as error:
+        raise ImportFileError(f"{path}: not UTF-8 (byte {error.start}); save the file as UTF-8") from None
+    except OSError as error:
+        raise ImportFileError(f"{path}: cannot read it ({error.strerror})") from None
+    if fmt == "csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = reader.fieldnames or []
+        missing = [c for c in REQUIRED if c not in header]
+        unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
+        if missing or unknown:
+            problems = [f"missing column(s) {', '.join(missing)}"] if missing else []
+            problems += [f"unknown column(s) {', '.join(unknown)}"] if unknown else []
+            raise ImportFileError(
+                f"{path}: {'; '.join(problems)}; the columns are {', '.join(REQUIRED + OPTIONAL)} (first four required)"
+            )
+        for row in reader:
+            if None in row:
+                yield reader.line_num, "more cells than columns; quote cells that contain commas"
+            else:
+                yield reader.line_num, row
+        return
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield number, f"not valid JSON ({error.msg} at column {error.colno})"
+            continue
+        yield number, item if isinstance(item, dict) else "not a JSON object; write one {...} per line"
+
+
+def _mention(row: Mapping[str, Any], now: datetime) -> Mention:
+    """Build the mention or raise `ValueError` naming the field and the fix."""
+    unknown = [k for k in row if k not in REQUIRED + OPTIONAL]
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(map(str, unknown))}; use {', '.join(REQUIRED + OPTIONAL)}")
+    values = {k: ("" if row.get(k) is None else str(row[k]).strip()) for k in REQUIRED + OPTIONAL}
+    for name in REQUIRED:
+        if not values[name]:
+            raise ValueError(f"{name} is empty; every row needs {', '.join(REQUIRED)}")
+    if len(values["id"]) > MAX_ID_CHARS:
+        raise ValueError(f"id is longer than {MAX_ID_CHARS} characters")
+    try:
+        published = datetime.fromisoformat(values["published_at"])
+    except ValueError:
+        raise ValueError(
+            f"published_at {values['published_at'][:40]!r} is not an ISO 8601 time; "
+            "write e.g. 2026-03-02T09:15:00+01:00"
+        ) from None
+    if published.tzinfo is None:
+        raise ValueError(f"published_at {values['published_at']!r} has no time zone; add one, e.g. +01:00 or Z")
+    if published > now + timedelta(days=1):
+        raise ValueError(f"published_at {values['published_at']!r} is in the future; check the date")
+    channel = values["channel"] or "other"
+    if channel not in CHANNELS:
+        raise ValueError(f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
+    url = values["url"]
+    if url and urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"url {url[:60]!r} is not an http(s) link; leave it empty or fix it")
+    language = values["language"].lower()
+    if language and (len(language) != 2 or not language.isalpha()):
+        raise ValueError(f"language {language!r} is not a two-letter code such as it or en")
+    metrics = {}
+    if values["rating"]:
+        if values["rating"] not in ("1", "2", "3", "4", "5"):
+            raise ValueError(f"rating {values['rating']!r} is not a whole number from 1 to 5")
+        metrics["rating"] = int(values["rating"])
+    author = values["author"][:200]
+    return Mention(
+        platform="import",
+        platform_id=values["id"],
+        source=channel,
+        text=values["text"],
+        published_at=published,
+        author=Author("import", (values["author_id"] or author).lower()[:200], author, display_name=author),
+        url=url,
+        language_hint=language,
+        metrics=metrics,
+    )
+
+
+def read_import(path: Path, now: datetime, fmt: str | None = None) -> tuple[list[Mention], list[Rejected]]:
+    """The valid rows as mentions, and each rejected row with its line number and reason."""
+    chosen = fmt or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv")
+    if chosen not in ("csv", "jsonl"):
+        raise ImportFileError(f"format {chosen!r} is not csv or jsonl")
+    mentions: list[Mention] = []
+    rejected: list[Rejected] = []
+    seen: dict[str, int] = {}
+    for line, row in _rows(path, chosen):
+        if isinstance(row, str):
+            rejected.append(Rejected(line, row))
+            continue
+        try:
+            mention = _mention(row, now)
+        except ValueError as error:
+            rejected.append(Rejected(line, str(error)))
+            continue
+        if mention.platform_id in seen:
+            rejected.append(
+                Rejected(line, f"id {mention.platform_id!r} is repeated (first on line {seen[mention.platform_id]})")
+            )
+            continue
+        seen[mention.platform_id] = line
+        mentions.append(mention)
+    return mentions, rejected

@@ -1,0 +1,91 @@
+"""`passaparola import`: offline feedback from CSV and JSONL; good rows stored once, bad rows listed with reasons."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from listener.imports import read_import
+from tests.conftest import PASSAPAROLA, T0, run_cli
+
+HEADER = "id,text,published_at,author,channel,author_id,url,language,rating\n"
+
+
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "p.toml"
+    path.write_text(f'[storage]\npath = "{tmp_path / "p.db"}"\n', encoding="utf-8")
+    return path
+
+
+def stored(tmp_path: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        return db.execute("SELECT key, source, text FROM mentions ORDER BY key").fetchall()
+
+
+def test_a_csv_with_some_bad_lines_stores_the_good_ones_and_lists_the_bad_ones(tmp_path: Path) -> None:
+    csv_file = tmp_path / "calls.csv"
+    csv_file.write_text(
+        "\ufeff"  # as Excel saves it
+        + HEADER
+        + 'c-1,"Il pacco è arrivato rotto, voglio un rimborso",2026-03-02T09:15:00+01:00,Maria Rossi,phone,'
+        + "cust-9,,it,\n"
+        + "c-2,Ottimo servizio,2026-03-02 10:00:00,Paolo,email,,,,\n"  # no time zone
+        + "c-3,Capsule buone,2026-03-02T10:00:00Z,Anna,fax,,,,\n"  # unknown channel
+        + "c-4,,2026-03-02T10:00:00Z,Anna,email,,,,\n"  # empty text
+        + "c-5,Cinque stelle,2026-03-01T18:00:00Z,Luca,review,,https://reviews.example/5,it,5\n"
+        + "c-6,Link strano,2026-03-01T18:00:00Z,Luca,review,,javascript:alert(1),,\n"
+        + "c-1,Duplicate,2026-03-01T18:00:00Z,Luca,review,,,,\n"
+        + "c-7,Tre stelle,2026-03-01T18:00:00Z,Luca,review,,,,9\n",
+        encoding="utf-8",
+    )
+    result = run_cli([*PASSAPAROLA, "import", str(csv_file), "--config", str(config(tmp_path))])
+    assert result.returncode == 1, result.stderr
+    assert "imported 2 rows" in result.stdout and "(2 new, 0 already stored); 6 rejected" in result.stdout
+    errors = [line.split(": rejected: ", 1) for line in result.stderr.splitlines() if ": rejected: " in line]
+    assert [(where.rsplit(":", 1)[1], reason.split(";")[0]) for where, reason in errors] == [
+        ("3", "published_at '2026-03-02 10:00:00' has no time zone"),
+        ("4", "channel 'fax' is not one of phone, email, review, chat, store, other"),
+        ("5", "text is empty"),
+        ("7", "url 'javascript:alert(1)' is not an http(s) link"),
+        ("8", "id 'c-1' is repeated (first on line 2)"),
+        ("9", "rating '9' is not a whole number from 1 to 5"),
+    ]
+    assert [(k, s) for k, s, _ in stored(tmp_path)] == [("import:c-1", "phone"), ("import:c-5", "review")]
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        tags = db.execute("SELECT language, needs_answer_reason FROM mention_tags WHERE key = 'import:c-1'").fetchone()
+    assert tags == ("it", "request: 'rimborso'")  # read on the way in
+
+    again = run_cli([*PASSAPAROLA, "import", str(csv_file), "--config", str(config(tmp_path))])
+    assert "(0 new, 2 already stored)" in again.stdout and len(stored(tmp_path)) == 2  # idempotent on the id
+
+
+def test_jsonl_rows_and_bad_lines(tmp_path: Path) -> None:
+    jsonl = tmp_path / "emails.jsonl"
+    rows = [
+        {"id": "e-1", "text": "Where is my order?", "published_at": "2026-03-02T08:00:00Z", "author": "Tom"},
+        "{not json",
+        {"id": "e-2", "text": "Hi", "published_at": "2026-03-02T08:00:00Z", "author": "Tom", "mood": "sad"},
+        [1, 2],
+    ]
+    jsonl.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    mentions, rejected = read_import(jsonl, T0)
+    assert [m.key for m in mentions] == ["import:e-1"] and mentions[0].author.platform_id == "tom"
+    assert [(r.line, r.reason.split(";")[0]) for r in rejected] == [
+        (2, "not valid JSON (Expecting property name enclosed in double quotes at column 2)"),
+        (3, "unknown field(s) mood"),
+        (4, "not a JSON object"),
+    ]
+
+
+def test_an_unreadable_file_stores_nothing_and_says_why(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes((HEADER + "x,caffè,2026-03-02T09:00:00Z,A,,,,,\n").encode("latin-1"))
+    result = run_cli([*PASSAPAROLA, "import", str(latin), "--config", str(config(tmp_path))])
+    assert result.returncode == 2 and "not UTF-8" in result.stderr
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("id,message,when\n1,ciao,oggi\n", encoding="utf-8")
+    result = run_cli([*PASSAPAROLA, "import", str(wrong), "--config", str(config(tmp_path))])
+    assert result.returncode == 2
+    assert "missing column(s) text, published_at, author; unknown column(s) message, when" in result.stderr
+    assert not (tmp_path / "p.db").exists() or stored(tmp_path) == []
