@@ -32,6 +32,8 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
     {"type": "unanswered"},
     {"type": "source_failing"},
     {"type": "volume_spike"},
+    {"type": "negative_mention"},
+    {"type": "negative_spike"},
 )
 NOTIFIER_TYPES = ("log", "apprise")
 

@@ -5,9 +5,22 @@
 
 from rules.base import Evaluator, StoreView, Tagger
 from rules.health import SourceFailing
+from rules.negative import NegativeMention, NegativeSpike
 from rules.spikes import VolumeSpike
 from rules.unanswered import Unanswered
 
-EVALUATORS: dict[str, type] = {cls.kind: cls for cls in (Unanswered, SourceFailing, VolumeSpike)}
+EVALUATORS: dict[str, type] = {
+    cls.kind: cls for cls in (Unanswered, SourceFailing, VolumeSpike, NegativeMention, NegativeSpike)
+}
 
-__all__ = ["EVALUATORS", "Evaluator", "SourceFailing", "StoreView", "Tagger", "Unanswered", "VolumeSpike"]
+__all__ = [
+    "EVALUATORS",
+    "Evaluator",
+    "NegativeMention",
+    "NegativeSpike",
+    "SourceFailing",
+    "StoreView",
+    "Tagger",
+    "Unanswered",
+    "VolumeSpike",
+]

@@ -1,0 +1,101 @@
+"""Negative talk: a single negative mention worth a look now, and a rise in the share of negative mentions.
+
+Both read the sentiment the pipeline gave each mention, or a person's correction when there is one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from notifiers.alert import Alert
+from rules.base import StoreView
+from rules.spikes import VolumeSpike
+from rules.unanswered import describe
+
+OPEN = ("new", "assigned", "reopened")
+
+
+@dataclass
+class NegativeMention:
+    """Each new, still unanswered negative mention from an author with at least ``min_reach`` followers."""
+
+    kind: ClassVar[str] = "negative_mention"
+    min_reach: int = 1_000
+    lookback_hours: int = 24
+    route: str = "care"
+
+    def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
+        for conversation in view.conversations_between(now - timedelta(hours=self.lookback_hours), now):
+            mention = conversation.mention
+            if mention.tags.get("sentiment") != "negative" or conversation.state not in OPEN:
+                continue
+            if mention.author.reach < self.min_reach:
+                continue
+            yield Alert(
+                key=f"negative_mention:{mention.key}",
+                kind=self.kind,
+                title=f"Negative mention by @{mention.author.handle} ({mention.author.reach:,} followers) "
+                f"on {mention.platform}",
+                body=describe(conversation, now),
+                level="warning",
+                route=self.route,
+                mentions=(mention.key,),
+            )
+
+
+@dataclass
+class NegativeSpike:
+    """The share of negative mentions in the window is far above its usual share: people are upset about something.
+
+    The usual share is that of the past ``history_weeks`` (at least ``warmup_hours`` and ``min_history``
+    scored mentions of it). The window must hold ``min_negative`` negative mentions, and its share must exceed
+    both ``factor`` times the usual share and the usual share plus three binomial deviations.
+    """
+
+    kind: ClassVar[str] = "negative_spike"
+    window_minutes: int = 60
+    history_weeks: int = 4
+    warmup_hours: int = 24
+    min_history: int = 50
+    min_negative: int = 5
+    factor: float = 2.0
+    cooldown_hours: float = 3.0
+    ignore_terms: list[str] = field(default_factory=list)
+    route: str = "care"
+
+    def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
+        last = view.last_alert_at(self.kind, self.route)
+        if last is not None and now - last < timedelta(hours=self.cooldown_hours):
+            return
+        start = now - timedelta(minutes=self.window_minutes)
+        history = view.conversations_between(start - timedelta(weeks=self.history_weeks), start)
+        scored = [c for c in history if c.mention.tags.get("sentiment")]
+        if len(scored) < self.min_history or (start - scored[0].mention.published_at) < timedelta(
+            hours=self.warmup_hours
+        ):
+            return
+        usual = sum(c.mention.tags["sentiment"] == "negative" for c in scored) / len(scored)
+        window = [c for c in view.conversations_between(start, now) if c.mention.tags.get("sentiment")]
+        negative = [c for c in window if c.mention.tags["sentiment"] == "negative"]
+        if len(negative) < self.min_negative:
+            return
+        share = len(negative) / len(window)
+        deviation = math.sqrt(max(usual * (1 - usual), 0.01) / len(window))
+        if share < max(self.factor * usual, usual + 3 * deviation):
+            return
+        explainer = VolumeSpike(window_minutes=self.window_minutes, ignore_terms=self.ignore_terms)
+        body = explainer.explain(negative, expected=usual * len(window))
+        yield Alert(
+            key=f"negative_spike:{self.route}:{now.strftime('%Y-%m-%dT%H:%M')}",
+            kind=self.kind,
+            title=f"Negative spike: {share:.0%} of {len(window)} mentions negative in {self.window_minutes} min, "
+            f"usually {usual:.0%}",
+            body=body,
+            level="failure",
+            route=self.route,
+            mentions=tuple(c.mention.key for c in negative[:50]),
+        )
