@@ -23,6 +23,7 @@ from listener import SOURCES
 from notifiers.apprise_notifier import ALWAYS, AppriseNotifier, parse_problems, privacy_url
 from rules import EVALUATORS
 from rules.analysis import AnalysisSettings as PipelineSettings
+from rules.analysis import unknown_languages
 from rules.sentiment import MODES
 
 ENV_PREFIX = "PASSAPAROLA_"
@@ -321,6 +322,11 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
     analysis = _section(AnalysisSettings, data, "analysis", problems)
     if analysis.mode not in MODES:
         problems.append(f"analysis.mode: unknown mode {analysis.mode!r}; use one of {', '.join(MODES)}")
+    if bad := unknown_languages(analysis.languages):
+        problems.append(
+            f"analysis.languages: {', '.join(map(repr, bad))} not a two-letter ISO 639-1 code the language "
+            'identifier knows; use e.g. "it", "en"'
+        )
     if analysis.model_dir and not (Path(analysis.model_dir) / f"sentiment-{analysis.mode}.npz").is_file():
         problems.append(
             f"analysis.model_dir: no sentiment-{analysis.mode}.npz in {analysis.model_dir}; "

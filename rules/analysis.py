@@ -91,6 +91,13 @@ for _name in (
         Doc.set_extension(_name, default=None)
 
 
+def unknown_languages(codes: Sequence[str]) -> list[str]:
+    """The codes lingua cannot detect (not ISO 639-1, or not among its 75 languages)."""
+    from lingua import IsoCode639_1
+
+    return [code for code in codes if not hasattr(IsoCode639_1, code.upper()) or len(code) != 2]
+
+
 class LanguageIdentifier:
     """lingua (its models ship in the wheel), low-accuracy mode: about 40 MB and 10,000 short texts a second.
 

@@ -253,7 +253,8 @@ class Store:
         """Mark open mentions answered by the earliest brand reply that answers them.
 
         A reply answers a mention when it replies to it directly, or when it is a later brand post in the
-        same thread addressed to the mention's author. Only mentions or replies touched now are examined.
+        same thread addressed to the mention's author, or to everyone in it (``to_author_id`` ``'*'``, the
+        `listener.model.EVERYONE_IN_THREAD` of forum answers). Only mentions or replies touched now are examined.
         """
         if not mention_keys and not reply_keys:
             return 0

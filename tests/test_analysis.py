@@ -279,8 +279,12 @@ def test_config_names_a_missing_model_dir_and_an_unknown_mode(tmp_path: Path) ->
     from tests.conftest import settings_from
 
     with pytest.raises(ConfigError) as error:
-        settings_from('[analysis]\nmode = "slow"\n', tmp_path)
-    assert error.value.problems == ["analysis.mode: unknown mode 'slow'; use one of accurate, fast"]
+        settings_from('[analysis]\nmode = "slow"\nlanguages = ["it", "italiano"]\n', tmp_path)
+    assert error.value.problems == [
+        "analysis.mode: unknown mode 'slow'; use one of accurate, fast",
+        "analysis.languages: 'italiano' not a two-letter ISO 639-1 code the language identifier knows; "
+        'use e.g. "it", "en"',
+    ]
     with pytest.raises(ConfigError) as error:
         settings_from(f'[analysis]\nmode = "fast"\nmodel_dir = "{tmp_path}"\n', tmp_path)
     assert error.value.problems[0].startswith(f"analysis.model_dir: no sentiment-fast.npz in {tmp_path}")
