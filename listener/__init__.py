@@ -5,6 +5,7 @@ one module, one line here, one golden fixture, one test file and one README sect
 """
 
 from listener.demo import DemoSource
+from listener.facebook import FacebookSource
 from listener.feed import FeedSource
 from listener.model import (
     Author,
@@ -19,7 +20,7 @@ from listener.model import (
 )
 from listener.x import XSource
 
-SOURCES: dict[str, type] = {cls.kind: cls for cls in (DemoSource, XSource, FeedSource)}
+SOURCES: dict[str, type] = {cls.kind: cls for cls in (DemoSource, XSource, FeedSource, FacebookSource)}
 
 __all__ = [
     "SOURCES",
@@ -27,6 +28,7 @@ __all__ = [
     "BrandReply",
     "Conversation",
     "DemoSource",
+    "FacebookSource",
     "FeedSource",
     "Mention",
     "Poll",

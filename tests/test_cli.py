@@ -133,7 +133,10 @@ def test_an_unknown_source_type_stops_the_start_with_exit_2(tmp_path: Path) -> N
     config.write_text('[[sources]]\ntype = "myspace"\n', encoding="utf-8")
     result = run_cli([*PASSAPAROLA, "run", "--config", str(config)])
     assert result.returncode == 2
-    assert result.stderr.strip() == "passaparola: sources[0].type: unknown type 'myspace'; use one of demo, feed, x"
+    assert (
+        result.stderr.strip()
+        == "passaparola: sources[0].type: unknown type 'myspace'; use one of demo, facebook, feed, x"
+    )
 
 
 def test_env_only_configuration_runs(tmp_path: Path) -> None:

@@ -1,0 +1,179 @@
+"""`facebook`: comments under the brand Page's recent posts, replies included, through the Graph API.
+
+Each poll lists the Page's recent posts, then reads each post's comments newest first
+(``filter=stream`` includes replies to comments) down to what the last poll saw. A comment by the Page itself is
+a brand reply: it answers the comment it replies to. The Page access token travels in the Authorization
+header, never in a URL, so it cannot end up in a log line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import SecretStr
+
+from listener.model import Author, BrandReply, Mention, Poll, RateLimited, SourceError
+
+COMMENT_FIELDS = "id,from{id,name},message,created_time,parent{id},permalink_url"
+#: Graph error codes that mean "slow down" (application, user and Page rate limits).
+RATE_LIMIT_CODES = {4, 17, 32, 613, 80001}
+#: How far back, before the newest comment already seen, each poll reads again (late-arriving comments).
+OVERLAP = timedelta(minutes=10)
+
+
+def graph_time(value: str) -> datetime:
+    """Graph's ``2026-03-02T08:00:00+0000`` as an aware datetime."""
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+
+
+@dataclass
+class FacebookSource:
+    """The brand's Facebook Page: comments (and replies) on its latest ``max_posts`` posts."""
+
+    kind: ClassVar[str] = "facebook"
+    name: str
+    page_id: str = ""
+    access_token: SecretStr = field(default_factory=lambda: SecretStr(""), repr=False)
+    base_url: str = "https://graph.facebook.com"
+    version: str = "v21.0"
+    max_posts: int = 10
+    max_pages: int = 5
+    timeout_seconds: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not self.page_id.isdigit():
+            raise ValueError("page_id must be the Page's numeric id (Page settings > About > Page ID)")
+        if not self.access_token.get_secret_value():
+            raise ValueError('access_token is required: access_token = { env = "FACEBOOK_PAGE_TOKEN" }')
+        if urlsplit(self.base_url).scheme not in ("http", "https"):
+            raise ValueError("base_url must be an http(s) URL")
+        if not self.version.startswith("v"):
+            raise ValueError(f"version {self.version!r} must look like v21.0")
+        if not 1 <= self.max_posts <= 100:
+            raise ValueError("max_posts must be between 1 and 100")
+
+    def _get(self, client: httpx.Client, path_or_url: str, params: Mapping[str, Any], now: datetime) -> dict:
+        url = path_or_url if "://" in path_or_url else f"{self.base_url.rstrip('/')}/{self.version}/{path_or_url}"
+        try:
+            response = client.get(url, params=params or None)
+        except httpx.TimeoutException:
+            raise SourceError(f"Graph API: no answer within {self.timeout_seconds:g} s; will retry") from None
+        except httpx.HTTPError as error:
+            raise SourceError(f"Graph API: {type(error).__name__}: {error}") from None
+        try:
+            body = response.json()
+        except json.JSONDecodeError:
+            body = {}
+        if response.status_code == 200 and isinstance(body, dict) and "error" not in body:
+            return body
+        problem = body.get("error", {}) if isinstance(body, dict) else {}
+        code, message = problem.get("code"), str(problem.get("message", ""))[:200]
+        if code == 190 or response.status_code == 401:
+            raise SourceError(
+                f"Graph API refused the Page access token ({message or response.status_code}); "
+                "create a new long-lived Page token and update the secret"
+            )
+        if code in RATE_LIMIT_CODES or response.status_code == 429:
+            raise RateLimited(f"Graph API rate limit ({message or code})", now + self._regain(response.headers))
+        if code == 10 or code == 200 or response.status_code == 403:
+            raise SourceError(
+                f"Graph API: permission missing ({message}); the token needs pages_read_engagement and "
+                "pages_read_user_content, and the MODERATE task on the Page"
+            )
+        raise SourceError(f"Graph API answered {response.status_code} ({message or 'no error message'})")
+
+    @staticmethod
+    def _regain(headers: Mapping[str, str]) -> timedelta:
+        """Minutes until access returns, from the usage headers Graph sends with rate limits (else 10)."""
+        minutes = 0
+        for name in ("x-business-use-case-usage", "x-app-usage", "x-page-usage"):
+            try:
+                usage = json.loads(headers.get(name, "") or "{}")
+            except json.JSONDecodeError:
+                continue
+            buckets = usage.values() if name == "x-business-use-case-usage" else [[usage]]
+            for bucket in buckets:
+                for entry in bucket if isinstance(bucket, list) else []:
+                    if isinstance(entry, dict):
+                        minutes = max(minutes, int(entry.get("estimated_time_to_regain_access", 0) or 0))
+        return timedelta(minutes=minutes or 10)
+
+    def _pages(self, client: httpx.Client, path: str, params: Mapping[str, Any], now: datetime) -> Iterator[dict]:
+        body = self._get(client, path, params, now)
+        for _ in range(self.max_pages):
+            yield from body.get("data", [])
+            following = body.get("paging", {}).get("next")
+            if not following:
+                return
+            body = self._get(client, following, {}, now)
+
+    def poll(self, cursor: Mapping[str, Any] | None, now: datetime) -> Poll:
+        seen = dict((cursor or {}).get("newest", {}))
+        mentions: list[Mention] = []
+        replies: list[BrandReply] = []
+        headers = {"Authorization": f"Bearer {self.access_token.get_secret_value()}"}
+        with httpx.Client(timeout=self.timeout_seconds, headers=headers, trust_env=False) as client:
+            posts = self._get(
+                client, f"{self.page_id}/published_posts", {"fields": "id,created_time", "limit": self.max_posts}, now
+            ).get("data", [])
+            for post in posts[: self.max_posts]:
+                post_id = str(post["id"])
+                since = graph_time(seen[post_id]) - OVERLAP if post_id in seen else None
+                params = {"filter": "stream", "order": "reverse_chronological", "fields": COMMENT_FIELDS, "limit": 100}
+                for comment in self._pages(client, f"{post_id}/comments", params, now):
+                    when = graph_time(comment["created_time"])
+                    if since is not None and when < since:
+                        break
+                    if post_id not in seen or when > graph_time(seen[post_id]):
+                        seen[post_id] = comment["created_time"]
+                    self._read(comment, post_id, when, mentions, replies)
+        keep = {str(p["id"]) for p in posts}  # forget posts that fell out of the recent list
+        return Poll(
+            mentions=tuple(mentions),
+            replies=tuple(replies),
+            cursor={"newest": {k: v for k, v in seen.items() if k in keep}},
+            details={"posts": len(posts)},
+        )
+
+    def _read(
+        self, comment: dict, post_id: str, when: datetime, mentions: list[Mention], replies: list[BrandReply]
+    ) -> None:
+        author = comment.get("from") or {}
+        parent = str((comment.get("parent") or {}).get("id", ""))
+        url = str(comment.get("permalink_url", ""))
+        url = url if urlsplit(url).scheme in ("http", "https") else ""
+        if str(author.get("id", "")) == self.page_id:
+            replies.append(
+                BrandReply(
+                    platform="facebook",
+                    platform_id=str(comment["id"]),
+                    source=self.name,
+                    published_at=when,
+                    author_handle=str(author.get("name", "Page")),
+                    in_reply_to=parent,
+                    thread_id=post_id,
+                    text=str(comment.get("message", "")),
+                    url=url,
+                )
+            )
+            return
+        name = str(author.get("name", "")) or "someone on Facebook"
+        mentions.append(
+            Mention(
+                platform="facebook",
+                platform_id=str(comment["id"]),
+                source=self.name,
+                text=str(comment.get("message", "")),
+                published_at=when,
+                author=Author("facebook", str(author.get("id", "")) or "unknown", name, display_name=name),
+                url=url,
+                thread_id=post_id,
+                in_reply_to=parent,
+            )
+        )
