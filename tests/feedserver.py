@@ -7,12 +7,13 @@ drip bytes slowly, gzip its body, or say it is HTML. It counts requests per path
 from __future__ import annotations
 
 import gzip
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.conftest import local_server
 
 
 @dataclass
@@ -77,13 +78,6 @@ class FeedServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up, as it should
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        httpd.daemon_threads = True
-        self.port = httpd.server_address[1]
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with local_server(Handler) as port:
+            self.port = port
             yield self
-        finally:
-            httpd.shutdown()
-            httpd.server_close()

@@ -8,12 +8,13 @@ tests can check where the token travelled.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.conftest import local_server
 
 PAGE_ID = "1000000001"
 VERSION = "v21.0"
@@ -76,12 +77,6 @@ class FakeGraph:
                 else:
                     self.answer(400, {"error": {"message": "Unsupported get request", "code": 100}})
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        httpd.daemon_threads = True
-        self.port = httpd.server_address[1]
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        try:
+        with local_server(Handler) as port:
+            self.port = port
             yield self
-        finally:
-            httpd.shutdown()
-            httpd.server_close()

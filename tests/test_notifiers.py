@@ -8,10 +8,9 @@ import json
 import random
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from notifiers.apprise_notifier import AppriseNotifier
 from passaparola.config import ConfigError
 from passaparola.pipeline import deliver
 from storage import Store
-from tests.conftest import PASSAPAROLA, T0, run_cli, settings_from
+from tests.conftest import PASSAPAROLA, T0, local_server, run_cli, settings_from
 
 HOSTILE = "<script>alert('x')</script> <img src=x onerror=alert(1)> \u202egnp.exe"
 
@@ -77,14 +76,9 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             """Keep test output quiet: http.server logs every request to stderr."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state.url = f"json://127.0.0.1:{server.server_address[1]}/hook"
-    try:
+    with local_server(Handler) as port:
+        state.url = f"json://127.0.0.1:{port}/hook"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def mail_url(port: int) -> str:
