@@ -80,6 +80,13 @@ def run_cli(
     )
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that does not log each request to stderr, so test output stays readable."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
 @contextmanager
 def local_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
     """Serve ``handler`` on 127.0.0.1 in a background thread; yields the port, shuts down on exit."""

@@ -11,9 +11,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 
-from tests.conftest import local_server
+from tests.conftest import QuietHandler, local_server
 
 
 @dataclass
@@ -39,10 +38,7 @@ class FeedServer:
     def serve(self) -> Iterator[FeedServer]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # keep test output readable
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 path = self.path
                 server.hits[path] += 1

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.conftest import local_server
+from tests.conftest import QuietHandler, local_server
 
 PAGE_ID = "1000000001"
 VERSION = "v21.0"
@@ -35,10 +34,7 @@ class FakeGraph:
     def serve(self) -> Iterator[FakeGraph]:
         graph = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # keep test output readable
-                pass
-
+        class Handler(QuietHandler):
             def answer(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)

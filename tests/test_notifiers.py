@@ -10,7 +10,6 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from email.message import Message
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from notifiers.apprise_notifier import AppriseNotifier
 from passaparola.config import ConfigError
 from passaparola.pipeline import deliver
 from storage import Store
-from tests.conftest import PASSAPAROLA, T0, local_server, run_cli, settings_from
+from tests.conftest import PASSAPAROLA, T0, QuietHandler, local_server, run_cli, settings_from
 
 HOSTILE = "<script>alert('x')</script> <img src=x onerror=alert(1)> \u202egnp.exe"
 
@@ -66,15 +65,12 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
             state.bodies.append(json.loads(self.rfile.read(length)))
             self.send_response(state.status)
             self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep test output quiet: http.server logs every request to stderr."""
 
     with local_server(Handler) as port:
         state.url = f"json://127.0.0.1:{port}/hook"

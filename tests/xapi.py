@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.conftest import QuietHandler, local_server
 
 FIXTURE = Path(__file__).parent / "fixtures" / "x" / "posts.json"
 
@@ -180,7 +180,7 @@ class FakeX:
 def serve(fake: FakeX) -> Iterator[FakeX]:
     """Run ``fake`` on a free port of 127.0.0.1; ``fake.base_url`` is where it answers."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             url = urlparse(self.path)
             status, headers, body = fake.answer(url.path, parse_qs(url.query), self.headers.get("Authorization", ""))
@@ -194,19 +194,9 @@ def serve(fake: FakeX) -> Iterator[FakeX]:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(payload)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep test output quiet: http.server logs every request to stderr."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with local_server(Handler) as port:
+        fake.base_url = f"http://127.0.0.1:{port}"
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def epoch(moment: datetime) -> int:
