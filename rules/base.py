@@ -7,7 +7,7 @@ storage is described by `StoreView`, which `storage.Store` satisfies.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
 from listener.model import Conversation, Mention, SourceHealth
@@ -40,3 +40,9 @@ class Evaluator(Protocol):
     kind: ClassVar[str]
 
     def evaluate(self, view: StoreView, now: datetime) -> Iterable[Alert]: ...
+
+
+def cooling_down(view: StoreView, kind: str, route: str, hours: float, now: datetime) -> bool:
+    """True while an alert of this kind went to this route less than ``hours`` ago: one alert per episode."""
+    last = view.last_alert_at(kind, route)
+    return last is not None and now - last < timedelta(hours=hours)

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import ClassVar
 
 from notifiers.alert import Alert
-from rules.base import StoreView
-from rules.spikes import VolumeSpike
+from rules.base import StoreView, cooling_down
+from rules.spikes import explain_burst
 from rules.unanswered import describe
 
 OPEN = ("new", "assigned", "reopened")
@@ -68,8 +68,7 @@ class NegativeSpike:
     route: str = "care"
 
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
-        last = view.last_alert_at(self.kind, self.route)
-        if last is not None and now - last < timedelta(hours=self.cooldown_hours):
+        if cooling_down(view, self.kind, self.route, self.cooldown_hours, now):
             return
         start = now - timedelta(minutes=self.window_minutes)
         history = view.conversations_between(start - timedelta(weeks=self.history_weeks), start)
@@ -87,8 +86,7 @@ class NegativeSpike:
         deviation = math.sqrt(max(usual * (1 - usual), 0.01) / len(window))
         if share < max(self.factor * usual, usual + 3 * deviation):
             return
-        explainer = VolumeSpike(window_minutes=self.window_minutes, ignore_terms=self.ignore_terms)
-        body = explainer.explain(negative, expected=usual * len(window))
+        body = explain_burst(negative, usual * len(window), self.ignore_terms)
         yield Alert(
             key=f"negative_spike:{self.route}:{now.strftime('%Y-%m-%dT%H:%M')}",
             kind=self.kind,

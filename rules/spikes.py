@@ -20,7 +20,7 @@ from typing import ClassVar
 
 from listener.model import Conversation
 from notifiers.alert import Alert
-from rules.base import StoreView
+from rules.base import StoreView, cooling_down
 
 # Words and #hashtags of 4+ letters, split at apostrophes (sull'abbonamento); @handles are authors, not terms.
 WORD = re.compile(r"(?<![@\w])#?\w{4,}", re.UNICODE)
@@ -46,6 +46,28 @@ def top_terms(texts: Sequence[str], exclude: set[str], limit: int = 5) -> list[t
     for text in texts:
         counts.update({w.lower() for w in WORD.findall(text)} - STOPWORDS - exclude)
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]  # ties: alphabetical
+
+
+def explain_burst(window: Sequence[Conversation], expected: float, ignore_terms: Sequence[str] = ()) -> str:
+    """What a burst of mentions is about, in plain text: terms, authors, channels, samples, unanswered."""
+    texts = [c.mention.text for c in window]
+    terms = top_terms(texts, exclude={t.lower() for t in ignore_terms})
+    authors = Counter(f"@{c.mention.author.handle}" for c in window).most_common(5)
+    channels = Counter(c.mention.platform for c in window).most_common()
+    unanswered = sum(1 for c in window if c.state in ("new", "assigned", "reopened"))
+    samples = sorted(window, key=lambda c: -c.mention.author.reach)[:3]
+    lines = [
+        f"{len(window)} mentions against about {expected:.1f} usual for this hour; {unanswered} still unanswered.",
+        "Top terms: " + ", ".join(f"{t} ({n})" for t, n in terms),
+        "Most active: " + ", ".join(f"{a} ({n})" for a, n in authors),
+        "Channels: " + ", ".join(f"{p} {n}" for p, n in channels),
+        "Samples:",
+        *(
+            f"- @{c.mention.author.handle} on {c.mention.platform}: “{c.mention.text[:160]}” {c.mention.url}"
+            for c in samples
+        ),
+    ]
+    return "\n".join(lines)
 
 
 @dataclass
@@ -83,8 +105,7 @@ class VolumeSpike:
         return per_hour * sum(counts.values()) / max(history_hours, 1.0)
 
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
-        last = view.last_alert_at(self.kind, self.route)
-        if last is not None and now - last < timedelta(hours=self.cooldown_hours):
+        if cooling_down(view, self.kind, self.route, self.cooldown_hours, now):
             return
         expected = self.baseline(view, now)
         if expected is None:
@@ -97,29 +118,8 @@ class VolumeSpike:
             key=f"volume_spike:{self.route}:{now.strftime('%Y-%m-%dT%H:%M')}",
             kind=self.kind,
             title=f"Mention spike: {len(window)} in {self.window_minutes} min, about {expected:.1f} expected",
-            body=self.explain(window, expected),
+            body=explain_burst(window, expected, self.ignore_terms),
             level="warning",
             route=self.route,
             mentions=tuple(c.mention.key for c in window[:50]),
         )
-
-    def explain(self, window: Sequence[Conversation], expected: float) -> str:
-        """What the spike is about, in plain text: terms, authors, channels, samples, unanswered."""
-        texts = [c.mention.text for c in window]
-        terms = top_terms(texts, exclude={t.lower() for t in self.ignore_terms})
-        authors = Counter(f"@{c.mention.author.handle}" for c in window).most_common(5)
-        channels = Counter(c.mention.platform for c in window).most_common()
-        unanswered = sum(1 for c in window if c.state in ("new", "assigned", "reopened"))
-        samples = sorted(window, key=lambda c: -c.mention.author.reach)[:3]
-        lines = [
-            f"{len(window)} mentions against about {expected:.1f} usual for this hour; {unanswered} still unanswered.",
-            "Top terms: " + ", ".join(f"{t} ({n})" for t, n in terms),
-            "Most active: " + ", ".join(f"{a} ({n})" for a, n in authors),
-            "Channels: " + ", ".join(f"{p} {n}" for p, n in channels),
-            "Samples:",
-            *(
-                f"- @{c.mention.author.handle} on {c.mention.platform}: “{c.mention.text[:160]}” {c.mention.url}"
-                for c in samples
-            ),
-        ]
-        return "\n".join(lines)
