@@ -85,6 +85,13 @@ def load_settings(config_file: str | None) -> Settings:
         fail(error.problems)
 
 
+def configure(ctx: click.Context, config_file: str | None) -> Settings:
+    """Load the settings and log with every configured secret masked: the start of each working command."""
+    settings = load_settings(config_file)
+    setup_logging(ctx.obj["verbose"], secrets_of(settings.raw))
+    return settings
+
+
 def open_store(settings: Settings) -> Store:
     try:
         return Store.open(settings.storage.path, settings.storage.busy_timeout_seconds)
@@ -166,8 +173,7 @@ def check(config_file: str | None) -> None:
 @click.pass_context
 def run(ctx: click.Context, config_file: str | None, once: bool) -> None:
     """Run the daemon until SIGTERM or Ctrl-C."""
-    settings = load_settings(config_file)
-    setup_logging(ctx.obj["verbose"], secrets_of(settings.raw))
+    settings = configure(ctx, config_file)
     store = open_store(settings)
     daemon = Daemon(settings, store, build_notifier(settings), taggers=build_taggers(settings))
     try:
@@ -273,8 +279,7 @@ def alerts() -> None:
 @click.pass_context
 def alerts_test(ctx: click.Context, config_file: str | None, route: str) -> None:
     """Send a test alert to a route and report, per URL, whether it was delivered (exit 1 if any failed)."""
-    settings = load_settings(config_file)
-    setup_logging(ctx.obj["verbose"], secrets_of(settings.raw))
+    settings = configure(ctx, config_file)
     notifier = build_notifier(settings)
     alert = Alert(
         key=f"test:{route}:{system_clock().isoformat()}",
@@ -328,8 +333,7 @@ def _input_items(stream: Iterable[bytes]) -> Iterator[tuple[Any, str | None, str
 @click.pass_context
 def analyze(ctx: click.Context, config_file: str | None, mode: str | None, batch: int) -> None:
     """Read text lines or JSONL ({"id", "text"}) on stdin; write one JSON result a line on stdout."""
-    settings = load_settings(config_file)
-    setup_logging(ctx.obj["verbose"])
+    settings = configure(ctx, config_file)
     analyzer = Analyzer(settings.analysis.pipeline(mode))
     pending: list[tuple[Any, str]] = []
 
@@ -358,8 +362,7 @@ def analyze(ctx: click.Context, config_file: str | None, mode: str | None, batch
 @click.pass_context
 def reanalyze(ctx: click.Context, config_file: str | None, mode: str | None) -> None:
     """Recompute every stored mention's derived fields with the current model; corrections are kept."""
-    settings = load_settings(config_file)
-    setup_logging(ctx.obj["verbose"])
+    settings = configure(ctx, config_file)
     store = open_store(settings)
     analyzer = Analyzer(settings.analysis.pipeline(mode))
     done = changed = 0
@@ -367,10 +370,8 @@ def reanalyze(ctx: click.Context, config_file: str | None, mode: str | None) -> 
     try:
         while page := store.mention_texts(after_key=last):
             results = analyzer.analyze([text for _, text in page])
-            before = {key: (store.tags(key) or {}).get("sentiment") for key, _ in page}
-            store.replace_tags({key: r for (key, _), r in zip(page, results, strict=True)}, system_clock())
-            after = {key: (store.tags(key) or {}).get("sentiment") for key, _ in page}
-            changed += sum(before[k] != after[k] for k in before)
+            tags = {key: r for (key, _), r in zip(page, results, strict=True)}
+            changed += store.replace_tags(tags, system_clock())
             done += len(page)
             last = page[-1][0]
     except ModelError as error:
@@ -379,7 +380,7 @@ def reanalyze(ctx: click.Context, config_file: str | None, mode: str | None) -> 
         store.close()
     click.echo(
         f"reanalysed {done} mentions with model {analyzer.model_version if done else '-'}: "
-        f"{changed} changed sentiment; people's corrections kept"
+        f"{changed} got a different model label; people's corrections kept"
     )
 
 
@@ -475,8 +476,9 @@ def sentiment_eval(
     """Macro-F1 and macro-recall per language for each mode, with VADER scored in the same run."""
     from rules.sentiment import evaluate, read_examples
 
-    examples = [e for path, lang in _data_files(data) for e in read_examples(path, lang)]
-    report: dict[str, Any] = {"data": [str(p) for p, _ in _data_files(data)], "modes": {}}
+    files = _data_files(data)
+    examples = [e for path, lang in files for e in read_examples(path, lang)]
+    report: dict[str, Any] = {"data": [str(p) for p, _ in files], "modes": {}}
     rows = []
     for mode in MODES if modes == "both" else (modes,):
         try:
@@ -552,8 +554,7 @@ def import_file(ctx: click.Context, config_file: str | None, path: str, fmt: str
     from listener.model import Poll
     from passaparola.pipeline import enrich
 
-    settings = load_settings(config_file)
-    setup_logging(ctx.obj["verbose"])
+    settings = configure(ctx, config_file)
     now = system_clock()
     try:
         mentions, rejected = read_import(Path(path), now, fmt)

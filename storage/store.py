@@ -447,13 +447,23 @@ class Store:
         rows = self.db.execute("SELECT key, text FROM mentions WHERE key > ? ORDER BY key LIMIT ?", [after_key, limit])
         return [(key, text) for key, text in rows.fetchall()]
 
-    def replace_tags(self, tags: Mapping[str, Mapping[str, Any]], at: datetime) -> None:
-        """Overwrite the derived fields of these mentions (corrections live apart and are kept)."""
+    def replace_tags(self, tags: Mapping[str, Mapping[str, Any]], at: datetime) -> int:
+        """Overwrite the derived fields of these mentions (corrections live apart and are kept).
+
+        Returns how many of them the model now labels differently.
+        """
         now = iso(at)
         with self.db.atomic():
+            before = dict(
+                self.db.execute(
+                    "SELECT key, sentiment FROM mention_tags WHERE key IN (SELECT value FROM json_each(?))",
+                    [json.dumps(list(tags))],
+                ).fetchall()
+            )
             self.db.table("mention_tags").upsert_all(
                 (self._tags_row(key, t, now) for key, t in tags.items()), pk="key", batch_size=500
             )
+        return sum(before.get(key) != t.get("sentiment") for key, t in tags.items())
 
     # -- reading for rules -----------------------------------------------------------------------
 
