@@ -178,10 +178,26 @@ State = Literal["new", "assigned", "answered", "ignored", "reopened"]
 
 @dataclass(frozen=True, slots=True)
 class Conversation:
-    """A stored mention with its conversation state: what triage and alerts reason about."""
+    """A stored mention with its conversation state: what triage and alerts reason about.
+
+    ``warn_at`` and ``due_at`` are the first-response (or, for a follow-up, next-response) deadlines in
+    business time; ``acknowledged_at`` stops the escalation ladder.
+    """
 
     mention: Mention
     state: State
     answered_at: datetime | None = None
     response_seconds: float | None = None
     assignee: str = ""
+    state_reason: str = ""
+    seen_at: datetime | None = None  # when passaparola first stored it
+    priority: str = "normal"
+    team: str = ""
+    target_minutes: int | None = None
+    warn_at: datetime | None = None
+    due_at: datetime | None = None
+    follows_key: str = ""  # the answered mention this one follows up (same author, same thread)
+    answered_by: str = ""
+    breach_handed_on: bool = False
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str = ""

@@ -11,20 +11,33 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 
 from listener import SOURCES
+from listener.model import PLATFORMS
 from notifiers.apprise_notifier import ALWAYS, AppriseNotifier, parse_problems, privacy_url
 from rules import EVALUATORS
 from rules.analysis import AnalysisSettings as PipelineSettings
 from rules.analysis import unknown_languages
+from rules.engagement import (
+    DEFAULT_APOLOGIES,
+    DEFAULT_GREETINGS,
+    DEFAULT_HOLDING,
+    DEFAULT_LIMITS,
+    REQUIREMENTS,
+    EngagementRules,
+)
 from rules.sentiment import MODES
+from rules.triage import POLICIES, PRIORITIES, Hours, Member, Team, TriageSettings, parse_weekly
 
 ENV_PREFIX = "PASSAPAROLA_"
 CONFIG_ENV = "PASSAPAROLA_CONFIG"
@@ -111,6 +124,174 @@ class AnalysisSettings(Section):
         )
 
 
+class TeamSettings(Section):
+    name: str = Field(min_length=1)
+    keywords: list[str] = Field(default_factory=list)
+    topics: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+
+
+class MemberSettings(Section):
+    name: str = Field(min_length=1)
+    skills: list[str] = Field(default_factory=list, description="the teams this person serves")
+    languages: list[str] = Field(min_length=1)
+    shifts: dict[str, list[str]] | None = Field(None, description="like business_hours; absent: business hours")
+    timezone: str = ""
+    capacity: int = Field(10, ge=1, le=10_000)
+    away: bool = False
+    signature: str = ""
+
+
+class TriageConfig(Section):
+    """Who answers what, by when: business hours, SLA targets, answer policies, teams and members."""
+
+    timezone: str = "UTC"
+    business_hours: dict[str, list[str]] = Field(default_factory=dict, description="empty: open 24/7")
+    holidays: list[date] = Field(default_factory=list)
+    targets: dict[str, int] = Field(default_factory=lambda: dict.fromkeys(PRIORITIES, 60))
+    channel_targets: dict[str, dict[str, int]] = Field(default_factory=dict)
+    next_response_minutes: int = 60
+    warn_share: float = Field(0.75, gt=0, lt=1)
+    answer_policy: dict[str, str] = Field(default_factory=dict)
+    high_reach: int = Field(10_000, ge=1)
+    returning_days: int = Field(30, ge=0)
+    default_team: str = ""
+    vip: list[str] = Field(default_factory=list, description="handles whose mentions rise in priority")
+    teams: list[TeamSettings] = Field(default_factory=list)
+    members: list[MemberSettings] = Field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        """What `check` must name: unknown zones, teams and channels, bad shifts, zero targets, bad policies."""
+        found: list[str] = []
+        zones = [("triage.timezone", self.timezone)] + [
+            (f"triage.members[{i}].timezone", m.timezone) for i, m in enumerate(self.members) if m.timezone
+        ]
+        for where, zone in zones:
+            if _zone(zone) is None:
+                found.append(f'{where}: unknown time zone {zone!r}; use an IANA name like "Europe/Rome"')
+        found += parse_weekly(self.business_hours, "triage.business_hours")[1]
+        for where, table in [("triage.targets", self.targets)] + [
+            (f"triage.channel_targets.{c}", t) for c, t in self.channel_targets.items()
+        ]:
+            for priority, minutes in table.items():
+                if priority not in PRIORITIES:
+                    found.append(f"{where}.{priority}: unknown priority; use {', '.join(PRIORITIES)}")
+                elif minutes <= 0:
+                    found.append(f"{where}.{priority}: an SLA of {minutes} minutes cannot be met; give minutes > 0")
+        if self.next_response_minutes <= 0:
+            found.append("triage.next_response_minutes: must be > 0; give the minutes to answer a follow-up")
+        for channel in [*self.channel_targets, *self.answer_policy]:
+            if channel not in PLATFORMS:
+                found.append(f"triage: unknown channel {channel!r}; use one of {', '.join(PLATFORMS)}")
+        for channel, policy in self.answer_policy.items():
+            if policy not in POLICIES:
+                found.append(f"triage.answer_policy.{channel}: {policy!r} unknown; use one of {', '.join(POLICIES)}")
+        teams = [t.name for t in self.teams]
+        for name in {n for n in teams if teams.count(n) > 1}:
+            found.append(f"triage.teams: {name!r} defined twice; give each team one table")
+        if self.default_team and self.default_team not in teams:
+            found.append(f"triage.default_team: no team {self.default_team!r}; add it to [[triage.teams]]")
+        names = [m.name for m in self.members]
+        for name in {n for n in names if names.count(n) > 1}:
+            found.append(f"triage.members: {name!r} listed twice; give each person one table")
+        for index, member in enumerate(self.members):
+            where = f"triage.members[{index}] ({member.name})"
+            for skill in member.skills:
+                if skill not in teams:
+                    found.append(f"{where}.skills: no team {skill!r}; add it to [[triage.teams]] or fix the name")
+            if member.shifts is not None:
+                found += parse_weekly(member.shifts, f"{where}.shifts")[1]
+        if bad := unknown_languages([lang for m in self.members for lang in m.languages]):
+            found.append(f'triage.members: unknown language {", ".join(map(repr, bad))}; use codes like "it"')
+        return found
+
+    def build(self) -> TriageSettings:
+        """The settings triage decides with (call after `problems` found none)."""
+        zone = _zone(self.timezone) or ZoneInfo("UTC")
+        weekly = parse_weekly(self.business_hours, "")[0] if self.business_hours else None
+        business = Hours(zone, weekly, frozenset(self.holidays))
+        targets = {"*": {**dict.fromkeys(PRIORITIES, 60), **self.targets}}
+        targets |= {channel: {**targets["*"], **t} for channel, t in self.channel_targets.items()}
+        members = tuple(
+            Member(
+                name=m.name,
+                skills=tuple(m.skills),
+                languages=tuple(m.languages),
+                hours=business
+                if m.shifts is None
+                else Hours(_zone(m.timezone or self.timezone) or zone, parse_weekly(m.shifts, "")[0]),
+                capacity=m.capacity,
+                away=m.away,
+                signature=m.signature or m.name,
+            )
+            for m in self.members
+        )
+        return TriageSettings(
+            business=business,
+            targets=targets,
+            next_response_minutes=self.next_response_minutes,
+            warn_share=self.warn_share,
+            policies={**TriageSettings().policies, **self.answer_policy},  # type: ignore[dict-item]
+            high_reach=self.high_reach,
+            teams=tuple(Team(t.name, tuple(t.keywords), tuple(t.topics), tuple(t.languages)) for t in self.teams),
+            default_team=self.default_team,
+            members=members,
+            returning_days=self.returning_days,
+            vip_handles=frozenset(h.lstrip("@").lower() for h in self.vip),
+        )
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+class EngagementConfig(Section):
+    """The house rules `lint-reply` checks drafts against, and the holding replies."""
+
+    banned: list[str] = Field(default_factory=list)
+    discouraged: dict[str, str] = Field(default_factory=dict, description="term -> preferred wording")
+    greetings: list[str] = Field(default_factory=lambda: list(DEFAULT_GREETINGS))
+    apologies: list[str] = Field(default_factory=lambda: list(DEFAULT_APOLOGIES))
+    require: list[str] = Field(default_factory=lambda: list(REQUIREMENTS))
+    reference_pattern: str = r"\b[A-Z]{2,6}-?\d{4,}\b"
+    reference_teams: list[str] = Field(default_factory=lambda: ["billing"])
+    max_length: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    holding: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HOLDING))
+
+    def problems(self) -> list[str]:
+        found = [
+            f"engagement.require: {r!r} unknown; use some of {', '.join(REQUIREMENTS)}"
+            for r in self.require
+            if r not in REQUIREMENTS
+        ]
+        try:
+            re.compile(self.reference_pattern)
+        except re.error as error:
+            found.append(f"engagement.reference_pattern: not a regular expression ({error}); fix it")
+        found += [
+            f"engagement.max_length.{c}: must be > 0 characters" for c, limit in self.max_length.items() if limit <= 0
+        ]
+        if not self.holding:
+            found.append("engagement.holding: empty; give at least one language's holding reply")
+        return found
+
+    def build(self) -> EngagementRules:
+        return EngagementRules(
+            banned=tuple(self.banned),
+            discouraged=dict(self.discouraged),
+            greetings=tuple(self.greetings),
+            apologies=tuple(self.apologies),
+            require=frozenset(self.require),
+            reference_pattern=self.reference_pattern,
+            reference_teams=tuple(self.reference_teams),
+            max_length=dict(self.max_length),
+            holding=dict(self.holding),
+        )
+
+
 class ScheduleSettings(Section):
     """The keys every ``[[sources]]`` table has besides its type's own options."""
 
@@ -138,6 +319,10 @@ class Settings:
     analysis: AnalysisSettings
     sources: tuple[SourceSpec, ...]
     rules: tuple[Any, ...]
+    triage: TriageSettings = field(default_factory=TriageSettings)
+    engagement: EngagementRules = field(default_factory=EngagementRules)
+    triage_config: TriageConfig = field(default_factory=lambda: TriageConfig.model_validate({}))
+    engagement_config: EngagementConfig = field(default_factory=lambda: EngagementConfig.model_validate({}))
     origin: str = "defaults"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
@@ -148,6 +333,8 @@ class Settings:
                 "storage": self.storage.model_dump(),
                 "daemon": self.daemon.model_dump(),
                 "analysis": self.analysis.model_dump(),
+                "triage": self.triage_config.model_dump(mode="json"),
+                "engagement": self.engagement_config.model_dump(),
                 "notify": {
                     **self.notify.model_dump(),
                     "routes": {r: [privacy_url(u) for u in urls] for r, urls in self.notify.route_urls().items()},
@@ -310,7 +497,7 @@ def _build(
 
 
 def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Settings | None:
-    known_sections = ("storage", "daemon", "notify", "analysis", "sources", "rules")
+    known_sections = ("storage", "daemon", "notify", "analysis", "triage", "engagement", "sources", "rules")
     for key in data:
         if key not in known_sections:
             problems.append(
@@ -320,6 +507,10 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
     daemon = _section(DaemonSettings, data, "daemon", problems)
     notify = _section(NotifySettings, data, "notify", problems)
     analysis = _section(AnalysisSettings, data, "analysis", problems)
+    triage = _section(TriageConfig, data, "triage", problems)
+    engagement = _section(EngagementConfig, data, "engagement", problems)
+    problems.extend(triage.problems())
+    problems.extend(engagement.problems())
     if analysis.mode not in MODES:
         problems.append(f"analysis.mode: unknown mode {analysis.mode!r}; use one of {', '.join(MODES)}")
     if bad := unknown_languages(analysis.languages):
@@ -365,11 +556,13 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
     rules = [r for i, t in enumerate(rule_tables) if (r := _build(EVALUATORS, t, f"rules[{i}]", problems, ()))]
     if known_routes is not None and ALWAYS not in known_routes:
         for index, rule in enumerate(rules):
-            if getattr(rule, "route", None) not in known_routes:
-                problems.append(
-                    f"rules[{index}].route: {rule.route!r} matches no notify route; add "
-                    f"[notify.routes] {rule.route} = [...] or tag a URL {rule.route!r} in the apprise file"
-                )
+            steps = [(f"rules[{index}].escalation[{i}].route", s.route) for i, s in enumerate(rule_steps(rule))]
+            for where, route in [(f"rules[{index}].route", getattr(rule, "route", None)), *steps]:
+                if route not in known_routes:
+                    problems.append(
+                        f"{where}: {route!r} matches no notify route; add "
+                        f"[notify.routes] {route} = [...] or tag a URL {route!r} in the apprise file"
+                    )
     if problems:
         return None
     return Settings(
@@ -379,9 +572,18 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
         analysis=analysis,
         sources=tuple(sources),
         rules=tuple(rules),
+        triage=triage.build(),
+        engagement=engagement.build(),
+        triage_config=triage,
+        engagement_config=engagement,
         origin=origin,
         raw=data,
     )
+
+
+def rule_steps(rule: Any) -> list[Any]:
+    """A rule's escalation ladder (each step has a ``route``), empty for rules without one."""
+    return list(getattr(rule, "escalation", []) or [])
 
 
 def _check_routes(notify: NotifySettings, problems: list[str]) -> set[str]:

@@ -16,7 +16,7 @@ import schedule
 
 from notifiers.alert import Notifier
 from passaparola.config import Settings, SourceSpec
-from passaparola.pipeline import deliver, evaluate, poll_source
+from passaparola.pipeline import deliver, evaluate, poll_source, triage
 from rules.base import Tagger
 from storage.store import Store
 
@@ -66,7 +66,13 @@ class Daemon:
         )
 
     def evaluate(self) -> None:
-        evaluate(self.settings.rules, self.store, self.clock())
+        """Triage first, so the rules see today's deadlines and owners; then the rules."""
+        now = self.clock()
+        guarded("triage", functools.partial(self.triage, now))()
+        evaluate(self.settings.rules, self.store, now)
+
+    def triage(self, now: datetime) -> None:
+        triage(self.settings.triage, self.store, now)
 
     def deliver(self) -> None:
         deliver(self.store, self.notifier, self.clock(), self.rng)

@@ -1,6 +1,7 @@
 """The three jobs the daemon runs, as plain functions of their inputs and an explicit time.
 
 poll_source: cursor -> Source.poll -> taggers (new mentions only) -> Store.save_poll (one transaction)
+triage:      new mentions settled (priority, team, deadlines) -> open items handed to available people
 evaluate:    evaluators read the store -> alerts into the outbox (deduplicated by key)
 deliver:     due outbox rows -> Notifier.send -> marked sent, or retried later with backoff
 """
@@ -17,6 +18,7 @@ from listener.model import Mention, RateLimited, SourceError
 from notifiers.alert import Alert, Notifier
 from passaparola.config import SourceSpec
 from rules.base import Evaluator, Tagger
+from rules.triage import TriageSettings, assign, decide
 from storage.store import Store
 
 log = logging.getLogger("passaparola.pipeline")
@@ -93,6 +95,32 @@ def poll_source(
         result.answered,
     )
     return PollOutcome(spec.name, new_mentions=result.new_mentions, answered=result.answered)
+
+
+@dataclass(frozen=True, slots=True)
+class TriageOutcome:
+    settled: int = 0
+    moved: int = 0
+
+
+def triage(settings: TriageSettings, store: Store, now: datetime) -> TriageOutcome:
+    """Settle every new mention, then hand open items to the people available now (rules.triage decides)."""
+    settled = 0
+    while batch := store.untriaged():
+        store.settle([decide(settings, c, follow_up=bool(c.follows_key)) for c in batch], now)
+        settled += len(batch)
+    moved = 0
+    if settings.members:
+        items = store.open_items()
+        overrides = store.away_overrides()
+        away = {m.name for m in settings.members if overrides.get(m.name, m.away)}
+        since = now - timedelta(days=settings.returning_days)
+        returning = store.last_answerers((c.mention.author.key for c in items), since)
+        moves = assign(settings, items, store.workloads(), returning, away, now)
+        moved = store.assign([(a.key, a.member, a.reason, a.breach) for a in moves], now)
+    if settled or moved:
+        log.info("triage: %d mentions settled, %d assignments", settled, moved)
+    return TriageOutcome(settled, moved)
 
 
 def evaluate(evaluators: Sequence[Evaluator], store: Store, now: datetime) -> int:

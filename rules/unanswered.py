@@ -1,13 +1,15 @@
-"""`unanswered`: a mention still without an answer past the first-response target is a breach.
+"""`unanswered`: no answer is an answer. Warn before the first-response target, tell the breach, escalate.
 
-No answer is an answer: the customer, and everyone watching, sees it. The alert's key is the mention's,
-so one breach is told once however often the rule runs.
+Deadlines come from triage (`rules.triage`): business time, per channel and priority, the next-response
+target for follow-ups. Each alert's key is the mention's, so a warning, a breach and each escalation step
+are told once however often the rule runs; the escalation ladder climbs until someone acknowledges
+(`passaparola alerts ack`), answers or ignores the mention.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -30,31 +32,72 @@ def describe(conversation: Conversation, now: datetime) -> str:
     return "\n".join(lines)
 
 
+def _handling(c: Conversation) -> str:
+    owner = f"assigned to {c.assignee}" if c.assignee else "unassigned"
+    team = f", team {c.team}" if c.team else ""
+    due = c.due_at.strftime("%Y-%m-%d %H:%M UTC") if c.due_at else "?"
+    return f"Priority {c.priority}{team}; {owner}; due {due}."
+
+
+@dataclass
+class EscalationStep:
+    """Tell ``route`` when a breach is still unacknowledged ``after_minutes`` past the deadline."""
+
+    after_minutes: int
+    route: str
+
+
 @dataclass
 class Unanswered:
-    """Alerts on each open mention older than ``target_minutes``, looking back ``lookback_hours``."""
+    """SLA warnings, breaches and the escalation ladder for open mentions due in the last ``lookback_hours``."""
 
     kind: ClassVar[str] = "unanswered"
-    target_minutes: int = 60
     lookback_hours: int = 24
     route: str = "care"
+    warn: bool = True
+    escalation: list[EscalationStep] = field(default_factory=list)
 
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
-        target = timedelta(minutes=self.target_minutes)
-        breached_before = now - target
-        window_start = breached_before - timedelta(hours=self.lookback_hours)
-        for conversation in view.open_conversations(breached_before, window_start):
-            mention = conversation.mention
-            if mention.tags.get("needs_answer") == 0:
+        for c in view.due_conversations(now, now - timedelta(hours=self.lookback_hours)):
+            if c.due_at is None or c.warn_at is None:
                 continue
-            late = int((now - mention.published_at - target).total_seconds() // 60)
+            mention = c.mention
+            handle = f"@{mention.author.handle} on {mention.platform}"
+            body = f"{describe(c, now)}\n{_handling(c)}"
+            follow = "next response" if c.follows_key else "first response"
+            if now < c.due_at:
+                if self.warn:
+                    left = max(int((c.due_at - now).total_seconds() // 60), 0)
+                    yield Alert(
+                        key=f"sla_warning:{mention.key}",
+                        kind="sla_warning",
+                        title=f"{left} min left to answer {handle} ({follow}, target {c.target_minutes} min)",
+                        body=body,
+                        level="warning",
+                        route=self.route,
+                        mentions=(mention.key,),
+                    )
+                continue
+            late = int((now - c.due_at).total_seconds() // 60)
             yield Alert(
-                key=f"unanswered:{mention.key}",
-                kind=self.kind,
-                title=f"No answer after {self.target_minutes} min (+{late} min): @{mention.author.handle} "
-                f"on {mention.platform}",
-                body=describe(conversation, now),
+                key=f"sla_breach:{mention.key}",
+                kind="sla_breach",
+                title=f"No answer after {c.target_minutes} min (+{late} min): {handle}",
+                body=body,
                 level="warning",
                 route=self.route,
                 mentions=(mention.key,),
             )
+            if c.acknowledged_at is not None:
+                continue
+            for number, step in enumerate(self.escalation, 1):
+                if now >= c.due_at + timedelta(minutes=step.after_minutes):
+                    yield Alert(
+                        key=f"sla_escalation:{mention.key}:{number}",
+                        kind="sla_escalation",
+                        title=f"Escalation {number}: still no answer {late} min past the deadline: {handle}",
+                        body=f"{body}\nAcknowledge: passaparola alerts ack {mention.key} --by NAME",
+                        level="failure",
+                        route=step.route,
+                        mentions=(mention.key,),
+                    )

@@ -166,3 +166,34 @@ def m003_sentiment_corrections(db: Database) -> None:
         pk="key",
         foreign_keys=[("key", "mentions", "key")],
     )
+
+
+@migrations()
+def m004_triage(db: Database) -> None:
+    """Triage: priority, team, deadlines, who answered, acknowledgement; members' away status; an audit trail."""
+    conversations = db.table("conversations")
+    for name, kind in (
+        ("priority", str),
+        ("team", str),
+        ("target_minutes", int),
+        ("warn_at", str),
+        ("due_at", str),
+        ("follows_key", str),
+        ("answered_by", str),
+        ("assigned_at", str),
+        ("breach_handed_on", int),
+        ("acknowledged_at", str),
+        ("acknowledged_by", str),
+        ("triaged_at", str),
+    ):
+        conversations.add_column(name, kind)
+    conversations.create_index(["state", "due_at"])
+    conversations.create_index(["assignee", "state"])
+    db.execute("CREATE INDEX IF NOT EXISTS conversations_untriaged ON conversations(key) WHERE triaged_at IS NULL")
+    db.table("member_status").create({"name": str, "away": int, "updated_by": str, "updated_at": str}, pk="name")
+    db.table("conversation_events").create(
+        {"id": int, "key": str, "at": str, "event": str, "member": str, "detail": str},
+        pk="id",
+        foreign_keys=[("key", "mentions", "key")],
+    )
+    db.table("conversation_events").create_index(["key", "at"])

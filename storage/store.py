@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -293,16 +293,12 @@ class Store:
             first.setdefault(mention_key, (published_at, reply_key, reply_at))
         for mention_key, (published_at, reply_key, reply_at) in first.items():
             seconds = max((datetime.fromisoformat(reply_at) - datetime.fromisoformat(published_at)).total_seconds(), 0)
-            self.db.table("conversations").update(
-                mention_key,
-                {
-                    "state": "answered",
-                    "answered_at": reply_at,
-                    "answer_key": reply_key,
-                    "response_seconds": seconds,
-                    "updated_at": now,
-                },
+            self.db.execute(
+                "UPDATE conversations SET state = 'answered', answered_at = ?, answer_key = ?, response_seconds = ?, "
+                "answered_by = COALESCE(NULLIF(answered_by, ''), assignee, ''), updated_at = ? WHERE key = ?",
+                [reply_at, reply_key, seconds, now, mention_key],
             )
+            self._event(mention_key, now, "answered", "", f"brand reply {reply_key}")
         return len(first)
 
     # -- sources ---------------------------------------------------------------------------------
@@ -467,21 +463,26 @@ class Store:
 
     # -- reading for rules -----------------------------------------------------------------------
 
-    def _conversations(self, where: str, params: Sequence[Any]) -> list[Conversation]:
+    def _conversations(
+        self, where: str, params: Sequence[Any], order: str = "m.published_at", limit: int = -1
+    ) -> list[Conversation]:
         """Mentions with author, tags and state: the one query every reader of conversations shares."""
         rows = self.db.execute(
             f"""
-            SELECT m.*, c.state, c.answered_at, c.response_seconds, c.assignee,
+            SELECT m.*, c.state, c.state_reason, c.answered_at, c.response_seconds, c.assignee, c.priority, c.team,
+                   c.target_minutes, c.warn_at, c.due_at, c.follows_key, c.answered_by, c.breach_handed_on,
+                   c.acknowledged_at, c.acknowledged_by,
                    a.platform_id AS a_id, a.handle AS a_handle, a.display_name AS a_name, a.reach AS a_reach,
                    a.verified AS a_verified, t.needs_answer, COALESCE(sc.label, t.sentiment) AS sentiment,
-                   t.language
+                   t.language, t.topics
             FROM conversations c
             JOIN mentions m ON m.key = c.key
             JOIN authors a ON a.key = m.author_key
             LEFT JOIN mention_tags t ON t.key = m.key
             LEFT JOIN sentiment_corrections sc ON sc.key = m.key
             WHERE {where}
-            ORDER BY m.published_at
+            ORDER BY {order}
+            LIMIT {int(limit)}
             """,
             list(params),
         )
@@ -493,6 +494,14 @@ class Store:
         return self._conversations(
             f"c.state IN ({','.join('?' * len(OPEN_STATES))}) AND m.published_at <= ? AND m.published_at > ?",
             [*OPEN_STATES, iso(published_before), iso(published_after)],
+        )
+
+    def due_conversations(self, now: datetime, due_after: datetime) -> list[Conversation]:
+        """Open mentions whose warning time has come, due after ``due_after``, most urgent first."""
+        return self._conversations(
+            f"c.state IN ({','.join('?' * len(OPEN_STATES))}) AND c.warn_at <= ? AND c.due_at > ?",
+            [*OPEN_STATES, iso(now), iso(due_after)],
+            order="c.due_at",
         )
 
     def conversations_between(self, start: datetime, end: datetime) -> list[Conversation]:
@@ -520,6 +529,8 @@ class Store:
     @staticmethod
     def _conversation(row: Mapping[str, Any]) -> Conversation:
         tags = {name: row[name] for name in ("needs_answer", "sentiment", "language") if row[name] is not None}
+        if row["topics"]:
+            tags["topics"] = json.loads(row["topics"])
         mention = Mention(
             platform=row["platform"],
             platform_id=row["platform_id"],
@@ -547,6 +558,18 @@ class Store:
             answered_at=parse_time(row["answered_at"]),
             response_seconds=row["response_seconds"],
             assignee=row["assignee"] or "",
+            state_reason=row["state_reason"] or "",
+            seen_at=parse_time(row["first_seen_at"]),
+            priority=row["priority"] or "normal",
+            team=row["team"] or "",
+            target_minutes=row["target_minutes"],
+            warn_at=parse_time(row["warn_at"]),
+            due_at=parse_time(row["due_at"]),
+            follows_key=row["follows_key"] or "",
+            answered_by=row["answered_by"] or "",
+            breach_handed_on=bool(row["breach_handed_on"]),
+            acknowledged_at=parse_time(row["acknowledged_at"]),
+            acknowledged_by=row["acknowledged_by"] or "",
         )
 
     def counts(self) -> dict[str, int]:
@@ -564,6 +587,187 @@ class Store:
             "alerts_sent": self.db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL").fetchone()[0],
             "alerts_pending": pending,
         }
+
+    # -- triage ----------------------------------------------------------------------------------
+
+    def untriaged(self, limit: int = 1000) -> list[Conversation]:
+        """Stored mentions triage has not settled yet, oldest first, each with the answered mention it follows up.
+
+        A follow-up is a later mention by the same author in the same thread after we answered them there.
+        """
+        found = self._conversations("c.triaged_at IS NULL", [], limit=limit)
+        if not found:
+            return []
+        follows = dict(
+            self.db.execute(
+                """
+                SELECT m.key, (SELECT p.key FROM mentions p JOIN conversations pc ON pc.key = p.key
+                               WHERE p.platform = m.platform AND p.thread_id = m.thread_id
+                                 AND p.author_key = m.author_key AND p.key != m.key AND pc.state = 'answered'
+                                 AND pc.answered_at <= m.published_at
+                               ORDER BY pc.answered_at DESC LIMIT 1)
+                FROM mentions m WHERE m.key IN (SELECT value FROM json_each(?)) AND m.thread_id != ''
+                """,
+                [json.dumps([c.mention.key for c in found])],
+            ).fetchall()
+        )
+        return [replace(c, follows_key=follows.get(c.mention.key) or "") for c in found]
+
+    def settle(self, settled: Sequence[Conversation], at: datetime) -> None:
+        """Store triage's verdicts (priority, team, deadlines, follow-up, ignored by policy) in one transaction.
+
+        Only a still-new mention changes state: one answered meanwhile keeps its answer.
+        """
+        now = iso(at)
+        with self.db.atomic():
+            for c in settled:
+                self.db.execute(
+                    """
+                    UPDATE conversations SET priority = :priority, team = :team, target_minutes = :target,
+                        warn_at = :warn, due_at = :due, follows_key = :follows, triaged_at = :now, updated_at = :now,
+                        state = CASE WHEN state = 'new' AND :state IN ('ignored', 'reopened')
+                                     THEN :state ELSE state END,
+                        state_reason = CASE WHEN state = 'new' AND :state = 'ignored'
+                                            THEN :reason ELSE state_reason END
+                    WHERE key = :key
+                    """,
+                    {
+                        "key": c.mention.key,
+                        "priority": c.priority,
+                        "team": c.team,
+                        "target": c.target_minutes,
+                        "warn": iso(c.warn_at) if c.warn_at else None,
+                        "due": iso(c.due_at) if c.due_at else None,
+                        "follows": c.follows_key,
+                        "state": c.state,
+                        "reason": c.state_reason,
+                        "now": now,
+                    },
+                )
+                if c.state == "reopened":
+                    self._event(c.mention.key, now, "reopened", "", f"follows up {c.follows_key}")
+
+    def open_items(self) -> list[Conversation]:
+        """Every settled conversation still waiting for an answer, most urgent first."""
+        states = ",".join("?" * len(OPEN_STATES))
+        return self._conversations(
+            f"c.state IN ({states}) AND c.triaged_at IS NOT NULL",
+            list(OPEN_STATES),
+            order="c.due_at, m.published_at",
+        )
+
+    def workloads(self) -> dict[str, int]:
+        """Open items per assignee."""
+        states = ",".join("?" * len(OPEN_STATES))
+        rows = self.db.execute(
+            f"SELECT assignee, count(*) FROM conversations WHERE state IN ({states}) AND assignee != '' "
+            "GROUP BY assignee",
+            list(OPEN_STATES),
+        )
+        return dict(rows.fetchall())
+
+    def last_answerers(self, author_keys: Iterable[str], since: datetime) -> dict[str, str]:
+        """author key -> the member who answered that author last, since ``since``."""
+        rows = self.db.execute(
+            """
+            SELECT m.author_key, c.answered_by FROM conversations c JOIN mentions m ON m.key = c.key
+            WHERE m.author_key IN (SELECT value FROM json_each(?)) AND c.state = 'answered'
+              AND c.answered_by != '' AND c.answered_at >= ?
+            ORDER BY c.answered_at
+            """,
+            [json.dumps(sorted(set(author_keys))), iso(since)],
+        )
+        return dict(rows.fetchall())  # later rows win: the most recent answerer
+
+    def assign(self, moves: Iterable[tuple[str, str, str, bool]], at: datetime) -> int:
+        """Apply (key, member, reason, breach) moves: a member takes the item, or "" puts it back in the queue."""
+        now = iso(at)
+        count = 0
+        with self.db.atomic():
+            for key, member, reason, breach in moves:
+                self.db.execute(
+                    """
+                    UPDATE conversations SET assignee = :member, assigned_at = :now, updated_at = :now,
+                        breach_handed_on = MAX(COALESCE(breach_handed_on, 0), :breach),
+                        state = CASE WHEN :member != '' AND state = 'new' THEN 'assigned'
+                                     WHEN :member = '' AND state = 'assigned' THEN 'new' ELSE state END
+                    WHERE key = :key AND state IN ('new', 'assigned', 'reopened')
+                    """,
+                    {"key": key, "member": member, "now": now, "breach": int(breach)},
+                )
+                count += self.db.conn.execute("SELECT changes()").fetchone()[0]
+                self._event(key, now, "assigned" if member else "released", member, reason)
+        return count
+
+    def _require_mention(self, key: str) -> Conversation:
+        found = self.conversation(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def mark_answered(self, key: str, by: str, at: datetime, answered_at: datetime | None = None) -> Conversation:
+        """A person says the mention was answered (channels with no reply signal: imports, intake, phone).
+
+        Raises `KeyError` for an unknown mention; an already answered one keeps its first answer.
+        """
+        with self.db.atomic():
+            current = self._require_mention(key)
+            if current.state != "answered":
+                when = answered_at or at
+                seconds = max((when - current.mention.published_at).total_seconds(), 0)
+                self.db.execute(
+                    "UPDATE conversations SET state = 'answered', answered_at = ?, answered_by = ?, "
+                    "response_seconds = ?, answer_key = '', updated_at = ? WHERE key = ?",
+                    [iso(when), by, seconds, iso(at), key],
+                )
+                self._event(key, iso(at), "answered", by, "marked by hand")
+        return self._require_mention(key)
+
+    def mark_ignored(self, key: str, reason: str, by: str, at: datetime) -> Conversation:
+        """Close a mention without an answer, with the reason (spam, not for us...). `KeyError` if unknown."""
+        with self.db.atomic():
+            self._require_mention(key)
+            self.db.execute(
+                "UPDATE conversations SET state = 'ignored', state_reason = ?, updated_at = ? WHERE key = ?",
+                [reason, iso(at), key],
+            )
+            self._event(key, iso(at), "ignored", by, reason)
+        return self._require_mention(key)
+
+    def acknowledge(self, key: str, by: str, at: datetime) -> Conversation:
+        """Someone has taken charge of a breach: its escalation ladder stops. `KeyError` if unknown."""
+        with self.db.atomic():
+            self._require_mention(key)
+            self.db.execute(
+                "UPDATE conversations SET acknowledged_at = COALESCE(acknowledged_at, ?), "
+                "acknowledged_by = COALESCE(NULLIF(acknowledged_by, ''), ?), updated_at = ? WHERE key = ?",
+                [iso(at), by, iso(at), key],
+            )
+            self._event(key, iso(at), "acknowledged", by, "")
+        return self._require_mention(key)
+
+    def set_away(self, member: str, away: bool, by: str, at: datetime) -> None:
+        with self.db.atomic():
+            self.db.table("member_status").upsert(
+                {"name": member, "away": int(away), "updated_by": by, "updated_at": iso(at)}, pk="name"
+            )
+
+    def away_overrides(self) -> dict[str, bool]:
+        """member -> away, as people set it at run time (over the config's ``away``)."""
+        return {name: bool(away) for name, away in self.db.execute("SELECT name, away FROM member_status")}
+
+    def events(self, key: str) -> list[tuple[datetime, str, str, str]]:
+        """(at, event, member, detail) of one mention, oldest first: its audit trail."""
+        rows = self.db.execute(
+            "SELECT at, event, member, detail FROM conversation_events WHERE key = ? ORDER BY at, id", [key]
+        )
+        return [(datetime.fromisoformat(at), event, member or "", detail or "") for at, event, member, detail in rows]
+
+    def _event(self, key: str, now: str, event: str, member: str, detail: str) -> None:
+        self.db.execute(
+            "INSERT INTO conversation_events (key, at, event, member, detail) VALUES (?, ?, ?, ?, ?)",
+            [key, now, event, member, detail[:500]],
+        )
 
     # -- outbox ----------------------------------------------------------------------------------
 

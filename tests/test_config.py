@@ -29,7 +29,7 @@ def test_init_writes_a_starter_that_check_accepts(tmp_path: Path) -> None:
     assert runner.invoke(main, ["init", str(target)]).exit_code == 0
     result = runner.invoke(main, ["check", "--config", str(target)])
     assert result.exit_code == 0, result.output
-    assert '"type": "demo"' in result.output and '"target_minutes": 60' in result.output
+    assert '"type": "demo"' in result.output and '"warn_share": 0.75' in result.output
     again = runner.invoke(main, ["init", str(target)])
     assert again.exit_code == 2 and "exists already" in again.output
 

@@ -17,8 +17,9 @@ from notifiers import Alert, Delivery, LogNotifier
 from passaparola import config as configuration
 from passaparola.config import SourceSpec
 from passaparola.daemon import Daemon
-from passaparola.pipeline import backoff, deliver, enrich, evaluate, poll_source
+from passaparola.pipeline import backoff, deliver, enrich, evaluate, poll_source, triage
 from rules import SourceFailing, Unanswered
+from rules.triage import TriageSettings
 from storage import Store
 from tests.conftest import FIXTURES, FixedClock
 from tests.test_storage import mention
@@ -124,12 +125,13 @@ def test_only_new_mentions_are_tagged_in_one_batch(store: Store, clock: FixedClo
 
 def test_alerts_are_sent_once_across_repeated_evaluations(store: Store, clock: FixedClock) -> None:
     store.save_poll("s", "x", Poll(mentions=(mention("1"),)), clock.now)
+    triage(TriageSettings(), store, clock.now)
     notifier = FlakyNotifier(fail_times=0)
     for minutes in (61, 62, 120):
         clock.now = clock.now.replace(hour=9, minute=0) + timedelta(minutes=minutes)
-        evaluate([Unanswered()], store, clock())
+        evaluate([Unanswered(warn=False)], store, clock())
         deliver(store, notifier, clock(), random.Random(1))
-    assert [a.key for a in notifier.delivered] == ["unanswered:x:1"]
+    assert [a.key for a in notifier.delivered] == ["sla_breach:x:1"]
 
 
 def test_a_failed_delivery_stays_queued_and_is_retried(store: Store, clock: FixedClock) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from listener import Poll
+from passaparola.pipeline import triage
 from rules import SourceFailing, Unanswered
+from rules.triage import TriageSettings
 from storage import Store
 from tests.conftest import T0
 from tests.test_storage import mention, reply
@@ -16,29 +18,39 @@ def keys(alerts: object) -> list[str]:
     return [a.key for a in alerts]  # type: ignore[attr-defined]
 
 
-def test_breach_is_raised_after_the_target_not_before(store: Store) -> None:
+def settled(store: Store, now: datetime = T0) -> Store:
+    """The store after triage settled every mention with the default settings (24/7, 60 minutes)."""
+    triage(TriageSettings(), store, now)
+    return store
+
+
+def test_warning_at_three_quarters_then_breach_after_the_target(store: Store) -> None:
     store.save_poll("x-brand", "x", Poll(mentions=(mention("1"),)), T0)
-    rule = Unanswered(target_minutes=60)
-    assert keys(rule.evaluate(store, T0 + timedelta(minutes=59))) == []
+    rule = Unanswered()
+    assert keys(rule.evaluate(settled(store), T0 + timedelta(minutes=44))) == []
+    assert keys(rule.evaluate(store, T0 + timedelta(minutes=45))) == ["sla_warning:x:1"]
     alerts = list(rule.evaluate(store, T0 + timedelta(minutes=61)))
-    assert keys(alerts) == ["unanswered:x:1"]
+    assert keys(alerts) == ["sla_breach:x:1"]
     assert alerts[0].route == "care" and "@anna (Anna Rossi) on x, 61 min ago" in alerts[0].body
+    assert "No answer after 60 min (+1 min)" in alerts[0].title and "unassigned" in alerts[0].body
 
 
 def test_an_answered_mention_is_never_a_breach(store: Store) -> None:
     store.save_poll("x-brand", "x", Poll(mentions=(mention("1"),), replies=(reply("9", to="1", minutes=70),)), T0)
-    assert keys(Unanswered().evaluate(store, T0 + timedelta(hours=3))) == []
+    assert keys(Unanswered().evaluate(settled(store), T0 + timedelta(hours=3))) == []
 
 
 def test_mentions_tagged_as_not_needing_an_answer_are_skipped(store: Store) -> None:
     quiet = replace(mention("1"), tags={"needs_answer": 0})
     store.save_poll("x-brand", "x", Poll(mentions=(quiet, mention("2"))), T0)
-    assert keys(Unanswered().evaluate(store, T0 + timedelta(hours=2))) == ["unanswered:x:2"]
+    assert keys(Unanswered().evaluate(settled(store), T0 + timedelta(hours=2))) == ["sla_breach:x:2"]
+    assert store.conversation("x:1").state == "ignored"  # type: ignore[union-attr]
 
 
 def test_breaches_older_than_the_lookback_are_not_announced(store: Store) -> None:
     store.save_poll("x-brand", "x", Poll(mentions=(mention("old", minutes=-3 * 24 * 60), mention("new"))), T0)
-    assert keys(Unanswered(lookback_hours=24).evaluate(store, T0 + timedelta(hours=2))) == ["unanswered:x:new"]
+    rule = Unanswered(lookback_hours=24)
+    assert keys(rule.evaluate(settled(store), T0 + timedelta(hours=2))) == ["sla_breach:x:new"]
 
 
 def test_one_alert_per_outage(store: Store) -> None:
