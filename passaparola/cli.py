@@ -11,7 +11,8 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,6 +21,7 @@ import click
 from pydantic import SecretStr
 
 from listener.demo import DemoSource
+from listener.model import PLATFORMS, Conversation
 from notifiers.alert import Alert, Notifier
 from notifiers.apprise_notifier import AppriseNotifier
 from notifiers.log import LogNotifier
@@ -27,8 +29,10 @@ from passaparola import config as configuration
 from passaparola.config import ConfigError, Settings, SourceSpec
 from passaparola.daemon import Daemon, system_clock
 from rules.analysis import Analyzer
+from rules.engagement import ReplyContext, holding_reply, lint_reply, verdict
 from rules.sentiment import LABELS, MODEL_DIR, MODES, ModelError, SentimentClassifier
-from storage.store import StorageError, Store
+from rules.triage import figures
+from storage.store import OPEN_STATES, StorageError, Store
 
 log = logging.getLogger("passaparola")
 EXIT_CONFIG = 2
@@ -213,12 +217,19 @@ def demo(ctx: click.Context, db_path: str | None, duration: float, alerts_file: 
                 daemon = Daemon(settings, store, build_notifier(settings), taggers=build_taggers(settings))
                 daemon.run(stop, duration=duration or None)
             counts = store.counts()
+            loads = store.workloads()
         finally:
             store.close()
         click.echo(
             f"\npassaparola demo: {counts['mentions']} mentions from {counts['authors']} authors stored, "
             f"{counts['answered']} answered by the brand, {counts['open']} still open; "
             f"{counts['alerts_sent']} alerts sent, {counts['alerts_pending']} pending."
+        )
+        click.echo(
+            "workload: "
+            + ", ".join(f"{m.name} {loads.get(m.name, 0)}/{m.capacity}" for m in settings.triage.members)
+            + f"; {counts['open'] - sum(loads.values())} open items wait in the queue "
+            "(everyone with the skill is at capacity or off shift)"
         )
         if not db_path:
             click.echo("(temporary database removed; pass --db PATH to keep it)")
@@ -233,6 +244,19 @@ def status(config_file: str | None) -> None:
     try:
         counts = store.counts()
         click.echo(" ".join(f"{name}={value}" for name, value in counts.items()))
+        now = system_clock()
+        overall = figures(store.conversations_between(now - timedelta(days=7), now), now).get("all", {}).get("all")
+        if overall:
+            mood = "-" if overall.satisfaction is None else f"{overall.satisfaction:+.2f}"
+            click.echo(
+                f"last 7 days: first response median {_minutes(overall.median_seconds)}, "
+                f"p90 {_minutes(overall.p90_seconds)}, SLA met {_share(overall.compliance)}, "
+                f"unanswered {_share(overall.unanswered_share)} ({overall.breached_open} past due), "
+                f"satisfaction after our answers {mood}"
+            )
+        loads = store.workloads()
+        for member in settings.triage.members:
+            click.echo(f"member {member.name}: {loads.get(member.name, 0)} open of {member.capacity}")
         for health in store.all_source_health():
             last = health.last_success_at.isoformat() if health.last_success_at else "never"
             line = f"source {health.name} ({health.kind}): last success {last}, {health.mentions_total} mentions"
@@ -577,3 +601,284 @@ def import_file(ctx: click.Context, config_file: str | None, path: str, fmt: str
         f"{len(mentions) - result.new_mentions} already stored); {len(rejected)} rejected"
     )
     sys.exit(1 if rejected else 0)
+
+
+# -- triage: the queue, assignment, answers, figures, rules of engagement ------------------------------------
+
+
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.0f} min"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _known_mention(store: Store, key: str) -> Conversation:
+    found = store.conversation(key)
+    if found is None:
+        store.close()
+        fail([f"no mention {key!r}; keys look like x:1234567890 (see `passaparola triage queue`)"])
+    return found
+
+
+def _known_member(settings: Settings, name: str) -> None:
+    names = [m.name for m in settings.triage.members]
+    if name not in names:
+        fail([f"no member {name!r} in [[triage.members]]; known: {', '.join(names) or 'none configured'}"])
+
+
+@main.group("triage")
+def triage_group() -> None:
+    """Work the queue: who has what, mark answers, people away, first-response figures."""
+
+
+@triage_group.command("queue")
+@config_option
+@click.option("--member", help="Only this person's items.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+def triage_queue(config_file: str | None, member: str | None, as_json: bool) -> None:
+    """Open mentions, most urgent first, with time left, priority, team and assignee."""
+    settings = load_settings(config_file)
+    store = open_store(settings)
+    now = system_clock()
+    try:
+        items = [c for c in store.open_items() if member is None or c.assignee == member]
+    finally:
+        store.close()
+    for c in items:
+        m = c.mention
+        left = (c.due_at - now).total_seconds() / 60 if c.due_at else None
+        row = {
+            "key": m.key,
+            "due_at": c.due_at.isoformat() if c.due_at else None,
+            "minutes_left": None if left is None else round(left),
+            "state": c.state,
+            "priority": c.priority,
+            "team": c.team,
+            "assignee": c.assignee,
+            "channel": m.platform,
+            "author": m.author.handle,
+            "sentiment": m.tags.get("sentiment"),
+            "text": m.text,
+        }
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            when = "?" if left is None else f"{left:+.0f} min" if left < 0 else f"{left:.0f} min left"
+            text = " ".join(m.text.split())[:80]
+            click.echo(
+                f"{m.key}  {when}  {c.priority}  {c.team or '-'}  {c.assignee or 'unassigned'}  "
+                f"@{m.author.handle}: {text!r}"
+            )
+    if not as_json:
+        click.echo(f"{len(items)} open")
+
+
+@triage_group.command("assign")
+@config_option
+@click.argument("key")
+@click.argument("member")
+def triage_assign(config_file: str | None, key: str, member: str) -> None:
+    """Give mention KEY to MEMBER by hand."""
+    settings = load_settings(config_file)
+    _known_member(settings, member)
+    store = open_store(settings)
+    try:
+        c = _known_mention(store, key)
+        if c.state not in OPEN_STATES:
+            fail([f"{key} is {c.state}; only open mentions can be assigned"])
+        store.assign([(key, member, "assigned by hand", False)], system_clock())
+    finally:
+        store.close()
+    click.echo(f"{key}: assigned to {member}")
+
+
+@triage_group.command("answered")
+@config_option
+@click.argument("key")
+@click.option("--by", "by", required=True, help="Who answered (a member's name).")
+@click.option(
+    "--at", "at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]), help="When (default now)."
+)
+def triage_answered(config_file: str | None, key: str, by: str, at: datetime | None) -> None:
+    """Mark KEY answered, for channels with no reply signal (imports, intake, a phone call back)."""
+    settings = load_settings(config_file)
+    store = open_store(settings)
+    try:
+        _known_mention(store, key)
+        c = store.mark_answered(key, by, system_clock(), answered_at=at)
+    finally:
+        store.close()
+    click.echo(f"{key}: answered by {c.answered_by or by} after {_minutes(c.response_seconds)}")
+
+
+@triage_group.command("ignore")
+@config_option
+@click.argument("key")
+@click.option("--reason", required=True, help="Why it needs no answer (spam, not about us...).")
+@click.option("--by", "by", default="cli", show_default=True)
+def triage_ignore(config_file: str | None, key: str, reason: str, by: str) -> None:
+    """Close KEY without an answer, with the reason."""
+    settings = load_settings(config_file)
+    store = open_store(settings)
+    try:
+        _known_mention(store, key)
+        store.mark_ignored(key, reason, by, system_clock())
+    finally:
+        store.close()
+    click.echo(f"{key}: ignored ({reason})")
+
+
+def _set_away(config_file: str | None, member: str, away: bool) -> None:
+    settings = load_settings(config_file)
+    _known_member(settings, member)
+    store = open_store(settings)
+    try:
+        store.set_away(member, away, "cli", system_clock())
+    finally:
+        store.close()
+    click.echo(f"{member} is {'away: their open items are handed on' if away else 'back'}")
+
+
+@triage_group.command("away")
+@config_option
+@click.argument("member")
+def triage_away(config_file: str | None, member: str) -> None:
+    """MEMBER is away: gets no new work; open items go to others at the next rules run."""
+    _set_away(config_file, member, True)
+
+
+@triage_group.command("back")
+@config_option
+@click.argument("member")
+def triage_back(config_file: str | None, member: str) -> None:
+    """MEMBER is back (within their shifts)."""
+    _set_away(config_file, member, False)
+
+
+@triage_group.command("figures")
+@config_option
+@click.option("--days", default=7, show_default=True, help="Mentions published in the last DAYS days.")
+@click.option("--json", "as_json", is_flag=True)
+def triage_figures(config_file: str | None, days: int, as_json: bool) -> None:
+    """First-response time (median, p90), SLA compliance, open items, implicit satisfaction, per group."""
+    settings = load_settings(config_file)
+    store = open_store(settings)
+    now = system_clock()
+    try:
+        table = figures(store.conversations_between(now - timedelta(days=days), now), now)
+        loads = store.workloads()
+    finally:
+        store.close()
+    if as_json:
+        out = {
+            dim: {k: {**asdict(f), "compliance": f.compliance} for k, f in rows.items()} for dim, rows in table.items()
+        }
+        click.echo(json.dumps({"days": days, "figures": out, "workloads": loads}, indent=2))
+        return
+    click.echo(f"last {days} days: group, needing answer, answered, open, median, p90, SLA met, satisfaction")
+    for dimension in ("all", "channel", "team", "member"):
+        for name, f in table.get(dimension, {}).items():
+            mood = "-" if f.satisfaction is None else f"{f.satisfaction:+.2f} ({f.follow_ups} follow-ups)"
+            click.echo(
+                f"{dimension} {name}: {f.needing_answer}, {f.answered}, {f.open}, {_minutes(f.median_seconds)}, "
+                f"{_minutes(f.p90_seconds)}, {_share(f.compliance)}, {mood}"
+            )
+    for member in settings.triage.members:
+        click.echo(f"workload {member.name}: {loads.get(member.name, 0)} open of {member.capacity}")
+
+
+def _recent_median(store: Store, channel: str, now: datetime) -> float | None:
+    """The median first-response time on ``channel`` over the last day, else the last week: what we can promise."""
+    for days in (1, 7):
+        group = figures(store.conversations_between(now - timedelta(days=days), now), now).get("channel", {})
+        if channel in group and group[channel].median_seconds is not None:
+            return group[channel].median_seconds
+    return None
+
+
+def _draft_text(draft: str) -> str:
+    text = sys.stdin.read() if draft == "-" else draft
+    if not text.strip():
+        fail(["the draft is empty; pass the reply's text, or - to read it from stdin"])
+    return text
+
+
+@main.command("lint-reply")
+@config_option
+@click.argument("draft", required=False, default="")
+@click.option("--mention", "key", help="The mention it answers: gives channel, team, complaint, link.")
+@click.option("--channel", type=click.Choice(PLATFORMS), help="The channel (default: the mention's).")
+@click.option("--member", help="Who signs it (their configured signature is required at the end).")
+@click.option("--team", default=None, help="The team (default: the mention's).")
+@click.option("--complaint", is_flag=True, help="It answers a complaint (default: the mention is negative).")
+@click.option("--holding", is_flag=True, help="Print a holding reply for a busy moment instead of linting.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable findings.")
+def lint_reply_command(
+    config_file: str | None,
+    draft: str,
+    key: str | None,
+    channel: str | None,
+    member: str | None,
+    team: str | None,
+    complaint: bool,
+    holding: bool,
+    as_json: bool,
+) -> None:
+    """Review DRAFT (or - for stdin) against the house rules: exit 0 ok, 1 blocked; warnings do not block."""
+    settings = load_settings(config_file)
+    c: Conversation | None = None
+    median: float | None = None
+    if key or holding:
+        store = open_store(settings)
+        try:
+            c = _known_mention(store, key) if key else None
+            median = _recent_median(store, channel or (c.mention.platform if c else ""), system_clock())
+        finally:
+            store.close()
+    if holding:
+        language = (c.mention.tags.get("language") if c else None) or settings.analysis.languages[0]
+        handle = c.mention.author.handle if c else "name"
+        reply = holding_reply(handle, str(language), median, settings.engagement)
+        click.echo(json.dumps({"holding_reply": reply}, ensure_ascii=False) if as_json else reply)
+        return
+    if not channel and c is None:
+        fail(["say where the reply goes: --channel x (or --mention KEY)"])
+    if member:
+        _known_member(settings, member)
+    signature = next((m.signature for m in settings.triage.members if m.name == member), "")
+    context = ReplyContext(
+        channel=channel or (c.mention.platform if c else ""),
+        team=team if team is not None else (c.team if c else ""),
+        complaint=complaint or (c is not None and c.mention.tags.get("sentiment") == "negative"),
+        signature=signature,
+        handle=c.mention.author.handle if c else "",
+        url=c.mention.url if c else "",
+    )
+    findings = lint_reply(_draft_text(draft), context, settings.engagement)
+    result = verdict(findings)
+    if as_json:
+        click.echo(json.dumps({"verdict": result, "findings": [asdict(f) for f in findings]}, ensure_ascii=False))
+    else:
+        for f in findings:
+            click.echo(f"{f.level}: {f.message} [{f.code}]")
+        click.echo(f"verdict: {result}")
+    sys.exit(1 if result == "block" else 0)
+
+
+@alerts.command("ack")
+@config_option
+@click.argument("key")
+@click.option("--by", "by", required=True, help="Who takes charge.")
+def alerts_ack(config_file: str | None, key: str, by: str) -> None:
+    """Acknowledge a breach (KEY: the mention, or the alert's key): its escalation ladder stops."""
+    settings = load_settings(config_file)
+    store = open_store(settings)
+    try:
+        mention_key = store.alert_mention(key) or key
+        _known_mention(store, mention_key)
+        c = store.acknowledge(mention_key, by, system_clock())
+    finally:
+        store.close()
+    click.echo(f"{mention_key}: acknowledged by {c.acknowledged_by}; no further escalation")

@@ -134,7 +134,7 @@ class TeamSettings(Section):
 class MemberSettings(Section):
     name: str = Field(min_length=1)
     skills: list[str] = Field(default_factory=list, description="the teams this person serves")
-    languages: list[str] = Field(min_length=1)
+    languages: list[str] = Field(default_factory=list)
     shifts: dict[str, list[str]] | None = Field(None, description="like business_hours; absent: business hours")
     timezone: str = ""
     capacity: int = Field(10, ge=1, le=10_000)
@@ -196,6 +196,8 @@ class TriageConfig(Section):
             found.append(f"triage.members: {name!r} listed twice; give each person one table")
         for index, member in enumerate(self.members):
             where = f"triage.members[{index}] ({member.name})"
+            if not member.languages:
+                found.append(f'{where}.languages: empty; list the languages this person answers in, e.g. ["it"]')
             for skill in member.skills:
                 if skill not in teams:
                     found.append(f"{where}.skills: no team {skill!r}; add it to [[triage.teams]] or fix the name")

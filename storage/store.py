@@ -797,6 +797,12 @@ class Store:
             )
             return self.db.conn.total_changes - before
 
+    def alert_mention(self, alert_key: str) -> str | None:
+        """The first mention an alert in the outbox is about (acknowledging by alert key)."""
+        row = self.db.execute("SELECT mentions FROM outbox WHERE key = ?", [alert_key]).fetchone()
+        mentions = json.loads(row[0] or "[]") if row else []
+        return mentions[0] if mentions else None
+
     def due_alerts(self, at: datetime, limit: int = 100) -> list[OutboxItem]:
         rows = self.db.table("outbox").rows_where(
             "sent_at IS NULL AND next_attempt_at <= ?", [iso(at)], order_by="created_at, rowid", limit=limit
