@@ -45,8 +45,18 @@ class FacebookSource:
     max_posts: int = 10
     max_pages: int = 5
     timeout_seconds: float = 20.0
+    # The Page webhook (optional; the web app serves it at /webhooks/facebook/<name>): the app secret that
+    # signs each notification, and the token you typed when subscribing.
+    app_secret: SecretStr = field(default_factory=lambda: SecretStr(""), repr=False)
+    verify_token: SecretStr = field(default_factory=lambda: SecretStr(""), repr=False)
+
+    @property
+    def webhook(self) -> bool:
+        return bool(self.app_secret.get_secret_value())
 
     def __post_init__(self) -> None:
+        if bool(self.app_secret.get_secret_value()) != bool(self.verify_token.get_secret_value()):
+            raise ValueError("the webhook needs both app_secret and verify_token (as secret references), or neither")
         if not self.page_id.isdigit():
             raise ValueError("page_id must be the Page's numeric id (Page settings > About > Page ID)")
         if not self.access_token.get_secret_value():

@@ -7,7 +7,7 @@ Columns (CSV header or JSONL keys); ``id``, ``text``, ``published_at`` and ``aut
 ``text``        what the customer said
 ``published_at`` ISO 8601 with a time zone, e.g. ``2026-03-02T09:15:00+01:00``
 ``author``      the customer's name or handle
-``channel``     phone, email, review, chat, store or other (default other)
+``channel``     phone, email, review, chat, store, site or other (default other)
 ``author_id``   your customer id (default: the author, lowercased), so one customer's rows link up
 ``url``         an http(s) link to the original, if any
 ``language``    a two-letter code, if known
@@ -33,7 +33,7 @@ from listener.model import Author, Mention
 
 REQUIRED = ("id", "text", "published_at", "author")
 OPTIONAL = ("channel", "author_id", "url", "language", "rating")
-CHANNELS = ("phone", "email", "review", "chat", "store", "other")
+CHANNELS = ("phone", "email", "review", "chat", "store", "site", "other")
 MAX_ID_CHARS = 200
 
 
@@ -82,8 +82,9 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]
         yield number, item if isinstance(item, dict) else "not a JSON object; write one {...} per line"
 
 
-def _mention(row: Mapping[str, Any], now: datetime) -> Mention:
-    """Build the mention or raise `ValueError` naming the field and the fix."""
+def mention_from_row(row: Mapping[str, Any], now: datetime, platform: str = "import") -> Mention:
+    """Build the mention (on ``platform``: imports, or ``web`` for the intake webhook) or raise `ValueError`
+    naming the field and the fix."""
     unknown = [k for k in row if k not in REQUIRED + OPTIONAL]
     if unknown:
         raise ValueError(f"unknown field(s) {', '.join(map(str, unknown))}; use {', '.join(REQUIRED + OPTIONAL)}")
@@ -120,12 +121,12 @@ def _mention(row: Mapping[str, Any], now: datetime) -> Mention:
         metrics["rating"] = int(values["rating"])
     author = values["author"][:200]
     return Mention(
-        platform="import",
+        platform=platform,
         platform_id=values["id"],
         source=channel,
         text=values["text"],
         published_at=published,
-        author=Author("import", (values["author_id"] or author).lower()[:200], author, display_name=author),
+        author=Author(platform, (values["author_id"] or author).lower()[:200], author, display_name=author),
         url=url,
         language_hint=language,
         metrics=metrics,
@@ -145,7 +146,7 @@ def read_import(path: Path, now: datetime, fmt: str | None = None) -> tuple[list
             rejected.append(Rejected(line, row))
             continue
         try:
-            mention = _mention(row, now)
+            mention = mention_from_row(row, now)
         except ValueError as error:
             rejected.append(Rejected(line, str(error)))
             continue

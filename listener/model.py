@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Protocol
 
-Platform = Literal["x", "forum", "facebook", "review", "web", "import"]
-PLATFORMS: tuple[str, ...] = ("x", "forum", "facebook", "review", "web", "import")
+#: Where people spoke: ``web`` is blogs, news and alerts; ``site`` the brand's own site (the intake webhook).
+Platform = Literal["x", "forum", "facebook", "review", "web", "site", "import"]
+PLATFORMS: tuple[str, ...] = ("x", "forum", "facebook", "review", "web", "site", "import")
 
 #: Longest text we keep for one mention; longer text is cut (and marked) rather than refused.
 MAX_TEXT_CHARS = 20_000

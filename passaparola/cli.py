@@ -28,6 +28,7 @@ from notifiers.log import LogNotifier
 from passaparola import config as configuration
 from passaparola.config import ConfigError, Settings, SourceSpec
 from passaparola.daemon import Daemon, system_clock
+from passaparola.web import WebServer, create_app
 from rules.analysis import Analyzer
 from rules.engagement import ReplyContext, holding_reply, lint_reply, verdict
 from rules.sentiment import LABELS, MODEL_DIR, MODES, ModelError, SentimentClassifier
@@ -180,6 +181,7 @@ def run(ctx: click.Context, config_file: str | None, once: bool) -> None:
     settings = configure(ctx, config_file)
     store = open_store(settings)
     daemon = Daemon(settings, store, build_notifier(settings), taggers=build_taggers(settings))
+    web = start_web(settings) if settings.web.enabled and not once else None
     try:
         if once:
             daemon.cycle()
@@ -187,7 +189,38 @@ def run(ctx: click.Context, config_file: str | None, once: bool) -> None:
             with stop_on_signals() as stop:
                 daemon.run(stop)
     finally:
+        if web is not None:
+            web.stop()
         store.close()
+
+
+def start_web(settings: Settings) -> WebServer:
+    """The web app in a thread, on its own connection to the database."""
+    try:
+        shared = Store.open(settings.storage.path, settings.storage.busy_timeout_seconds, shared=True)
+    except StorageError as error:
+        fail([str(error)])
+    server = WebServer(create_app(settings, shared, system_clock), settings.web.host, settings.web.port)
+    try:
+        server.start()
+    except OSError as error:
+        fail([str(error)])
+    log.info("web app on http://%s:%d", settings.web.host, server.port)
+    return server
+
+
+@main.command("web")
+@config_option
+@click.pass_context
+def web_command(ctx: click.Context, config_file: str | None) -> None:
+    """Serve the web app alone (webhooks, /healthz) until SIGTERM or Ctrl-C; `run` serves it too when enabled."""
+    settings = configure(ctx, config_file)
+    with stop_on_signals() as stop:
+        server = start_web(settings)
+        click.echo(f"web app on http://{settings.web.host}:{server.port}")
+        while not stop.wait(1.0):
+            pass
+        server.stop()
 
 
 @main.command()

@@ -72,6 +72,7 @@ class StorageSettings(Section):
 class DaemonSettings(Section):
     rules_every_seconds: int = Field(60, ge=1, le=3600)
     outbox_every_seconds: int = Field(30, ge=1, le=3600)
+    inbound_every_seconds: int = Field(5, ge=1, le=3600, description="how often queued webhook bodies are ingested")
     jitter: float = Field(0.1, ge=0, le=1, description="share of each interval added at random")
     retry_base_seconds: int = Field(60, ge=1)
     retry_max_seconds: int = Field(900, ge=1)
@@ -90,6 +91,17 @@ class NotifySettings(Section):
             route: [u.get_secret_value() if isinstance(u, SecretStr) else u for u in urls]
             for route, urls in self.routes.items()
         }
+
+
+class WebSettings(Section):
+    """The web app: webhooks (Facebook Page, intake) and the health endpoint, beside the loop in `run`."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    intake_token: SecretStr | None = Field(None, description="bearer token callers of POST /intake send")
+    max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000)
+    heartbeat_max_age_seconds: int = Field(120, ge=5)
 
 
 class BrandSettings(Section):
@@ -321,6 +333,7 @@ class Settings:
     analysis: AnalysisSettings
     sources: tuple[SourceSpec, ...]
     rules: tuple[Any, ...]
+    web: WebSettings = field(default_factory=lambda: WebSettings.model_validate({}))
     triage: TriageSettings = field(default_factory=TriageSettings)
     engagement: EngagementRules = field(default_factory=EngagementRules)
     triage_config: TriageConfig = field(default_factory=lambda: TriageConfig.model_validate({}))
@@ -335,6 +348,7 @@ class Settings:
                 "storage": self.storage.model_dump(),
                 "daemon": self.daemon.model_dump(),
                 "analysis": self.analysis.model_dump(),
+                "web": self.web.model_dump(),
                 "triage": self.triage_config.model_dump(mode="json"),
                 "engagement": self.engagement_config.model_dump(),
                 "notify": {
@@ -499,7 +513,7 @@ def _build(
 
 
 def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Settings | None:
-    known_sections = ("storage", "daemon", "notify", "analysis", "triage", "engagement", "sources", "rules")
+    known_sections = ("storage", "daemon", "notify", "analysis", "web", "triage", "engagement", "sources", "rules")
     for key in data:
         if key not in known_sections:
             problems.append(
@@ -509,6 +523,9 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
     daemon = _section(DaemonSettings, data, "daemon", problems)
     notify = _section(NotifySettings, data, "notify", problems)
     analysis = _section(AnalysisSettings, data, "analysis", problems)
+    web = _section(WebSettings, data, "web", problems)
+    if web.intake_token is not None and len(web.intake_token.get_secret_value()) < 16:
+        problems.append("web.intake_token: shorter than 16 characters; use a long random token")
     triage = _section(TriageConfig, data, "triage", problems)
     engagement = _section(EngagementConfig, data, "engagement", problems)
     problems.extend(triage.problems())
@@ -574,6 +591,7 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
         analysis=analysis,
         sources=tuple(sources),
         rules=tuple(rules),
+        web=web,
         triage=triage.build(),
         engagement=engagement.build(),
         triage_config=triage,

@@ -16,7 +16,7 @@ import schedule
 
 from notifiers.alert import Notifier
 from passaparola.config import Settings, SourceSpec
-from passaparola.pipeline import deliver, evaluate, poll_source, triage
+from passaparola.pipeline import deliver, evaluate, ingest_inbound, poll_source, triage
 from rules.base import Tagger
 from storage.store import Store
 
@@ -65,6 +65,11 @@ class Daemon:
             self.rng,
         )
 
+    def inbound(self) -> None:
+        """Webhook bodies the web app queued: through the same ingest path as polls."""
+        page_ids = {s.name: s.source.page_id for s in self.settings.sources if s.type == "facebook"}
+        ingest_inbound(self.store, self.taggers, page_ids, self.clock())
+
     def evaluate(self) -> None:
         """Triage first, so the rules see today's deadlines and owners; then the rules."""
         now = self.clock()
@@ -81,6 +86,7 @@ class Daemon:
         """One full cycle: every source, then the rules, then the outbox (`run --once`)."""
         for spec in self.settings.sources:
             guarded(f"source:{spec.name}", functools.partial(self.poll, spec))()
+        guarded("inbound", self.inbound)()
         guarded("rules", self.evaluate)()
         guarded("outbox", self.deliver)()
 
@@ -88,6 +94,7 @@ class Daemon:
         jitter = self.settings.daemon.jitter
         for spec in self.settings.sources:
             self._every(spec.every_seconds, jitter, f"source:{spec.name}", functools.partial(self.poll, spec))
+        self._every(self.settings.daemon.inbound_every_seconds, 0, "inbound", self.inbound)
         self._every(self.settings.daemon.rules_every_seconds, jitter, "rules", self.evaluate)
         self._every(self.settings.daemon.outbox_every_seconds, jitter, "outbox", self.deliver)
 

@@ -8,18 +8,20 @@ deliver:     due outbox rows -> Notifier.send -> marked sent, or retried later w
 
 from __future__ import annotations
 
+import json
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from listener.model import Mention, RateLimited, SourceError
+from listener.model import Mention, Poll, RateLimited, SourceError
+from listener.webhooks import facebook_poll, intake_items, intake_mentions
 from notifiers.alert import Alert, Notifier
 from passaparola.config import SourceSpec
 from rules.base import Evaluator, Tagger
 from rules.triage import TriageSettings, assign, decide
-from storage.store import Store
+from storage.store import SaveResult, Store
 
 log = logging.getLogger("passaparola.pipeline")
 
@@ -49,6 +51,43 @@ def enrich(mentions: Sequence[Mention], taggers: Sequence[Tagger]) -> list[Menti
         tags = tagger.tag(batch)
         batch = [replace(m, tags={**m.tags, **t}) for m, t in zip(batch, tags, strict=True)]
     return batch
+
+
+def save_fresh(
+    store: Store, source: str, kind: str, poll: Poll, taggers: Sequence[Tagger], now: datetime
+) -> SaveResult:
+    """The one ingest path, for polls and webhooks alike: tag the mentions not stored yet, save in one transaction."""
+    known = store.known(m.key for m in poll.mentions)
+    fresh = enrich([m for m in poll.mentions if m.key not in known], taggers)
+    by_key = {m.key: m for m in fresh}
+    return store.save_poll(
+        source, kind, replace(poll, mentions=tuple(by_key.get(m.key, m) for m in poll.mentions)), now
+    )
+
+
+def ingest_inbound(store: Store, taggers: Sequence[Tagger], page_ids: Mapping[str, str], now: datetime) -> int:
+    """Ingest the webhook bodies the web app queued; a body that cannot be read is kept with its error."""
+    done = 0
+    for ident, channel, source, body in store.pending_inbound():
+        try:
+            payload = json.loads(body)
+            if channel == "facebook":
+                if source not in page_ids:
+                    raise ValueError(f"no facebook source {source!r} with a webhook in the config any more")
+                poll = facebook_poll(payload, page_ids[source], source)
+            else:
+                mentions, problems = intake_mentions(intake_items(payload), now)
+                if problems:
+                    raise ValueError("; ".join(problems))
+                poll = Poll(mentions=tuple(mentions))
+            result = save_fresh(store, f"{channel}-webhook", channel, poll, taggers, now)
+            store.processed_inbound(ident, now)
+            log.info("%s webhook: %d new mentions, %d answered", channel, result.new_mentions, result.answered)
+            done += 1
+        except Exception as error:  # a bad body must not block the queue behind it
+            store.processed_inbound(ident, now, f"{type(error).__name__}: {error}")
+            log.warning("inbound %d (%s) not ingested: %s", ident, channel, error)
+    return done
 
 
 def poll_source(
@@ -82,11 +121,7 @@ def poll_source(
             message,
         )
         return PollOutcome(spec.name, error=message)
-    known = store.known(m.key for m in poll.mentions)
-    fresh = enrich([m for m in poll.mentions if m.key not in known], taggers)
-    by_key = {m.key: m for m in fresh}
-    poll = replace(poll, mentions=tuple(by_key.get(m.key, m) for m in poll.mentions))
-    result = store.save_poll(spec.name, spec.type, poll, now)
+    result = save_fresh(store, spec.name, spec.type, poll, taggers, now)
     log.info(
         "source %s: %d new mentions, %d new brand replies, %d answered",
         spec.name,

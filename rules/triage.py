@@ -30,7 +30,8 @@ DEFAULT_POLICIES: Mapping[str, Policy] = {
     "forum": "needs_answer",
     "facebook": "all",
     "review": "all",
-    "web": "all",
+    "web": "needs_answer",
+    "site": "all",
     "import": "all",
 }
 MINUTES_PER_DAY = 24 * 60

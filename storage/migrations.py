@@ -197,3 +197,24 @@ def m004_triage(db: Database) -> None:
         foreign_keys=[("key", "mentions", "key")],
     )
     db.table("conversation_events").create_index(["key", "at"])
+
+
+@migrations()
+def m005_inbound(db: Database) -> None:
+    """Webhook bodies, verified and queued by the web app, ingested by the daemon; deduplicated by key."""
+    db.table("inbound").create(
+        {
+            "id": int,
+            "channel": str,
+            "source": str,
+            "dedupe_key": str,
+            "body": str,
+            "received_at": str,
+            "processed_at": str,
+            "error": str,
+        },
+        pk="id",
+        not_null={"channel", "source", "dedupe_key", "body", "received_at"},
+    )
+    db.table("inbound").create_index(["dedupe_key"], unique=True)
+    db.execute("CREATE INDEX IF NOT EXISTS inbound_pending ON inbound(id) WHERE processed_at IS NULL")

@@ -80,8 +80,11 @@ class Store:
     # -- opening ---------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path, busy_timeout_seconds: float = 10.0) -> Store:
-        """Open (creating if needed) and migrate; refuse unusable files without touching them."""
+    def open(cls, path: str | Path, busy_timeout_seconds: float = 10.0, shared: bool = False) -> Store:
+        """Open (creating if needed) and migrate; refuse unusable files without touching them.
+
+        ``shared=True`` lets several threads use the connection (the web app, which serialises them with a lock).
+        """
         path = Path(path)
         directory = path.parent if str(path.parent) else Path(".")
         if not directory.is_dir():
@@ -93,7 +96,7 @@ class Store:
                 f"database {path}: folder {directory} is not writable; fix its permissions "
                 "or set storage.path to a writable place"
             )
-        connection = sqlite3.connect(str(path), timeout=busy_timeout_seconds)
+        connection = sqlite3.connect(str(path), timeout=busy_timeout_seconds, check_same_thread=not shared)
         try:
             connection.execute("PRAGMA schema_version").fetchone()
         except sqlite3.DatabaseError as error:
@@ -836,6 +839,38 @@ class Store:
                 "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?, last_error = ?, "
                 "next_attempt_at = ? WHERE key = ?",
                 [iso(at), error[:1000], iso(retry_at), key],
+            )
+
+    # -- inbound: webhook bodies queued by the web app ----------------------------------------------
+
+    def receive(self, channel: str, source: str, items: Sequence[tuple[str, str]], at: datetime) -> list[bool]:
+        """Queue verified webhook bodies as (dedupe key, body), in one transaction.
+
+        Returns, per item, True when it is new and False when that key was received before (a retry, a replay).
+        """
+        fresh = []
+        with self.db.atomic():
+            for key, body in items:
+                before = self.db.conn.total_changes
+                self.db.execute(
+                    "INSERT OR IGNORE INTO inbound (channel, source, dedupe_key, body, received_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [channel, source, key, body, iso(at)],
+                )
+                fresh.append(self.db.conn.total_changes > before)
+        return fresh
+
+    def pending_inbound(self, limit: int = 100) -> list[tuple[int, str, str, str]]:
+        """(id, channel, source, body) of queued bodies not yet ingested, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, channel, source, body FROM inbound WHERE processed_at IS NULL ORDER BY id LIMIT ?", [limit]
+        )
+        return [tuple(row) for row in rows.fetchall()]
+
+    def processed_inbound(self, ident: int, at: datetime, error: str = "") -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE inbound SET processed_at = ?, error = ? WHERE id = ?", [iso(at), error[:1000], ident]
             )
 
     # -- daemon ----------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def test_a_csv_with_some_bad_lines_stores_the_good_ones_and_lists_the_bad_ones(t
     errors = [line.split(": rejected: ", 1) for line in result.stderr.splitlines() if ": rejected: " in line]
     assert [(where.rsplit(":", 1)[1], reason.split(";")[0]) for where, reason in errors] == [
         ("3", "published_at '2026-03-02 10:00:00' has no time zone"),
-        ("4", "channel 'fax' is not one of phone, email, review, chat, store, other"),
+        ("4", "channel 'fax' is not one of phone, email, review, chat, store, site, other"),
         ("5", "text is empty"),
         ("7", "url 'javascript:alert(1)' is not an http(s) link"),
         ("8", "id 'c-1' is repeated (first on line 2)"),

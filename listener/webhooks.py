@@ -1,0 +1,113 @@
+"""What arrives by push rather than by polling: Facebook Page ``feed`` webhooks and the intake webhook.
+
+The web app only verifies and queues a request (answering fast, as Meta asks); the daemon later turns the queued
+body into a `Poll` here and sends it down the same ingest path as polling. A comment heard both ways has the
+same key (``facebook:<comment id>``), so it is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from listener.imports import mention_from_row
+from listener.model import Author, BrandReply, Mention, Poll
+
+#: The most mentions one intake request may carry (all are checked before any is accepted).
+MAX_INTAKE_ITEMS = 100
+
+
+def valid_signature(secret: str, body: bytes, header: str | None) -> bool:
+    """Whether ``X-Hub-Signature-256`` is ``sha256=`` + the HMAC-SHA256 of the raw body, compared in constant time."""
+    if not secret or not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest().encode("ascii")
+    given = header[len("sha256=") :].strip().lower().encode("utf-8", "replace")
+    return hmac.compare_digest(expected, given)
+
+
+def facebook_poll(payload: Mapping[str, Any], page_id: str, source: str) -> Poll:
+    """The comments (and the Page's own replies) in a Page ``feed`` webhook body.
+
+    Only ``item: comment`` changes with verb ``add`` or ``edited`` count; others (likes, removals, posts) are
+    skipped. Raises `ValueError` naming what is wrong when the body is not a Page webhook.
+    """
+    if payload.get("object") != "page" or not isinstance(payload.get("entry"), list):
+        raise ValueError('not a Page webhook: expected {"object": "page", "entry": [...]}')
+    mentions: list[Mention] = []
+    replies: list[BrandReply] = []
+    for entry in payload["entry"]:
+        for change in entry.get("changes", []) if isinstance(entry, dict) else []:
+            value = change.get("value") if isinstance(change, dict) else None
+            if change.get("field") != "feed" or not isinstance(value, dict):
+                continue
+            if value.get("item") != "comment" or value.get("verb") not in ("add", "edited"):
+                continue
+            comment_id, post_id = str(value.get("comment_id", "")), str(value.get("post_id", ""))
+            if not comment_id or not post_id:
+                raise ValueError("a comment change without comment_id or post_id")
+            parent = str(value.get("parent_id", ""))
+            in_reply_to = "" if parent in ("", post_id) else parent
+            sender = value.get("from")
+            author: Mapping[str, Any] = sender if isinstance(sender, dict) else {}
+            when = datetime.fromtimestamp(int(value.get("created_time", 0)), UTC)
+            url = f"https://www.facebook.com/{post_id}?comment_id={comment_id}"
+            text = str(value.get("message", ""))
+            if str(author.get("id", "")) == page_id:
+                replies.append(
+                    BrandReply(
+                        "facebook",
+                        comment_id,
+                        source,
+                        when,
+                        str(author.get("name", "Page")),
+                        in_reply_to=in_reply_to,
+                        thread_id=post_id,
+                        text=text,
+                        url=url,
+                    )
+                )
+                continue
+            name = str(author.get("name", "")) or "someone on Facebook"
+            mentions.append(
+                Mention(
+                    platform="facebook",
+                    platform_id=comment_id,
+                    source=source,
+                    text=text,
+                    published_at=when,
+                    author=Author("facebook", str(author.get("id", "")) or "unknown", name, display_name=name),
+                    url=url,
+                    thread_id=post_id,
+                    in_reply_to=in_reply_to,
+                )
+            )
+    return Poll(mentions=tuple(mentions), replies=tuple(replies))
+
+
+def intake_items(payload: Any) -> list[Mapping[str, Any]]:
+    """The objects of an intake body: one object, or a list of at most `MAX_INTAKE_ITEMS`."""
+    items = payload if isinstance(payload, list) else [payload]
+    if not items or len(items) > MAX_INTAKE_ITEMS:
+        raise ValueError(f"send one object or a list of 1 to {MAX_INTAKE_ITEMS} objects")
+    if not all(isinstance(item, dict) for item in items):
+        raise ValueError("every item must be a JSON object with id, text, published_at and author")
+    return items
+
+
+def intake_mentions(items: Sequence[Mapping[str, Any]], now: datetime) -> tuple[list[Mention], list[str]]:
+    """Validate every item (the import column set, on the ``site`` platform); problems are ``item N: reason``."""
+    mentions, problems = [], []
+    for index, item in enumerate(items):
+        nested = [k for k, v in item.items() if isinstance(v, (dict, list))]
+        if nested:
+            problems.append(f"item {index}: {', '.join(map(str, nested))} must be text, not an object or a list")
+            continue
+        try:
+            mentions.append(mention_from_row(item, now, platform="site"))
+        except ValueError as error:
+            problems.append(f"item {index}: {error}")
+    return mentions, problems
