@@ -154,36 +154,57 @@ class FacebookSource:
     def _read(
         self, comment: dict, post_id: str, when: datetime, mentions: list[Mention], replies: list[BrandReply]
     ) -> None:
-        author = comment.get("from") or {}
-        parent = str((comment.get("parent") or {}).get("id", ""))
         url = str(comment.get("permalink_url", ""))
-        url = url if urlsplit(url).scheme in ("http", "https") else ""
-        if str(author.get("id", "")) == self.page_id:
-            replies.append(
-                BrandReply(
-                    platform="facebook",
-                    platform_id=str(comment["id"]),
-                    source=self.name,
-                    published_at=when,
-                    author_handle=str(author.get("name", "Page")),
-                    in_reply_to=parent,
-                    thread_id=post_id,
-                    text=str(comment.get("message", "")),
-                    url=url,
-                )
-            )
-            return
-        name = str(author.get("name", "")) or "someone on Facebook"
-        mentions.append(
-            Mention(
-                platform="facebook",
-                platform_id=str(comment["id"]),
-                source=self.name,
-                text=str(comment.get("message", "")),
-                published_at=when,
-                author=Author("facebook", str(author.get("id", "")) or "unknown", name, display_name=name),
-                url=url,
-                thread_id=post_id,
-                in_reply_to=parent,
-            )
+        heard = read_comment(
+            self.page_id,
+            self.name,
+            comment_id=str(comment["id"]),
+            post_id=post_id,
+            parent=str((comment.get("parent") or {}).get("id", "")),
+            author=comment.get("from") or {},
+            text=str(comment.get("message", "")),
+            when=when,
+            url=url if urlsplit(url).scheme in ("http", "https") else "",
         )
+        if isinstance(heard, BrandReply):
+            replies.append(heard)
+        else:
+            mentions.append(heard)
+
+
+def read_comment(
+    page_id: str,
+    source: str,
+    comment_id: str,
+    post_id: str,
+    parent: str,
+    author: Mapping[str, Any],
+    text: str,
+    when: datetime,
+    url: str,
+) -> Mention | BrandReply:
+    """One Page comment, polled or pushed by webhook: the Page's own comment is a brand reply answering ``parent``."""
+    if str(author.get("id", "")) == page_id:
+        return BrandReply(
+            platform="facebook",
+            platform_id=comment_id,
+            source=source,
+            published_at=when,
+            author_handle=str(author.get("name", "Page")),
+            in_reply_to=parent,
+            thread_id=post_id,
+            text=text,
+            url=url,
+        )
+    name = str(author.get("name", "")) or "someone on Facebook"
+    return Mention(
+        platform="facebook",
+        platform_id=comment_id,
+        source=source,
+        text=text,
+        published_at=when,
+        author=Author("facebook", str(author.get("id", "")) or "unknown", name, display_name=name),
+        url=url,
+        thread_id=post_id,
+        in_reply_to=parent,
+    )

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from listener.facebook import read_comment
 from listener.imports import mention_from_row
-from listener.model import Author, BrandReply, Mention, Poll
+from listener.model import BrandReply, Mention, Poll
 
 #: The most mentions one intake request may carry (all are checked before any is accepted).
 MAX_INTAKE_ITEMS = 100
@@ -50,41 +51,22 @@ def facebook_poll(payload: Mapping[str, Any], page_id: str, source: str) -> Poll
             if not comment_id or not post_id:
                 raise ValueError("a comment change without comment_id or post_id")
             parent = str(value.get("parent_id", ""))
-            in_reply_to = "" if parent in ("", post_id) else parent
             sender = value.get("from")
-            author: Mapping[str, Any] = sender if isinstance(sender, dict) else {}
-            when = datetime.fromtimestamp(int(value.get("created_time", 0)), UTC)
-            url = f"https://www.facebook.com/{post_id}?comment_id={comment_id}"
-            text = str(value.get("message", ""))
-            if str(author.get("id", "")) == page_id:
-                replies.append(
-                    BrandReply(
-                        "facebook",
-                        comment_id,
-                        source,
-                        when,
-                        str(author.get("name", "Page")),
-                        in_reply_to=in_reply_to,
-                        thread_id=post_id,
-                        text=text,
-                        url=url,
-                    )
-                )
-                continue
-            name = str(author.get("name", "")) or "someone on Facebook"
-            mentions.append(
-                Mention(
-                    platform="facebook",
-                    platform_id=comment_id,
-                    source=source,
-                    text=text,
-                    published_at=when,
-                    author=Author("facebook", str(author.get("id", "")) or "unknown", name, display_name=name),
-                    url=url,
-                    thread_id=post_id,
-                    in_reply_to=in_reply_to,
-                )
+            heard = read_comment(
+                page_id,
+                source,
+                comment_id=comment_id,
+                post_id=post_id,
+                parent="" if parent in ("", post_id) else parent,  # a top-level comment's parent is the post
+                author=sender if isinstance(sender, dict) else {},
+                text=str(value.get("message", "")),
+                when=datetime.fromtimestamp(int(value.get("created_time", 0)), UTC),
+                url=f"https://www.facebook.com/{post_id}?comment_id={comment_id}",
             )
+            if isinstance(heard, BrandReply):
+                replies.append(heard)
+            else:
+                mentions.append(heard)
     return Poll(mentions=tuple(mentions), replies=tuple(replies))
 
 
