@@ -66,7 +66,10 @@ def save_fresh(
 
 
 def ingest_inbound(store: Store, taggers: Sequence[Tagger], page_ids: Mapping[str, str], now: datetime) -> int:
-    """Ingest the webhook bodies the web app queued; a body that cannot be read is kept with its error."""
+    """Ingest the webhook bodies the web app queued; a body that cannot be read is kept with its error.
+
+    Any other failure (a locked or full database) leaves the body queued: a webhook already answered 200 is never lost.
+    """
     done = 0
     for ident, channel, source, body in store.pending_inbound():
         try:
@@ -84,9 +87,12 @@ def ingest_inbound(store: Store, taggers: Sequence[Tagger], page_ids: Mapping[st
             store.processed_inbound(ident, now)
             log.info("%s webhook: %d new mentions, %d answered", channel, result.new_mentions, result.answered)
             done += 1
-        except Exception as error:  # a bad body must not block the queue behind it
+        except (ValueError, TypeError, KeyError) as error:  # a bad body: kept with its error, never blocks the queue
             store.processed_inbound(ident, now, f"{type(error).__name__}: {error}")
             log.warning("inbound %d (%s) not ingested: %s", ident, channel, error)
+        except Exception:  # the database or a tagger failed: the body stays queued for the next run
+            log.exception("inbound %d (%s) left queued", ident, channel)
+            break
     return done
 
 

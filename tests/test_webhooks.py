@@ -8,6 +8,7 @@ import hmac
 import json
 import random
 import signal
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
@@ -226,3 +227,17 @@ def test_passaparola_web_serves_until_sigterm(tmp_path: Path, graph: FakeGraph) 
         finally:
             process.kill()
     assert process.returncode == 0 and APP_SECRET not in stderr
+
+
+def test_a_bad_queued_body_is_kept_with_its_error_and_a_database_failure_loses_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.receive("facebook", "page", [("facebook:bad", '{"object": "user"}')], T0)
+    store.receive("intake", "intake", [("site:c1", json.dumps(item("c1")))], T0)
+    monkeypatch.setattr(store, "save_poll", lambda *a: (_ for _ in ()).throw(sqlite3.OperationalError("disk full")))
+    assert ingest_inbound(store, [], {"page": PAGE_ID}, T0) == 0
+    rows = store.db.execute("SELECT dedupe_key, processed_at IS NOT NULL, error FROM inbound ORDER BY id").fetchall()
+    assert rows[0][:2] == ("facebook:bad", 1) and "not a Page webhook" in rows[0][2]
+    assert rows[1][:2] == ("site:c1", 0)  # still queued
+    monkeypatch.undo()
+    assert ingest_inbound(store, [], {"page": PAGE_ID}, T0) == 1 and store.conversation("site:c1") is not None
