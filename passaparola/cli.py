@@ -218,8 +218,8 @@ def web_command(ctx: click.Context, config_file: str | None) -> None:
     with stop_on_signals() as stop:
         server = start_web(settings)
         click.echo(f"web app on http://{settings.web.host}:{server.port}")
-        while not stop.wait(1.0):
-            pass
+        while not stop.is_set():
+            stop.wait(1.0)  # wake each second: the signal handler sets the event
         server.stop()
 
 
