@@ -175,6 +175,8 @@ class SourceHealth:
 
 
 State = Literal["new", "assigned", "answered", "ignored", "reopened"]
+#: The states of a mention still waiting for an answer.
+OPEN_STATES: tuple[str, ...] = ("new", "assigned", "reopened")
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,3 +204,7 @@ class Conversation:
     breach_handed_on: bool = False
     acknowledged_at: datetime | None = None
     acknowledged_by: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES

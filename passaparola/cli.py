@@ -33,7 +33,7 @@ from rules.analysis import Analyzer
 from rules.engagement import ReplyContext, holding_reply, lint_reply, verdict
 from rules.sentiment import LABELS, MODEL_DIR, MODES, ModelError, SentimentClassifier
 from rules.triage import figures
-from storage.store import OPEN_STATES, StorageError, Store
+from storage.store import StorageError, Store
 
 log = logging.getLogger("passaparola")
 EXIT_CONFIG = 2
@@ -719,7 +719,7 @@ def triage_assign(config_file: str | None, key: str, member: str) -> None:
     store = open_store(settings)
     try:
         c = _known_mention(store, key)
-        if c.state not in OPEN_STATES:
+        if not c.is_open:
             fail([f"{key} is {c.state}; only open mentions can be assigned"])
         store.assign([(key, member, "assigned by hand", False)], system_clock())
     finally:

@@ -16,8 +16,6 @@ from rules.base import StoreView, cooling_down
 from rules.spikes import explain_burst
 from rules.unanswered import describe
 
-OPEN = ("new", "assigned", "reopened")
-
 
 @dataclass
 class NegativeMention:
@@ -31,7 +29,7 @@ class NegativeMention:
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
         for conversation in view.conversations_between(now - timedelta(hours=self.lookback_hours), now):
             mention = conversation.mention
-            if mention.tags.get("sentiment") != "negative" or conversation.state not in OPEN:
+            if mention.tags.get("sentiment") != "negative" or not conversation.is_open:
                 continue
             if mention.author.reach < self.min_reach:
                 continue

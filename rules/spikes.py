@@ -54,7 +54,7 @@ def explain_burst(window: Sequence[Conversation], expected: float, ignore_terms:
     terms = top_terms(texts, exclude={t.lower() for t in ignore_terms})
     authors = Counter(f"@{c.mention.author.handle}" for c in window).most_common(5)
     channels = Counter(c.mention.platform for c in window).most_common()
-    unanswered = sum(1 for c in window if c.state in ("new", "assigned", "reopened"))
+    unanswered = sum(1 for c in window if c.is_open)
     samples = sorted(window, key=lambda c: -c.mention.author.reach)[:3]
     lines = [
         f"{len(window)} mentions against about {expected:.1f} usual for this hour; {unanswered} still unanswered.",

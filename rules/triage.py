@@ -425,7 +425,7 @@ def figures(conversations: Sequence[Conversation], now: datetime) -> dict[str, d
     for (dimension, value), members in sorted(groups.items()):
         answered = [c for c in members if c.state == "answered" and c.response_seconds is not None]
         seconds = [float(c.response_seconds or 0) for c in answered]
-        open_items = [c for c in members if c.state in ("new", "assigned", "reopened")]
+        open_items = [c for c in members if c.is_open]
         moves = changes.get((dimension, value), [])
         out[dimension][value] = Figures(
             needing_answer=len(members),

@@ -19,6 +19,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from listener.model import (
+    OPEN_STATES,
     Author,
     BrandReply,
     Conversation,
@@ -40,7 +41,6 @@ TAG_COLUMNS = (
     "topics",
     "route",
 )
-OPEN_STATES = ("new", "assigned", "reopened")
 
 
 class StorageError(Exception):
