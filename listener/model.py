@@ -208,3 +208,62 @@ class Conversation:
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+
+# -- advocates: what storage hands the scorer, and what the scorer hands back ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """A positive or negative mention by a person, as the advocate score reads it."""
+
+    key: str
+    person_id: int
+    platform: str
+    handle: str
+    reach: int
+    published_at: datetime
+    sentiment: str
+    strength: float
+    text: str
+    url: str = ""
+    topics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One mention's part in a score: ``value`` is 0 with the reason in ``excluded`` when it does not count."""
+
+    said: Said
+    reach_factor: float
+    decay: float
+    value: float
+    excluded: str = ""  # why it counts nothing, when it does not
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """A person's advocate score: the sum of the contributions' values, and the tier it reaches."""
+
+    person_id: int
+    score: float
+    tier: str
+    contributions: tuple[Contribution, ...]
+    praised: tuple[str, ...]  # topics of the counted positive mentions, most frequent first
+    last_praise: Said | None
+
+    @property
+    def counted(self) -> int:
+        return sum(1 for c in self.contributions if not c.excluded)
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone behind one or more authors (the same customer on X and Facebook): what offers and exports need."""
+
+    id: int
+    name: str
+    handles: tuple[str, ...]
+    channels: tuple[str, ...]  # most mentions first
+    opted_out: bool = False
+    last_offer_at: datetime | None = None

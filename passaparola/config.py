@@ -26,6 +26,14 @@ from listener import SOURCES
 from listener.model import PLATFORMS
 from notifiers.apprise_notifier import ALWAYS, AppriseNotifier, parse_problems, privacy_url
 from rules import EVALUATORS
+from rules.advocates import (
+    DEFAULT_SELF_PROMOTION,
+    DEFAULT_TIERS,
+    TIERS,
+    AdvocateSettings,
+    OfferTemplate,
+    offer_problems,
+)
 from rules.analysis import AnalysisSettings as PipelineSettings
 from rules.analysis import unknown_languages
 from rules.engagement import (
@@ -67,6 +75,7 @@ class Section(BaseModel):
 class StorageSettings(Section):
     path: str = "passaparola.db"
     busy_timeout_seconds: float = Field(10.0, gt=0, le=600)
+    retention_days: int = Field(0, ge=0, description="delete mentions older than this; 0 keeps them")
 
 
 class DaemonSettings(Section):
@@ -74,6 +83,8 @@ class DaemonSettings(Section):
     outbox_every_seconds: int = Field(30, ge=1, le=3600)
     inbound_every_seconds: int = Field(5, ge=1, le=3600, description="how often queued webhook bodies are ingested")
     jitter: float = Field(0.1, ge=0, le=1, description="share of each interval added at random")
+    advocates_every_seconds: int = Field(900, ge=10, le=86_400, description="how often advocates are re-scored")
+    maintenance_every_seconds: int = Field(3600, ge=60, le=604_800, description="retention, WAL checkpoint, optimize")
     retry_base_seconds: int = Field(60, ge=1)
     retry_max_seconds: int = Field(900, ge=1)
 
@@ -306,6 +317,64 @@ class EngagementConfig(Section):
         )
 
 
+class OfferSettings(Section):
+    name: str = Field(min_length=1)
+    template: str = Field(min_length=1, description="Jinja2, rendered in a sandbox; see OFFER_VARIABLES")
+    tiers: list[str] = Field(default_factory=lambda: ["advocate", "vip"])
+    channels: list[str] = Field(default_factory=list)
+
+
+class AdvocatesConfig(Section):
+    """How advocates are scored, tiered, alerted and rewarded."""
+
+    half_life_days: float = Field(30.0, gt=0, le=3650)
+    window_days: int = Field(180, ge=1, le=3650)
+    burst_cap_per_day: int = Field(3, ge=1, le=1000)
+    near_duplicate: float = Field(0.8, gt=0, le=1, description="word-set similarity at which texts count once")
+    tiers: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+    employees: list[str] = Field(default_factory=list, description="handles whose praise never counts")
+    self_promotion: list[str] = Field(default_factory=lambda: list(DEFAULT_SELF_PROMOTION))
+    offer_cooldown_days: int = Field(90, ge=0)
+    offers: list[OfferSettings] = Field(default_factory=list)
+    route: str = "care"
+    alert_promotion: bool = True
+    alert_mention_tiers: list[str] = Field(default_factory=lambda: ["advocate", "vip"])
+    mention_lookback_hours: int = Field(24, ge=1, le=720)
+
+    def problems(self) -> list[str]:
+        found = []
+        for name in [*self.tiers, *self.alert_mention_tiers, *(t for o in self.offers for t in o.tiers)]:
+            if name not in TIERS:
+                found.append(f"advocates: unknown tier {name!r}; use {', '.join(TIERS)}")
+        thresholds = [self.tiers[t] for t in TIERS if t in self.tiers]
+        if thresholds != sorted(thresholds) or len(set(thresholds)) != len(thresholds):
+            found.append("advocates.tiers: thresholds must rise from fan to advocate to vip")
+        for index, offer in enumerate(self.offers):
+            where = f"advocates.offers[{index}] ({offer.name})"
+            found += offer_problems(offer.template, f"{where}.template")
+            for channel in offer.channels:
+                if channel not in PLATFORMS:
+                    found.append(f"{where}.channels: unknown channel {channel!r}; use one of {', '.join(PLATFORMS)}")
+        return found
+
+    def build(self, brand_handles: list[str]) -> AdvocateSettings:
+        return AdvocateSettings(
+            half_life_days=self.half_life_days,
+            window_days=self.window_days,
+            burst_cap_per_day=self.burst_cap_per_day,
+            near_duplicate=self.near_duplicate,
+            tiers=dict(self.tiers),
+            excluded_handles=frozenset(h.lstrip("@").lower() for h in [*brand_handles, *self.employees]),
+            self_promotion=tuple(self.self_promotion),
+            offers=tuple(OfferTemplate(o.name, o.template, tuple(o.tiers), tuple(o.channels)) for o in self.offers),
+            offer_cooldown_days=self.offer_cooldown_days,
+            route=self.route,
+            alert_promotion=self.alert_promotion,
+            alert_mention_tiers=tuple(self.alert_mention_tiers),
+            mention_lookback_hours=self.mention_lookback_hours,
+        )
+
+
 class ScheduleSettings(Section):
     """The keys every ``[[sources]]`` table has besides its type's own options."""
 
@@ -338,6 +407,8 @@ class Settings:
     engagement: EngagementRules = field(default_factory=EngagementRules)
     triage_config: TriageConfig = field(default_factory=lambda: TriageConfig.model_validate({}))
     engagement_config: EngagementConfig = field(default_factory=lambda: EngagementConfig.model_validate({}))
+    advocates: AdvocateSettings = field(default_factory=AdvocateSettings)
+    advocates_config: AdvocatesConfig = field(default_factory=lambda: AdvocatesConfig.model_validate({}))
     origin: str = "defaults"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
@@ -351,6 +422,7 @@ class Settings:
                 "web": self.web.model_dump(),
                 "triage": self.triage_config.model_dump(mode="json"),
                 "engagement": self.engagement_config.model_dump(),
+                "advocates": self.advocates_config.model_dump(),
                 "notify": {
                     **self.notify.model_dump(),
                     "routes": {r: [privacy_url(u) for u in urls] for r, urls in self.notify.route_urls().items()},
@@ -513,7 +585,18 @@ def _build(
 
 
 def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Settings | None:
-    known_sections = ("storage", "daemon", "notify", "analysis", "web", "triage", "engagement", "sources", "rules")
+    known_sections = (
+        "storage",
+        "daemon",
+        "notify",
+        "analysis",
+        "web",
+        "triage",
+        "engagement",
+        "advocates",
+        "sources",
+        "rules",
+    )
     for key in data:
         if key not in known_sections:
             problems.append(
@@ -528,8 +611,10 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
         problems.append("web.intake_token: shorter than 16 characters; use a long random token")
     triage = _section(TriageConfig, data, "triage", problems)
     engagement = _section(EngagementConfig, data, "engagement", problems)
+    advocates = _section(AdvocatesConfig, data, "advocates", problems)
     problems.extend(triage.problems())
     problems.extend(engagement.problems())
+    problems.extend(advocates.problems())
     if analysis.mode not in MODES:
         problems.append(f"analysis.mode: unknown mode {analysis.mode!r}; use one of {', '.join(MODES)}")
     if bad := unknown_languages(analysis.languages):
@@ -574,14 +659,16 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
     rule_tables = _tables(data, "rules", problems) if "rules" in data else [dict(t) for t in DEFAULT_RULES]
     rules = [r for i, t in enumerate(rule_tables) if (r := _build(EVALUATORS, t, f"rules[{i}]", problems, ()))]
     if known_routes is not None and ALWAYS not in known_routes:
+        used = [("advocates.route", advocates.route)]
         for index, rule in enumerate(rules):
-            steps = [(f"rules[{index}].escalation[{i}].route", s.route) for i, s in enumerate(rule_steps(rule))]
-            for where, route in [(f"rules[{index}].route", getattr(rule, "route", None)), *steps]:
-                if route not in known_routes:
-                    problems.append(
-                        f"{where}: {route!r} matches no notify route; add "
-                        f"[notify.routes] {route} = [...] or tag a URL {route!r} in the apprise file"
-                    )
+            used.append((f"rules[{index}].route", getattr(rule, "route", None)))
+            used += [(f"rules[{index}].escalation[{i}].route", s.route) for i, s in enumerate(rule_steps(rule))]
+        for where, route in used:
+            if route not in known_routes:
+                problems.append(
+                    f"{where}: {route!r} matches no notify route; add "
+                    f"[notify.routes] {route} = [...] or tag a URL {route!r} in the apprise file"
+                )
     if problems:
         return None
     return Settings(
@@ -596,6 +683,8 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
         engagement=engagement.build(),
         triage_config=triage,
         engagement_config=engagement,
+        advocates=advocates.build(analysis.brand.handles),
+        advocates_config=advocates,
         origin=origin,
         raw=data,
     )

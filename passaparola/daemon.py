@@ -1,5 +1,6 @@
-"""The long-running loop: a `schedule.Scheduler` instance with one guarded job per source, a rules job
-and an outbox job. A failing job never stops the others; SIGTERM/SIGINT end the loop between jobs.
+"""The long-running loop: a `schedule.Scheduler` instance with one guarded job per source, an inbound job,
+an advocates job, a rules job, an outbox job and a maintenance job. A failing job never stops the others;
+SIGTERM/SIGINT end the loop between jobs.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import schedule
 
 from notifiers.alert import Notifier
 from passaparola.config import Settings, SourceSpec
-from passaparola.pipeline import deliver, evaluate, ingest_inbound, poll_source, triage
+from passaparola.pipeline import deliver, evaluate, ingest_inbound, poll_source, score_advocates, triage
 from rules.base import Tagger
 from storage.store import Store
 
@@ -70,6 +71,16 @@ class Daemon:
         page_ids = {s.name: s.source.page_id for s in self.settings.sources if s.type == "facebook"}
         ingest_inbound(self.store, self.taggers, page_ids, self.clock())
 
+    def advocates(self) -> None:
+        score_advocates(self.settings.advocates, self.store, self.clock())
+
+    def maintain(self) -> None:
+        """Retention (when configured), the planner's statistics, a WAL checkpoint."""
+        days = self.settings.storage.retention_days
+        now = self.clock()
+        done = self.store.maintain(now - timedelta(days=days) if days else None)
+        log.info("maintenance: %d mentions past retention deleted, WAL %s", done["deleted"], done["wal_pages"])
+
     def evaluate(self) -> None:
         """Triage first, so the rules see today's deadlines and owners; then the rules."""
         now = self.clock()
@@ -87,6 +98,7 @@ class Daemon:
         for spec in self.settings.sources:
             guarded(f"source:{spec.name}", functools.partial(self.poll, spec))()
         guarded("inbound", self.inbound)()
+        guarded("advocates", self.advocates)()
         guarded("rules", self.evaluate)()
         guarded("outbox", self.deliver)()
 
@@ -95,7 +107,9 @@ class Daemon:
         for spec in self.settings.sources:
             self._every(spec.every_seconds, jitter, f"source:{spec.name}", functools.partial(self.poll, spec))
         self._every(self.settings.daemon.inbound_every_seconds, 0, "inbound", self.inbound)
+        self._every(self.settings.daemon.advocates_every_seconds, jitter, "advocates", self.advocates)
         self._every(self.settings.daemon.rules_every_seconds, jitter, "rules", self.evaluate)
+        self._every(self.settings.daemon.maintenance_every_seconds, jitter, "maintenance", self.maintain)
         self._every(self.settings.daemon.outbox_every_seconds, jitter, "outbox", self.deliver)
 
     def _every(self, seconds: int, jitter: float, name: str, job: Callable[[], None]) -> None:

@@ -1,6 +1,7 @@
-"""The three jobs the daemon runs, as plain functions of their inputs and an explicit time.
+"""The jobs the daemon runs, as plain functions of their inputs and an explicit time.
 
 poll_source: cursor -> Source.poll -> taggers (new mentions only) -> Store.save_poll (one transaction)
+advocates:   everyone who spoke re-scored -> new VIPs and advocates' praise into the outbox
 triage:      new mentions settled (priority, team, deadlines) -> open items handed to available people
 evaluate:    evaluators read the store -> alerts into the outbox (deduplicated by key)
 deliver:     due outbox rows -> Notifier.send -> marked sent, or retried later with backoff
@@ -19,6 +20,13 @@ from listener.model import Mention, Poll, RateLimited, SourceError
 from listener.webhooks import facebook_poll, intake_items, intake_mentions
 from notifiers.alert import Alert, Notifier
 from passaparola.config import SourceSpec
+from rules.advocates import (
+    AdvocateSettings,
+    advocate_mention_alert,
+    promotion_alert,
+    score_all,
+    suggest_offer,
+)
 from rules.base import Evaluator, Tagger
 from rules.triage import TriageSettings, assign, decide
 from storage.store import SaveResult, Store
@@ -147,8 +155,11 @@ class TriageOutcome:
 def triage(settings: TriageSettings, store: Store, now: datetime) -> TriageOutcome:
     """Settle every new mention, then hand open items to the people available now (rules.triage decides)."""
     settled = 0
+    vips = store.people.vip_author_keys()
     while batch := store.untriaged():
-        store.settle([decide(settings, c, follow_up=bool(c.follows_key)) for c in batch], now)
+        store.settle(
+            [decide(settings, c, follow_up=bool(c.follows_key), vip=c.mention.author.key in vips) for c in batch], now
+        )
         settled += len(batch)
     moved = 0
     if settings.members:
@@ -162,6 +173,44 @@ def triage(settings: TriageSettings, store: Store, now: datetime) -> TriageOutco
     if settled or moved:
         log.info("triage: %d mentions settled, %d assignments", settled, moved)
     return TriageOutcome(settled, moved)
+
+
+@dataclass(frozen=True, slots=True)
+class AdvocateOutcome:
+    scored: int = 0
+    promoted: int = 0
+    alerts: int = 0
+
+
+def score_advocates(settings: AdvocateSettings, store: Store, now: datetime) -> AdvocateOutcome:
+    """Re-score everyone who spoke in the window; tell the team about new VIPs and about advocates' praise."""
+    store.people.sync(now)
+    scores = score_all(store.people.said(now - timedelta(days=settings.window_days)), settings, now)
+    promoted = store.people.save_scores(scores, now)
+    by_person = {s.person_id: s for s in scores}
+    alerts: list[Alert] = []
+    if settings.alert_promotion and promoted:
+        for person in store.people.persons(promoted).values():
+            score = by_person[person.id]
+            suggestion = suggest_offer(person, score.tier, score.score, score.praised, settings, now)
+            alerts.append(promotion_alert(person, score, suggestion, settings.route))
+    since = now - timedelta(hours=settings.mention_lookback_hours)
+    latest = {
+        score.person_id: (score, praise)
+        for score in scores
+        if score.tier in settings.alert_mention_tiers
+        and (praise := score.last_praise) is not None
+        and praise.published_at > since
+    }
+    persons = store.people.persons(latest)
+    for score, said in latest.values():
+        person = persons[score.person_id]
+        suggestion = suggest_offer(person, score.tier, score.score, score.praised, settings, now)
+        alerts.append(advocate_mention_alert(person, score, said, suggestion, settings.route))
+    queued = store.enqueue(alerts, now)
+    if promoted or queued:
+        log.info("advocates: %d scored, %d new VIPs, %d alerts queued", len(scores), len(promoted), queued)
+    return AdvocateOutcome(len(scores), len(promoted), queued)
 
 
 def evaluate(evaluators: Sequence[Evaluator], store: Store, now: datetime) -> int:

@@ -218,3 +218,46 @@ def m005_inbound(db: Database) -> None:
     )
     db.table("inbound").create_index(["dedupe_key"], unique=True)
     db.execute("CREATE INDEX IF NOT EXISTS inbound_pending ON inbound(id) WHERE processed_at IS NULL")
+
+
+@migrations()
+def m006_advocates(db: Database) -> None:
+    """People (who may have several authors), advocate scores, offers, testimonial agreement, erasure."""
+    db.table("people").create(
+        {"id": int, "name": str, "opted_out": int, "opted_out_at": str, "created_at": str},
+        pk="id",
+        defaults={"opted_out": 0},
+    )
+    db.table("person_authors").create(
+        {"author_key": str, "person_id": int, "linked_by": str, "linked_at": str},
+        pk="author_key",
+        foreign_keys=[("author_key", "authors", "key"), ("person_id", "people", "id")],
+    )
+    db.table("person_authors").create_index(["person_id"])
+    db.table("advocate_scores").create(
+        {
+            "person_id": int,
+            "score": float,
+            "tier": str,
+            "counted": int,
+            "praised": str,
+            "last_praise_key": str,
+            "last_praise_at": str,
+            "computed_at": str,
+        },
+        pk="person_id",
+        foreign_keys=[("person_id", "people", "id")],
+    )
+    db.table("advocate_scores").create_index(["tier", "score"])
+    db.table("offers").create(
+        {"id": int, "person_id": int, "offer": str, "text": str, "sent_at": str, "sent_by": str, "used_at": str},
+        pk="id",
+        foreign_keys=[("person_id", "people", "id")],
+    )
+    db.table("offers").create_index(["person_id", "sent_at"])
+    db.table("testimonial_consent").create(
+        {"key": str, "agreed": int, "recorded_at": str, "recorded_by": str, "note": str},
+        pk="key",
+        foreign_keys=[("key", "mentions", "key")],
+    )
+    db.table("suppressed").create({"hash": str, "created_at": str}, pk="hash")

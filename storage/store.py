@@ -12,7 +12,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from listener.model import (
 )
 from notifiers.alert import Alert
 from storage.migrations import migrations
+from storage.people import People, delete_mentions
+from storage.times import iso, parse_time
 
 #: Tag names stored in their own columns; any other tag goes to ``mention_tags.extra``.
 TAG_COLUMNS = (
@@ -45,15 +47,6 @@ TAG_COLUMNS = (
 
 class StorageError(Exception):
     """The database cannot be used as asked. The message names the file and what to do."""
-
-
-def iso(moment: datetime) -> str:
-    """Aware UTC, to the second, one fixed width: stored times sort as text."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +69,7 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.people = People(db)
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -145,8 +139,14 @@ class Store:
         return {row[0] for row in rows}
 
     def save_poll(self, source: str, kind: str, poll: Poll, at: datetime) -> SaveResult:
-        """Write a poll's mentions, replies, answers, cursor and health in one transaction."""
+        """Write a poll's mentions, replies, answers, cursor and health in one transaction.
+
+        Mentions by erased authors are dropped: they are never stored again.
+        """
         now = iso(at)
+        erased = self.people.suppressed(m.author.key for m in poll.mentions)
+        if erased:
+            poll = replace(poll, mentions=tuple(m for m in poll.mentions if m.author.key not in erased))
         with self.db.atomic():
             new_keys = {m.key for m in poll.mentions} - self.known(m.key for m in poll.mentions)
             self._upsert_authors([m.author for m in poll.mentions], now)
@@ -872,6 +872,38 @@ class Store:
             self.db.execute(
                 "UPDATE inbound SET processed_at = ?, error = ? WHERE id = ?", [iso(at), error[:1000], ident]
             )
+
+    # -- retention -------------------------------------------------------------------------------
+
+    def delete_published_before(self, cutoff: datetime, batch: int = 5000) -> int:
+        """The retention window: delete mentions published before ``cutoff`` with what was derived from them.
+
+        Authors left with nothing said go too, and people left with no author. Alert history stays (it holds no
+        more than the alert said). Works in batches so the daemon's other
+        jobs and the web app are never locked out for long.
+        """
+        deleted = 0
+        while True:
+            keys = [
+                row[0]
+                for row in self.db.execute(
+                    "SELECT key FROM mentions WHERE published_at < ? LIMIT ?", [iso(cutoff), batch]
+                ).fetchall()
+            ]
+            if not keys:
+                break
+            with self.db.atomic():
+                deleted += delete_mentions(self.db, keys, with_alerts=False)["mentions"]
+        if deleted:
+            self.people.prune_silent()
+        return deleted
+
+    def maintain(self, retention_cutoff: datetime | None) -> dict[str, int]:
+        """The maintenance job: the retention window, then the query planner's statistics and a WAL checkpoint."""
+        deleted = self.delete_published_before(retention_cutoff) if retention_cutoff else 0
+        self.db.execute("PRAGMA optimize")
+        busy, wal_pages, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return {"deleted": deleted, "checkpoint_busy": busy, "wal_pages": wal_pages}
 
     # -- daemon ----------------------------------------------------------------------------------
 

@@ -39,12 +39,14 @@ def test_demo_prints_alerts_and_a_second_run_duplicates_nothing(tmp_path: Path) 
     assert first.stdout.count("[!] care: No answer after 60 min") >= 5
     assert first.stdout.count("Mention spike") == 1  # the burst of complaints: one alert, explained
     assert "Top terms:" in first.stdout and "addebito" in first.stdout
+    # Marta praises us often on two platforms; FoodMag (480k followers) once, three days ago.
+    assert "top advocates: Marta Conti" in first.stdout and "New VIP: Marta Conti" in first.stdout
     stored = mentions_in(db)
     assert stored >= 300
     alerts = [json.loads(line) for line in (tmp_path / "demo-alerts.jsonl").read_text("utf-8").splitlines()]
-    assert len(alerts) == first.stdout.count("[!]")
+    assert len(alerts) == first.stdout.count("[!]") + first.stdout.count("[+]")
     second = run_cli(command)
-    assert second.returncode == 0 and "[!]" not in second.stdout  # every alert was sent once already
+    assert second.returncode == 0 and "[!]" not in second.stdout and "[+]" not in second.stdout  # all sent once
     assert mentions_in(db) == stored
     assert "source demo: 0 new mentions" in second.stderr
 

@@ -330,7 +330,7 @@ def main() -> None:
 
     # The super-fan on two platforms: frequent, recent praise.
     for author in (a for a in authors if a["mood"] == "superfan"):
-        for minutes_ago in (30 * 60, 20 * 60, 9 * 60, 3 * 60):
+        for minutes_ago in (66 * 60, 54 * 60, 42 * 60, 30 * 60, 20 * 60, 9 * 60, 3 * 60):
             mention = add_mention(author, pick_text(rng, "praise", "it"), minutes_ago + rng.randint(0, 50), "praise")
             add_reply(mention, rng.randint(5, 40), "it", "praise")
 
