@@ -13,7 +13,8 @@ class Alert:
     """Something a person must know. ``key`` identifies the event: one key is delivered once.
 
     ``body`` is plain text built from untrusted mention text: a notifier must never send it as HTML.
-    ``route`` names who gets it (an apprise tag); ``mentions`` lists the mention keys it is about.
+    ``route`` names who gets it (an apprise tag); ``mentions`` lists the mention keys it is about. ``html`` is
+    an optional richer body that *we* rendered with autoescaping (the digest); channels that take HTML get it.
     """
 
     key: str
@@ -23,6 +24,7 @@ class Alert:
     level: Level = "info"
     route: str = "default"
     mentions: tuple[str, ...] = ()
+    html: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, Valid
 from listener import SOURCES
 from listener.model import PLATFORMS
 from notifiers.apprise_notifier import ALWAYS, AppriseNotifier, parse_problems, privacy_url
+from notifiers.policy import RoutePolicy, parse_interval
 from rules import EVALUATORS
 from rules.advocates import (
     DEFAULT_SELF_PROMOTION,
@@ -89,12 +90,47 @@ class DaemonSettings(Section):
     retry_max_seconds: int = Field(900, ge=1)
 
 
+class PolicySettings(Section):
+    """Noise control for one route: quiet hours on its wall clock, cooldowns per alert kind, a rate cap."""
+
+    timezone: str = "UTC"
+    quiet_hours: list[str] = Field(default_factory=list, description='daily intervals, e.g. ["22:00-07:00"]')
+    cooldown_minutes: dict[str, int] = Field(default_factory=dict, description='kind (or "*") -> minutes')
+    max_per_hour: int = Field(0, ge=0, description="more than this in an hour are folded into one summary; 0: no cap")
+    critical: list[str] = Field(default_factory=list, description="kinds that pass quiet hours and are never held")
+
+    def problems(self, where: str) -> list[str]:
+        found = []
+        if _zone(self.timezone) is None:
+            found.append(f'{where}.timezone: unknown time zone {self.timezone!r}; use an IANA name like "Europe/Rome"')
+        for text in self.quiet_hours:
+            if parse_interval(text) is None:
+                found.append(f'{where}.quiet_hours: {text!r} is not an interval; write "22:00-07:00"')
+        for kind, minutes in self.cooldown_minutes.items():
+            if minutes < 0:
+                found.append(f"{where}.cooldown_minutes.{kind}: {minutes} is negative; give minutes >= 0")
+        return found
+
+    def build(self) -> RoutePolicy:
+        return RoutePolicy(
+            zone=_zone(self.timezone) or ZoneInfo("UTC"),
+            quiet=tuple(i for t in self.quiet_hours if (i := parse_interval(t)) is not None),
+            cooldowns=dict(self.cooldown_minutes),
+            max_per_hour=self.max_per_hour,
+            critical_kinds=frozenset(self.critical),
+        )
+
+
 class NotifySettings(Section):
     type: str = "log"
     alerts_file: str = ""
     routes: dict[str, list[SecretStr | str]] = Field(default_factory=dict)
     config_file: str = ""
     timeout_seconds: float = Field(30.0, gt=0, le=300)
+    policies: dict[str, PolicySettings] = Field(default_factory=dict, description="route -> noise control")
+
+    def route_policies(self) -> dict[str, RoutePolicy]:
+        return {route: policy.build() for route, policy in self.policies.items()}
 
     def route_urls(self) -> dict[str, list[str]]:
         """The routes with their URLs revealed: only for building the notifier."""
@@ -630,6 +666,10 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
     if notify.type not in NOTIFIER_TYPES:
         problems.append(f"notify.type: unknown notifier {notify.type!r}; use one of {', '.join(NOTIFIER_TYPES)}")
     known_routes = _check_routes(notify, problems) if notify.type == "apprise" else None
+    for route, policy in notify.policies.items():
+        problems.extend(policy.problems(f"notify.policies.{route}"))
+        if known_routes is not None and ALWAYS not in known_routes and route not in known_routes:
+            problems.append(f"notify.policies.{route}: no notify route {route!r}; add its URLs or fix the name")
     if daemon.retry_max_seconds < daemon.retry_base_seconds:
         problems.append("daemon.retry_max_seconds: smaller than retry_base_seconds; raise it")
 

@@ -50,6 +50,7 @@ class Daemon:
         self.clock = clock
         self.rng = rng or random.Random()
         self.scheduler = schedule.Scheduler()
+        self.policies = settings.notify.route_policies()
         self._last_beat = 0.0
         self._schedule_jobs()
 
@@ -91,7 +92,7 @@ class Daemon:
         triage(self.settings.triage, self.store, now)
 
     def deliver(self) -> None:
-        deliver(self.store, self.notifier, self.clock(), self.rng)
+        deliver(self.store, self.notifier, self.clock(), self.rng, self.policies)
 
     def cycle(self) -> None:
         """One full cycle: every source, then the rules, then the outbox (`run --once`)."""

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from listener.model import Mention, Poll, RateLimited, SourceError
 from listener.webhooks import facebook_poll, intake_items, intake_mentions
 from notifiers.alert import Alert, Notifier
+from notifiers.policy import FOLDED, RoutePolicy, hold, summary
 from passaparola.config import SourceSpec
 from rules.advocates import (
     AdvocateSettings,
@@ -29,7 +30,7 @@ from rules.advocates import (
 )
 from rules.base import Evaluator, Tagger
 from rules.triage import TriageSettings, assign, decide
-from storage.store import SaveResult, Store
+from storage.store import OutboxItem, SaveResult, Store
 
 log = logging.getLogger("passaparola.pipeline")
 
@@ -227,21 +228,60 @@ def evaluate(evaluators: Sequence[Evaluator], store: Store, now: datetime) -> in
     return queued
 
 
-def deliver(store: Store, notifier: Notifier, now: datetime, rng: random.Random) -> tuple[int, int]:
-    """Send due alerts; returns (sent, failed). A crash between send and mark re-sends that one alert once."""
+def deliver(
+    store: Store,
+    notifier: Notifier,
+    now: datetime,
+    rng: random.Random,
+    policies: Mapping[str, RoutePolicy] | None = None,
+) -> tuple[int, int]:
+    """Send due alerts; returns (sent, failed). A crash between send and mark re-sends that one alert once.
+
+    A route's policy may hold an alert (quiet hours, cooldown, rate cap); alerts a cooldown or the cap held are
+    sent, once released, as one summary for the route (or as themselves when only one was held).
+    """
+    policies = policies or {}
     sent = failed = 0
+    released: dict[str, list[OutboxItem]] = {}
     for item in store.due_alerts(now):
-        try:
-            delivery = notifier.send(item.alert)
-            delivered, error = delivery.ok, delivery.detail or "the notifier reported a failed delivery"
-        except Exception as exc:  # a notifier must not stop the loop
-            delivered, error = False, f"{type(exc).__name__}: {exc}"
-        if delivered:
-            store.mark_sent(item.alert.key, now)
-            sent += 1
-        else:
-            retry = backoff(item.attempts + 1, OUTBOX_RETRY_BASE.total_seconds(), OUTBOX_RETRY_MAX.total_seconds(), rng)
-            store.mark_failed(item.alert.key, now, error, now + retry)
-            log.warning("alert %s not delivered (attempt %d): %s", item.alert.key, item.attempts + 1, error)
-            failed += 1
+        alert = item.alert
+        policy = policies.get(alert.route)
+        if policy is not None:
+            verdict = hold(
+                policy,
+                alert,
+                now,
+                store.last_sent_at(alert.kind, alert.route),
+                store.sent_since(alert.route, now - timedelta(hours=1)) if policy.max_per_hour else (),
+            )
+            if verdict is not None:
+                store.hold(alert.key, verdict.until, verdict.reason)
+                continue
+            if item.held_reason in FOLDED:
+                released.setdefault(alert.route, []).append(item)
+                continue
+        ok = _send(store, notifier, item, now, rng)
+        sent, failed = sent + ok, failed + (not ok)
+    for route, items in released.items():
+        if len(items) > 1:
+            folded = summary(route, [i.alert for i in items], now)
+            store.fold([i.alert.key for i in items], folded, now)
+            items = [OutboxItem(folded, attempts=0)]
+        ok = _send(store, notifier, items[0], now, rng)
+        sent, failed = sent + ok, failed + (not ok)
     return sent, failed
+
+
+def _send(store: Store, notifier: Notifier, item: OutboxItem, now: datetime, rng: random.Random) -> bool:
+    try:
+        delivery = notifier.send(item.alert)
+        delivered, error = delivery.ok, delivery.detail or "the notifier reported a failed delivery"
+    except Exception as exc:  # a notifier must not stop the loop
+        delivered, error = False, f"{type(exc).__name__}: {exc}"
+    if delivered:
+        store.mark_sent(item.alert.key, now)
+        return True
+    retry = backoff(item.attempts + 1, OUTBOX_RETRY_BASE.total_seconds(), OUTBOX_RETRY_MAX.total_seconds(), rng)
+    store.mark_failed(item.alert.key, now, error, now + retry)
+    log.warning("alert %s not delivered (attempt %d): %s", item.alert.key, item.attempts + 1, error)
+    return False

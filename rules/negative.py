@@ -84,7 +84,7 @@ class NegativeSpike:
         deviation = math.sqrt(max(usual * (1 - usual), 0.01) / len(window))
         if share < max(self.factor * usual, usual + 3 * deviation):
             return
-        body = explain_burst(negative, usual * len(window), self.ignore_terms)
+        body = explain_burst(negative, usual * len(window), self.ignore_terms, what="negative mentions")
         yield Alert(
             key=f"negative_spike:{self.route}:{now.strftime('%Y-%m-%dT%H:%M')}",
             kind=self.kind,

@@ -48,8 +48,12 @@ def top_terms(texts: Sequence[str], exclude: set[str], limit: int = 5) -> list[t
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]  # ties: alphabetical
 
 
-def explain_burst(window: Sequence[Conversation], expected: float, ignore_terms: Sequence[str] = ()) -> str:
-    """What a burst of mentions is about, in plain text: terms, authors, channels, samples, unanswered."""
+def explain_burst(
+    window: Sequence[Conversation], expected: float, ignore_terms: Sequence[str] = (), what: str = "mentions"
+) -> str:
+    """What a burst of mentions is about, in plain text: terms, authors, channels, samples, unanswered.
+
+    ``what`` names what was counted ("negative mentions" for a negative spike)."""
     texts = [c.mention.text for c in window]
     terms = top_terms(texts, exclude={t.lower() for t in ignore_terms})
     authors = Counter(f"@{c.mention.author.handle}" for c in window).most_common(5)
@@ -57,7 +61,7 @@ def explain_burst(window: Sequence[Conversation], expected: float, ignore_terms:
     unanswered = sum(1 for c in window if c.is_open)
     samples = sorted(window, key=lambda c: -c.mention.author.reach)[:3]
     lines = [
-        f"{len(window)} mentions against about {expected:.1f} usual for this hour; {unanswered} still unanswered.",
+        f"{len(window)} {what} against about {expected:.1f} usual for this hour; {unanswered} still unanswered.",
         "Top terms: " + ", ".join(f"{t} ({n})" for t, n in terms),
         "Most active: " + ", ".join(f"{a} ({n})" for a, n in authors),
         "Channels: " + ", ".join(f"{p} {n}" for p, n in channels),

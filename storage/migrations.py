@@ -261,3 +261,13 @@ def m006_advocates(db: Database) -> None:
         foreign_keys=[("key", "mentions", "key")],
     )
     db.table("suppressed").create({"hash": str, "created_at": str}, pk="hash")
+
+
+@migrations()
+def m007_outbox_policy(db: Database) -> None:
+    """Noise control: why an alert is held, the summary it was folded into, and an optional HTML body."""
+    outbox = db.table("outbox")
+    outbox.add_column("held_reason", str)
+    outbox.add_column("folded_into", str)
+    outbox.add_column("html", str)
+    outbox.create_index(["route", "kind", "sent_at"])

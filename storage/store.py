@@ -62,6 +62,7 @@ class SaveResult:
 class OutboxItem:
     alert: Alert
     attempts: int
+    held_reason: str = ""
 
 
 class Store:
@@ -789,6 +790,7 @@ class Store:
                         "body": a.body,
                         "route": a.route,
                         "mentions": json.dumps(list(a.mentions)),
+                        "html": a.html or None,
                         "created_at": now,
                         "attempts": 0,
                         "next_attempt_at": now,
@@ -820,8 +822,10 @@ class Store:
                     level=r["level"],
                     route=r["route"],
                     mentions=tuple(json.loads(r["mentions"] or "[]")),
+                    html=r["html"] or "",
                 ),
                 attempts=r["attempts"],
+                held_reason=r["held_reason"] or "",
             )
             for r in rows
         ]
@@ -831,6 +835,36 @@ class Store:
             self.db.execute(
                 "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_attempt_at = ? WHERE key = ?",
                 [iso(at), iso(at), key],
+            )
+
+    def last_sent_at(self, kind: str, route: str) -> datetime | None:
+        """When an alert of this kind last reached this route (cooldowns; a folded alert reached it in a summary)."""
+        row = self.db.execute(
+            "SELECT max(sent_at) FROM outbox WHERE kind = ? AND route = ? AND folded_into IS NULL", [kind, route]
+        )
+        return parse_time(row.fetchone()[0])
+
+    def sent_since(self, route: str, since: datetime) -> list[datetime]:
+        """When each alert that reached this route after ``since`` was sent (the rate cap)."""
+        rows = self.db.execute(
+            "SELECT sent_at FROM outbox WHERE route = ? AND sent_at > ? AND folded_into IS NULL", [route, iso(since)]
+        )
+        return [datetime.fromisoformat(row[0]) for row in rows.fetchall()]
+
+    def hold(self, key: str, until: datetime, reason: str) -> None:
+        """Keep a queued alert back until ``until`` (quiet hours, cooldown, rate cap); no attempt is counted."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE outbox SET next_attempt_at = ?, held_reason = ? WHERE key = ?", [iso(until), reason, key]
+            )
+
+    def fold(self, keys: Sequence[str], summary: Alert, at: datetime) -> None:
+        """Queue one summary for held alerts and close them as folded into it, in one transaction."""
+        with self.db.atomic():
+            self.enqueue([summary], at)
+            self.db.execute(
+                "UPDATE outbox SET sent_at = ?, folded_into = ? WHERE key IN (SELECT value FROM json_each(?))",
+                [iso(at), summary.key, json.dumps(list(keys))],
             )
 
     def mark_failed(self, key: str, at: datetime, error: str, retry_at: datetime) -> None:

@@ -5,7 +5,10 @@ Tests never reach the network: pytest-socket (configured in pyproject.toml) allo
 
 from __future__ import annotations
 
+import email
+import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -13,10 +16,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from passaparola import config as configuration
 from storage import Store
@@ -98,3 +104,57 @@ def local_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# -- real receivers on 127.0.0.1: an SMTP server (aiosmtpd) and a JSON webhook receiver -------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+class Receiver:
+    """A JSON webhook receiver; ``status`` is what it answers."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.bodies: list[dict[str, Any]] = []
+        self.url = ""
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", 0))
+            state.bodies.append(json.loads(self.rfile.read(length)))
+            self.send_response(state.status)
+            self.end_headers()
+
+    with local_server(Handler) as port:
+        state.url = f"json://127.0.0.1:{port}/hook"
+        yield state

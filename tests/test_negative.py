@@ -63,6 +63,7 @@ def test_a_burst_of_negative_mentions_is_a_negative_spike_explained(store: Store
     [alert] = NegativeSpike(ignore_terms=["abbonamento"]).evaluate(store, T0)
     assert alert.title == "Negative spike: 80% of 10 mentions negative in 60 min, usually 10%"
     assert "Top terms: addebito (8), doppio (8)" in alert.body and alert.level == "failure"
+    assert alert.body.startswith("8 negative mentions against about 1.0 usual for this hour; 8 still unanswered.")
     store.enqueue([alert], T0)
     assert list(NegativeSpike().evaluate(store, T0 + timedelta(minutes=30))) == []  # cooldown: one per episode
 

@@ -2,79 +2,22 @@
 
 from __future__ import annotations
 
-import email
 import io
 import json
 import random
-import socket
 import subprocess
-from collections.abc import Iterator
-from email.message import Message
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from notifiers import Alert, LogNotifier
 from notifiers.apprise_notifier import AppriseNotifier
 from passaparola.config import ConfigError
 from passaparola.pipeline import deliver
 from storage import Store
-from tests.conftest import PASSAPAROLA, T0, QuietHandler, local_server, run_cli, settings_from
+from tests.conftest import PASSAPAROLA, T0, Inbox, Receiver, free_port, run_cli, settings_from
 
 HOSTILE = "<script>alert('x')</script> <img src=x onerror=alert(1)> \u202egnp.exe"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
-class Receiver:
-    """A JSON webhook receiver; ``status`` is what it answers."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.bodies: list[dict[str, Any]] = []
-        self.url = ""
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(QuietHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length", 0))
-            state.bodies.append(json.loads(self.rfile.read(length)))
-            self.send_response(state.status)
-            self.end_headers()
-
-    with local_server(Handler) as port:
-        state.url = f"json://127.0.0.1:{port}/hook"
-        yield state
 
 
 def mail_url(port: int) -> str:
