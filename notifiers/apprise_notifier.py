@@ -1,7 +1,9 @@
 """The `apprise` notifier: e-mail, Slack, Teams, Telegram, Matrix, ntfy, webhooks... as URLs, routes as tags.
 
 Untrusted text (every mention, author name) is always sent with ``body_format="text"``: apprise then escapes it
-for channels that render HTML. Outcomes are read from apprise's result status, per URL; a failure says which
+for channels that render HTML. The one exception is an alert's ``html``, which we rendered ourselves with
+autoescaping (the daily digest): it goes as HTML, and apprise turns it into text for text-only channels.
+Outcomes are read from apprise's result status, per URL; a failure says which
 service failed and why, with the URL in apprise's privacy form (no tokens).
 """
 
@@ -79,10 +81,10 @@ class AppriseNotifier:
     def deliver(self, alert: Alert) -> list[UrlOutcome]:
         """Send and report per URL. No URL for the route is a failure too: nothing reached anyone."""
         result = self.apprise.notify(
-            body=alert.body,
+            body=alert.html or alert.body,
             title=alert.title,
             notify_type=alert.level,
-            body_format=apprise.NotifyFormat.TEXT,
+            body_format=apprise.NotifyFormat.HTML if alert.html else apprise.NotifyFormat.TEXT,
             tag=alert.route,
             timeout=self.timeout_seconds,
         )

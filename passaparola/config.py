@@ -57,6 +57,8 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
     {"type": "volume_spike"},
     {"type": "negative_mention"},
     {"type": "negative_spike"},
+    {"type": "source_silent"},
+    {"type": "daily_digest"},
 )
 NOTIFIER_TYPES = ("log", "apprise")
 

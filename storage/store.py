@@ -530,6 +530,39 @@ class Store:
         row = self.db.execute("SELECT max(created_at) FROM outbox WHERE kind = ? AND route = ?", [kind, route])
         return parse_time(row.fetchone()[0])
 
+    def source_activity(self, since: datetime) -> dict[str, tuple[list[datetime], datetime]]:
+        """Per source: the UTC hours since ``since`` in which it brought new mentions, and when it last did."""
+        hours: dict[str, list[datetime]] = {}
+        for source, hour in self.db.execute(
+            "SELECT source, substr(first_seen_at, 1, 13) AS hour FROM mentions WHERE first_seen_at >= ? "
+            "GROUP BY source, hour ORDER BY source, hour",
+            [iso(since)],
+        ).fetchall():
+            hours.setdefault(source, []).append(datetime.fromisoformat(f"{hour}:00:00+00:00"))
+        last = dict(
+            self.db.execute(
+                "SELECT source, max(first_seen_at) FROM mentions WHERE source IN (SELECT value FROM json_each(?)) "
+                "GROUP BY source",
+                [json.dumps(list(hours))],
+            ).fetchall()
+        )
+        return {source: (found, datetime.fromisoformat(last[source])) for source, found in hours.items()}
+
+    def open_counts(self, now: datetime) -> tuple[int, int]:
+        """Open mentions, and how many of them are past their deadline."""
+        states = ",".join("?" * len(OPEN_STATES))
+        row = self.db.execute(
+            f"SELECT count(*), sum(due_at IS NOT NULL AND due_at <= ?) FROM conversations WHERE state IN ({states})",
+            [iso(now), *OPEN_STATES],
+        ).fetchone()
+        return int(row[0]), int(row[1] or 0)
+
+    def top_advocates(self, limit: int) -> list[tuple[str, float, str]]:
+        return [(a.person.name, a.score, a.tier) for a in self.people.leaders(limit=limit)]
+
+    def pending_alerts(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
+
     @staticmethod
     def _conversation(row: Mapping[str, Any]) -> Conversation:
         tags = {name: row[name] for name in ("needs_answer", "sentiment", "language") if row[name] is not None}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import shutil
 import signal
 import sqlite3
@@ -44,9 +45,9 @@ def test_demo_prints_alerts_and_a_second_run_duplicates_nothing(tmp_path: Path) 
     stored = mentions_in(db)
     assert stored >= 300
     alerts = [json.loads(line) for line in (tmp_path / "demo-alerts.jsonl").read_text("utf-8").splitlines()]
-    assert len(alerts) == first.stdout.count("[!]") + first.stdout.count("[+]")
+    assert len(alerts) == len(re.findall(r"^\[[i+!x]\] ", first.stdout, flags=re.MULTILINE))
     second = run_cli(command)
-    assert second.returncode == 0 and "[!]" not in second.stdout and "[+]" not in second.stdout  # all sent once
+    assert second.returncode == 0 and not re.search(r"^\[[i+!x]\] ", second.stdout, flags=re.MULTILINE)  # sent once
     assert mentions_in(db) == stored
     assert "source demo: 0 new mentions" in second.stderr
 

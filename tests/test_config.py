@@ -43,6 +43,8 @@ def test_defaults_need_no_file() -> None:
         "volume_spike",
         "negative_mention",
         "negative_spike",
+        "source_silent",
+        "daily_digest",
     ]
 
 
