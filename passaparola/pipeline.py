@@ -156,7 +156,7 @@ class TriageOutcome:
 def triage(settings: TriageSettings, store: Store, now: datetime) -> TriageOutcome:
     """Settle every new mention, then hand open items to the people available now (rules.triage decides)."""
     settled = 0
-    vips = store.people.vip_author_keys()
+    vips = store.people.tiered_authors(["vip"])
     while batch := store.untriaged():
         store.settle(
             [decide(settings, c, follow_up=bool(c.follows_key), vip=c.mention.author.key in vips) for c in batch], now

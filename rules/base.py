@@ -43,6 +43,8 @@ class StoreView(Protocol):
 
     def pending_alerts(self) -> int: ...
 
+    def tiered_authors(self, tiers: Sequence[str]) -> dict[str, str]: ...
+
 
 class Evaluator(Protocol):
     """Looks at the store and says what people must be told now. Pure: same state and time, same alerts."""

@@ -19,25 +19,29 @@ from rules.unanswered import describe
 
 @dataclass
 class NegativeMention:
-    """Each new, still unanswered negative mention from an author with at least ``min_reach`` followers."""
+    """Each new, still unanswered negative mention from an author with at least ``min_reach`` followers, or
+    from one of the advocate ``tiers`` whatever their reach (a VIP who turns negative is worth a call)."""
 
     kind: ClassVar[str] = "negative_mention"
     min_reach: int = 1_000
+    tiers: list[str] = field(default_factory=lambda: ["vip"])
     lookback_hours: int = 24
     route: str = "care"
 
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
+        tiered = view.tiered_authors(self.tiers) if self.tiers else {}
         for conversation in view.conversations_between(now - timedelta(hours=self.lookback_hours), now):
             mention = conversation.mention
             if mention.tags.get("sentiment") != "negative" or not conversation.is_open:
                 continue
-            if mention.author.reach < self.min_reach:
+            tier = tiered.get(mention.author.key, "")
+            if mention.author.reach < self.min_reach and not tier:
                 continue
+            who = f"{tier.upper()} @{mention.author.handle}" if tier else f"@{mention.author.handle}"
             yield Alert(
                 key=f"negative_mention:{mention.key}",
                 kind=self.kind,
-                title=f"Negative mention by @{mention.author.handle} ({mention.author.reach:,} followers) "
-                f"on {mention.platform}",
+                title=f"Negative mention by {who} ({mention.author.reach:,} followers) on {mention.platform}",
                 body=describe(conversation, now),
                 level="warning",
                 route=self.route,

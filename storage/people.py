@@ -296,13 +296,14 @@ class People:
             )
         return [s.person_id for s in scores if s.tier == "vip" and before.get(s.person_id) != "vip"]
 
-    def vip_author_keys(self) -> set[str]:
-        """The accounts of today's VIPs: triage raises their mentions' priority."""
+    def tiered_authors(self, tiers: Sequence[str]) -> dict[str, str]:
+        """Author key -> tier, for the accounts of people in these tiers (VIP priority, VIP negative alerts)."""
         rows = self.db.execute(
-            "SELECT pa.author_key FROM advocate_scores s JOIN person_authors pa ON pa.person_id = s.person_id "
-            "WHERE s.tier = 'vip'"
+            "SELECT pa.author_key, s.tier FROM advocate_scores s JOIN person_authors pa ON pa.person_id = s.person_id "
+            "WHERE s.tier IN (SELECT value FROM json_each(?))",
+            [json.dumps(list(tiers))],
         )
-        return {row[0] for row in rows}
+        return dict(rows.fetchall())
 
     def leaders(
         self,

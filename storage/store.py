@@ -560,6 +560,9 @@ class Store:
     def top_advocates(self, limit: int) -> list[tuple[str, float, str]]:
         return [(a.person.name, a.score, a.tier) for a in self.people.leaders(limit=limit)]
 
+    def tiered_authors(self, tiers: Sequence[str]) -> dict[str, str]:
+        return self.people.tiered_authors(tiers)
+
     def pending_alerts(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
 

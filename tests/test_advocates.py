@@ -20,6 +20,7 @@ from passaparola.cli import main
 from passaparola.exports import ADVOCATE_COLUMNS, ExportError, advocate_rows, render, write_atomic
 from passaparola.pipeline import score_advocates, triage
 from rules.advocates import AdvocateSettings, OfferTemplate, offer_problems, render_offer, score_person, suggest_offer
+from rules import NegativeMention
 from rules.triage import TriageSettings
 from storage import Store
 from tests.conftest import T0
@@ -161,6 +162,12 @@ def test_a_new_vip_is_announced_once_and_their_mentions_rise_in_priority(store: 
     triage(TriageSettings(), store, T0)
     assert store.conversation(question.key).priority == "high"
     assert store.conversation(stranger.key).priority == "normal"
+    # A VIP turning negative is told whatever their reach (Marta's Facebook account has no followers).
+    upset = said(MARTA_FB, "Ordine sbagliato, che delusione", days_ago=0, sentiment="negative")
+    nobody = said(author("x", "78", "nobody", reach=10), "Ordine sbagliato, che delusione", 0, "negative")
+    save(store, upset, nobody)
+    [alert] = NegativeMention().evaluate(store, T0)
+    assert alert.title == "Negative mention by VIP @marta.espresso (0 followers) on facebook"
 
 
 def test_offers_render_in_a_sandbox_and_respect_opt_out_and_cooldown(store: Store) -> None:
