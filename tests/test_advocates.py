@@ -19,8 +19,8 @@ from listener.model import Person
 from passaparola.cli import main
 from passaparola.exports import ADVOCATE_COLUMNS, ExportError, advocate_rows, render, write_atomic
 from passaparola.pipeline import score_advocates, triage
-from rules.advocates import AdvocateSettings, OfferTemplate, offer_problems, render_offer, score_person, suggest_offer
 from rules import NegativeMention
+from rules.advocates import AdvocateSettings, OfferTemplate, offer_problems, render_offer, score_person, suggest_offer
 from rules.triage import TriageSettings
 from storage import Store
 from tests.conftest import T0
