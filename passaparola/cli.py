@@ -300,7 +300,9 @@ def status(config_file: str | None) -> None:
     store = open_store(settings)
     try:
         counts = store.counts()
-        click.echo(" ".join(f"{name}={value}" for name, value in counts.items()))
+        click.echo(
+            " ".join(f"{name}={value}" for name, value in counts.items()) + f" db_mb={store.file_size() / 1e6:.1f}"
+        )
         now = system_clock()
         overall = figures(store.conversations_between(now - timedelta(days=7), now), now).get("all", {}).get("all")
         if overall:
@@ -327,6 +329,22 @@ def status(config_file: str | None) -> None:
             click.echo(line)
     finally:
         store.close()
+
+
+@main.command()
+@config_option
+@click.argument("destination", type=click.Path(dir_okay=False))
+def backup(config_file: str | None, destination: str) -> None:
+    """Copy the database to DESTINATION (a new file) while the daemon runs: SQLite's online backup."""
+    settings = load_settings(config_file)
+    store = open_store(settings)
+    try:
+        size = store.backup(Path(destination))
+    except StorageError as error:
+        fail([str(error)])
+    finally:
+        store.close()
+    click.echo(f"backup written to {destination} ({size / 1e6:.1f} MB, integrity ok)")
 
 
 @main.command()

@@ -975,6 +975,39 @@ class Store:
         busy, wal_pages, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         return {"deleted": deleted, "checkpoint_busy": busy, "wal_pages": wal_pages}
 
+    def backup(self, destination: Path) -> int:
+        """Copy the live database with SQLite's online backup (the daemon may keep writing); returns its size.
+
+        The copy is written beside ``destination`` and renamed into place after an integrity check, so a
+        destination is never overwritten (it must not exist) and never half-written.
+        """
+        if destination.exists():
+            raise StorageError(f"backup {destination} already exists; choose a new name (nothing was overwritten)")
+        folder = destination.parent if str(destination.parent) else Path(".")
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise StorageError(f"backup {destination}: folder {folder} is missing or not writable; choose another")
+        partial = destination.with_name(f".{destination.name}.part")
+        try:
+            target = sqlite3.connect(str(partial))
+            try:
+                self.db.conn.backup(target, pages=1024)
+                verdict = target.execute("PRAGMA integrity_check").fetchone()[0]
+            finally:
+                target.close()
+            if verdict != "ok":
+                raise StorageError(f"backup {destination}: the copy failed its integrity check ({verdict})")
+            os.replace(partial, destination)
+        except (OSError, sqlite3.Error) as error:
+            raise StorageError(f"backup {destination} failed ({error}); nothing was written") from None
+        finally:
+            partial.unlink(missing_ok=True)
+        return destination.stat().st_size
+
+    def file_size(self) -> int:
+        """Bytes the database uses (pages x page size), for `status`."""
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        return int(pages) * int(self.db.execute("PRAGMA page_size").fetchone()[0])
+
     # -- daemon ----------------------------------------------------------------------------------
 
     def beat(self, at: datetime) -> None:
