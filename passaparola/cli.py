@@ -40,7 +40,7 @@ from passaparola.exports import (
 )
 from passaparola.pipeline import score_advocates
 from passaparola.web import WebServer, create_app
-from rules.advocates import TIERS, score_person, suggest_offer, testimonials
+from rules.advocates import TIERS, score_person, suggest_offer
 from rules.analysis import Analyzer
 from rules.engagement import ReplyContext, holding_reply, lint_reply, verdict
 from rules.sentiment import LABELS, MODEL_DIR, MODES, ModelError, SentimentClassifier
@@ -1202,21 +1202,11 @@ def testimonials_export(
     """Positive mentions ranked by strength, reach and recency, with author, link and reuse agreement."""
     with _people_store(config_file) as (settings, store):
         now = system_clock()
-        store.people.sync(now)
         start = _utc_day(since) or now - timedelta(days=settings.advocates.window_days)
-        said = [
-            s
-            for s in store.people.said(start)
-            if (not channel or s.platform == channel) and (not topic or topic.lower() in map(str.lower, s.topics))
-        ]
-        ranked = testimonials(said, settings.advocates, now)
-        agreed = store.people.testimonial_agreement(s.key for _, s in ranked)
-        ranked = [r for r in ranked if agreed.get(r[1].key) or not agreed_only][:limit]
-        names = {pid: p.name for pid, p in store.people.persons(s.person_id for _, s in ranked).items()}
-        text = render(testimonial_rows(ranked, names, agreed), TESTIMONIAL_COLUMNS, fmt)
-        _write_or_print(text, fmt, out)
+        rows = testimonial_rows(store, settings.advocates, now, start, topic, channel or "", agreed_only, limit)
+        _write_or_print(render(rows, TESTIMONIAL_COLUMNS, fmt), fmt, out)
     if out != "-":
-        click.echo(f"{len(ranked)} testimonials written to {out}")
+        click.echo(f"{len(rows)} testimonials written to {out}")
 
 
 @testimonials_group.command("agree")

@@ -17,9 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from listener.model import Said
-from rules.advocates import AdvocateSettings, suggest_offer
+from rules.advocates import AdvocateSettings, suggest_offer, testimonials
 from storage.people import Leader
+from storage.store import Store
 from storage.times import iso
 
 FORMATS = ("csv", "json")
@@ -91,8 +91,26 @@ def advocate_rows(leaders: Sequence[Leader], settings: AdvocateSettings, now: da
 
 
 def testimonial_rows(
-    ranked: Sequence[tuple[float, Said]], names: Mapping[int, str], agreed: Mapping[str, bool]
+    store: Store,
+    settings: AdvocateSettings,
+    now: datetime,
+    since: datetime,
+    topic: str = "",
+    channel: str = "",
+    agreed_only: bool = False,
+    limit: int = 50,
 ) -> list[dict[str, Any]]:
+    """The strongest praise since ``since`` (see `rules.advocates.testimonials`), filtered, with reuse agreement."""
+    store.people.sync(now)
+    said = [
+        s
+        for s in store.people.said(since)
+        if (not channel or s.platform == channel) and (not topic or topic.lower() in map(str.lower, s.topics))
+    ]
+    ranked = testimonials(said, settings, now)
+    agreed = store.people.testimonial_agreement(s.key for _, s in ranked)
+    ranked = [r for r in ranked if agreed.get(r[1].key) or not agreed_only][:limit]
+    names = {pid: p.name for pid, p in store.people.persons(s.person_id for _, s in ranked).items()}
     return [
         {
             "mention": said.key,

@@ -444,28 +444,30 @@ class People:
             )
         ]
         self.db.execute("PRAGMA secure_delete = ON")
-        counts: dict[str, int] = {}
-        with self.db.atomic():
-            counts |= delete_mentions(self.db, mention_keys, with_alerts=True)
-            ids = json.dumps([[a.platform, a.key.split(":", 1)[1]] for a in accounts])
-            counts["inbound"] = self.db.execute(
-                "DELETE FROM inbound WHERE EXISTS (SELECT 1 FROM json_each(?) j "
-                "WHERE inbound.channel = json_extract(j.value, '$[0]') "
-                "AND instr(inbound.body, '\"' || json_extract(j.value, '$[1]') || '\"') > 0)",
-                [ids],
-            ).rowcount
-            counts["offers"] = self.db.execute("DELETE FROM offers WHERE person_id = ?", [person_id]).rowcount
-            self.db.execute("DELETE FROM advocate_scores WHERE person_id = ?", [person_id])
-            self.db.execute("DELETE FROM person_authors WHERE person_id = ?", [person_id])
-            counts["people"] = self.db.execute("DELETE FROM people WHERE id = ?", [person_id]).rowcount
-            counts["authors"] = self.db.execute(
-                "DELETE FROM authors WHERE key IN (SELECT value FROM json_each(?))", [param]
-            ).rowcount
-            self.db.table("suppressed").insert_all(
-                ({"hash": suppression_hash(k), "created_at": iso(at)} for k in keys), pk="hash", ignore=True
-            )
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.db.execute("PRAGMA secure_delete = OFF")
+        try:
+            counts: dict[str, int] = {}
+            with self.db.atomic():
+                counts |= delete_mentions(self.db, mention_keys, with_alerts=True)
+                ids = json.dumps([[a.platform, a.key.split(":", 1)[1]] for a in accounts])
+                counts["inbound"] = self.db.execute(
+                    "DELETE FROM inbound WHERE EXISTS (SELECT 1 FROM json_each(?) j "
+                    "WHERE inbound.channel = json_extract(j.value, '$[0]') "
+                    "AND instr(inbound.body, '\"' || json_extract(j.value, '$[1]') || '\"') > 0)",
+                    [ids],
+                ).rowcount
+                counts["offers"] = self.db.execute("DELETE FROM offers WHERE person_id = ?", [person_id]).rowcount
+                self.db.execute("DELETE FROM advocate_scores WHERE person_id = ?", [person_id])
+                self.db.execute("DELETE FROM person_authors WHERE person_id = ?", [person_id])
+                counts["people"] = self.db.execute("DELETE FROM people WHERE id = ?", [person_id]).rowcount
+                counts["authors"] = self.db.execute(
+                    "DELETE FROM authors WHERE key IN (SELECT value FROM json_each(?))", [param]
+                ).rowcount
+                self.db.table("suppressed").insert_all(
+                    ({"hash": suppression_hash(k), "created_at": iso(at)} for k in keys), pk="hash", ignore=True
+                )
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self.db.execute("PRAGMA secure_delete = OFF")
         return counts
 
 

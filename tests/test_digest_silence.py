@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from listener import Author, Mention, Poll
 from notifiers.apprise_notifier import AppriseNotifier
 from passaparola.pipeline import deliver, evaluate, score_advocates, triage
 from rules import DailyDigest, SourceSilent
@@ -16,6 +15,7 @@ from rules.advocates import AdvocateSettings
 from rules.triage import TriageSettings
 from storage import Store
 from tests.conftest import Inbox
+from tests.test_negative import say
 from tests.test_notifiers import mail_url
 
 ROME = ZoneInfo("Europe/Rome")
@@ -23,37 +23,17 @@ MORNING = datetime(2026, 3, 3, 8, 0, tzinfo=ROME).astimezone(UTC)
 HOSTILE = "<script>alert('x')</script> capsule rotte"
 
 
-def say(store: Store, ident: str, at: datetime, sentiment: str, topics=(), text="Buon caffè", url="", reach=10) -> None:
-    mention = Mention(
-        platform="x",
-        platform_id=ident,
-        source="x",
-        text=text,
-        published_at=at,
-        author=Author("x", f"a-{ident}", f"user{ident}", reach=reach),
-        url=url,
-        tags={"sentiment": sentiment, "topics": list(topics), "sentiment_probs": {sentiment: 0.9}},
-    )
-    store.save_poll("x", "x", Poll(mentions=(mention,)), at)
-
-
 def a_day_of_mentions(store: Store) -> None:
     for n in range(6):  # the day before: 4 positive, 2 negative about delivery
-        say(store, f"y{n}", MORNING - timedelta(hours=30 - n), "negative" if n < 2 else "positive", ["consegna"])
+        label = "negative" if n < 2 else "positive"
+        say(store, f"y{n}", MORNING - timedelta(hours=30 - n), label, text="Buon caffè", topics=("consegna",))
     for n in range(5):  # today: 5 negative about billing, 1 about delivery, 3 positive
-        say(store, f"b{n}", MORNING - timedelta(hours=10 - n), "negative", ["pagamenti"])
-    say(
-        store,
-        "d1",
-        MORNING - timedelta(hours=3),
-        "negative",
-        ["consegna"],
-        text=HOSTILE,
-        url="javascript:alert(1)",
-        reach=300,
-    )
+        say(store, f"b{n}", MORNING - timedelta(hours=10 - n), "negative", text="Buon caffè", topics=("pagamenti",))
+    at = MORNING - timedelta(hours=3)
+    say(store, "d1", at, "negative", reach=300, text=HOSTILE, topics=("consegna",), url="javascript:alert(1)")
     for n in range(3):
-        say(store, f"p{n}", MORNING - timedelta(hours=2, minutes=n), "positive", ["capsule"], reach=5_000)
+        at = MORNING - timedelta(hours=2, minutes=n)
+        say(store, f"p{n}", at, "positive", reach=5_000, text="Buon caffè", topics=("capsule",))
     triage(TriageSettings(), store, MORNING)
     score_advocates(AdvocateSettings(), store, MORNING)
 
@@ -106,7 +86,7 @@ def test_a_source_silent_much_longer_than_usual_is_told_once(store: Store, silen
     found = list(SourceSilent().evaluate(store, now))
     assert len(found) == alerts
     if alerts:
-        assert found[0].title == "Source x silent for 7 h (usually at most 1 h)"
+        assert found[0].title == "Source s silent for 7 h (usually at most 1 h)"
         assert "Its polls succeed" in found[0].body and found[0].route == "ops"
         assert evaluate([SourceSilent()], store, now) == 1
         assert evaluate([SourceSilent()], store, now + timedelta(hours=1)) == 0  # one alert per silence

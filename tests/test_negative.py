@@ -11,8 +11,16 @@ from tests.conftest import T0
 
 
 def say(
-    store: Store, ident: str, at: datetime, sentiment: str, reach: int = 10, text: str = "Capsule rotte di nuovo"
+    store: Store,
+    ident: str,
+    at: datetime,
+    sentiment: str,
+    reach: int = 10,
+    text: str = "Capsule rotte di nuovo",
+    topics: tuple[str, ...] = (),
+    url: str = "",
 ) -> Mention:
+    """One stored mention by its own author on source ``s``, published (and first seen) at ``at``."""
     mention = Mention(
         platform="x",
         platform_id=ident,
@@ -20,7 +28,8 @@ def say(
         text=text,
         published_at=at,
         author=Author("x", f"a-{ident}", f"user{ident}", reach=reach),
-        tags={"sentiment": sentiment, "language": "it"},
+        url=url,
+        tags={"sentiment": sentiment, "language": "it", "topics": list(topics)},
     )
     store.save_poll("s", "x", Poll(mentions=(mention,)), at)
     return mention
