@@ -105,8 +105,24 @@ class Store:
         store.db.enable_wal()
         store.db.execute("PRAGMA synchronous=NORMAL")
         store.db.execute("PRAGMA foreign_keys=ON")
-        migrations.apply(store.db)
+        store._migrate()
         return store
+
+    def _migrate(self) -> None:
+        """Apply pending migrations holding the write lock from the start (``BEGIN IMMEDIATE``).
+
+        Two processes opening a fresh database at once (the daemon and the container's health check) would
+        otherwise both read the schema and then both try to write it: SQLite refuses one at once with "database
+        is locked", without waiting. ``BEGIN IMMEDIATE`` waits on the busy timeout instead; each migration runs in
+        a savepoint inside it, and the second process finds nothing pending.
+        """
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            migrations.apply(self.db)
+        except BaseException:
+            self.db.conn.rollback()
+            raise
+        self.db.conn.commit()
 
     @classmethod
     def memory(cls) -> Store:

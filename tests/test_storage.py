@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +15,7 @@ import pytest
 from listener import Author, BrandReply, Mention, Poll
 from storage import StorageError, Store
 from storage.migrations import migrations
-from tests.conftest import T0
+from tests.conftest import ROOT, T0
 
 ANNA = Author(platform="x", platform_id="42", handle="anna", display_name="Anna Rossi", reach=120)
 
@@ -162,3 +165,22 @@ def test_outbox_keeps_one_row_per_key_and_tracks_attempts(store: Store) -> None:
     assert [(i.alert.key, i.attempts) for i in due] == [("k1", 1)]
     store.mark_sent("k1", T0 + timedelta(minutes=1))
     assert store.due_alerts(T0 + timedelta(days=2)) == []
+
+
+def test_processes_opening_a_new_database_at_once_never_collide(tmp_path: Path) -> None:
+    """The daemon starting while the container's health check opens the same fresh volume (found in CI)."""
+    db, start = tmp_path / "fresh.db", time.time() + 1.5
+    script = (
+        "import sys, time; from storage import Store\n"
+        f"time.sleep(max({start} - time.time(), 0))\n"
+        f"Store.open({str(db)!r}).close()\n"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stderr=subprocess.PIPE, text=True) for _ in range(6)
+    ]
+    errors = [p.communicate(timeout=60)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0] * 6, "\n".join(errors)
+    store = Store.open(db)
+    names = [m.name for m in migrations.applied(store.db)]
+    assert len(names) == len(set(names)) and names[-1] == "m007_outbox_policy"  # each applied once
+    store.close()
