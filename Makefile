@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+BROWSER = $(VENV)/.chromium
 
 .PHONY: demo test check lint types fmt bench demo-data train-sentiment eval-sentiment clean
 
@@ -14,11 +15,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# The dashboard's browser tests drive Debian's chromium (Playwright never downloads a browser here).
+$(BROWSER):
+	command -v chromium >/dev/null || { echo "installing Debian's chromium for the dashboard's browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+	mkdir -p $(VENV) && touch $(BROWSER)
+
 demo: $(STAMP)  ## run the real daemon on the bundled demo data (no credentials, no network)
 	mkdir -p var
 	$(BIN)/passaparola demo --db var/demo.db --duration 15
 
-test: $(STAMP)  ## the whole test suite
+test: $(STAMP) $(BROWSER)  ## the whole test suite
 	$(BIN)/pytest
 
 lint: $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import signal
 import sqlite3
 import sys
@@ -26,7 +27,7 @@ from notifiers.alert import Alert, Notifier
 from notifiers.apprise_notifier import AppriseNotifier
 from notifiers.log import LogNotifier, printable
 from passaparola import config as configuration
-from passaparola.config import ConfigError, Settings, SourceSpec
+from passaparola.config import ConfigError, Settings, SourceSpec, UserSettings
 from passaparola.daemon import Daemon, system_clock
 from passaparola.exports import (
     ADVOCATE_COLUMNS,
@@ -40,6 +41,7 @@ from passaparola.exports import (
 )
 from passaparola.pipeline import score_advocates
 from passaparola.web import WebServer, create_app
+from passaparola.web.auth import hash_password
 from rules.advocates import TIERS, score_person, suggest_offer
 from rules.analysis import Analyzer
 from rules.engagement import ReplyContext, holding_reply, lint_reply, verdict
@@ -236,32 +238,51 @@ def web_command(ctx: click.Context, config_file: str | None) -> None:
         server.stop()
 
 
+def demo_settings(db: Path, alerts: Path, web_port: int | None = None, password: str = "") -> Settings:
+    """The bundled demo's settings over database ``db``; with ``web_port``, the dashboard for user ``demo``."""
+    with resources.as_file(resources.files("passaparola") / "demo.toml") as demo_config:
+        defaults = configuration.load(demo_config, environ={})
+    web = defaults.web
+    if web_port is not None:
+        user = UserSettings(name="demo", role="admin", password_hash=SecretStr(hash_password(password)), member="")
+        web = web.model_copy(update={"enabled": True, "port": web_port, "users": [user]})
+    return replace(
+        defaults,
+        storage=defaults.storage.model_copy(update={"path": str(db)}),
+        daemon=defaults.daemon.model_copy(update={"rules_every_seconds": 5, "outbox_every_seconds": 2}),
+        notify=defaults.notify.model_copy(update={"alerts_file": str(alerts)}),
+        web=web,
+        sources=(SourceSpec("demo", "demo", 30, DemoSource()),),
+    )
+
+
 @main.command()
 @click.option("--db", "db_path", metavar="PATH", help="Keep the demo database here (default: a temporary one).")
 @click.option("--duration", default=10.0, show_default=True, help="Seconds to run the daemon; 0 runs until Ctrl-C.")
 @click.option("--alerts-file", metavar="PATH", help="Also append alerts here (default: beside the database).")
+@click.option("--web", "web_port", type=int, metavar="PORT", help="Also serve the dashboard on 127.0.0.1:PORT.")
 @click.pass_context
-def demo(ctx: click.Context, db_path: str | None, duration: float, alerts_file: str | None) -> None:
+def demo(
+    ctx: click.Context, db_path: str | None, duration: float, alerts_file: str | None, web_port: int | None
+) -> None:
     """Run the real daemon on the bundled Caffè Aurora sample: no credentials, no network."""
     setup_logging(ctx.obj["verbose"])
     with tempfile.TemporaryDirectory(prefix="passaparola-demo-") as scratch:
         db = Path(db_path) if db_path else Path(scratch) / "demo.db"
         alerts = Path(alerts_file) if alerts_file else db.with_name("demo-alerts.jsonl")
-        with resources.as_file(resources.files("passaparola") / "demo.toml") as demo_config:
-            defaults = configuration.load(demo_config, environ={})
-        settings = replace(
-            defaults,
-            storage=defaults.storage.model_copy(update={"path": str(db)}),
-            daemon=defaults.daemon.model_copy(update={"rules_every_seconds": 5, "outbox_every_seconds": 2}),
-            notify=defaults.notify.model_copy(update={"alerts_file": str(alerts)}),
-            sources=(SourceSpec("demo", "demo", 30, DemoSource()),),
-        )
+        password = secrets.token_urlsafe(12)
+        settings = demo_settings(db, alerts, web_port, password)
         store = open_store(settings)
         click.echo(f"passaparola demo: database {db}, alerts also written to {alerts}")
+        web = start_web(settings) if web_port is not None else None
+        if web is not None:
+            click.echo(f"dashboard: http://127.0.0.1:{web.port}/ (user demo, password {password}, for this run only)")
         try:
             with stop_on_signals() as stop:
                 daemon = Daemon(settings, store, build_notifier(settings), taggers=build_taggers(settings))
                 daemon.run(stop, duration=duration or None)
+            if web is not None:
+                web.stop()
             counts = store.counts()
             loads = store.workloads()
             leaders = store.people.leaders(tiers=("advocate", "vip"), limit=3)
@@ -365,6 +386,19 @@ def healthcheck(config_file: str | None, max_age: int) -> None:
     if age is None or age > max_age:
         fail([f"unhealthy: no loop heartbeat {'yet' if age is None else f'for {age:.0f} s'}"], code=1)
     click.echo(f"healthy: heartbeat {age:.0f} s ago")
+
+
+@main.command("hash-password")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the password from stdin instead of a prompt.")
+def hash_password_command(from_stdin: bool) -> None:
+    """Print an argon2 hash for ``[[web.users]] password_hash`` (the password itself never goes in the config)."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 10:
+        fail(["the password is shorter than 10 characters; choose a longer one"])
+    click.echo(hash_password(password))
 
 
 @main.group()

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date
 from pathlib import Path
@@ -142,8 +142,28 @@ class NotifySettings(Section):
         }
 
 
+ROLES = ("agent", "supervisor", "admin")
+
+
+class UserSettings(Section):
+    """A person who logs in to the dashboard; ``password_hash`` comes from `passaparola web hash-password`."""
+
+    name: str = Field(min_length=1)
+    role: str = "agent"
+    password_hash: SecretStr
+    member: str = Field("", description="their name in [[triage.members]] (default: the same name)")
+
+
+class TokenSettings(Section):
+    """An API token (``Authorization: Bearer ...``) with the same roles as people."""
+
+    name: str = Field(min_length=1)
+    role: str = "agent"
+    token: SecretStr
+
+
 class WebSettings(Section):
-    """The web app: webhooks (Facebook Page, intake) and the health endpoint, beside the loop in `run`."""
+    """The web app: dashboard, JSON API, webhooks, /healthz and /metrics, beside the loop in `run`."""
 
     enabled: bool = False
     host: str = "127.0.0.1"
@@ -151,6 +171,43 @@ class WebSettings(Section):
     intake_token: SecretStr | None = Field(None, description="bearer token callers of POST /intake send")
     max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000)
     heartbeat_max_age_seconds: int = Field(120, ge=5)
+    language: str = Field("it", description="the dashboard's default language: it or en (each user may switch)")
+    session_secret: SecretStr | None = Field(None, description="signs session cookies; unset: sessions end at restart")
+    session_hours: int = Field(12, ge=1, le=24 * 30)
+    secure_cookies: bool = Field(False, description="send cookies over HTTPS only (behind a TLS proxy)")
+    users: list[UserSettings] = Field(default_factory=list)
+    tokens: list[TokenSettings] = Field(default_factory=list)
+
+    def problems(self, members: Sequence[str]) -> list[str]:
+        found: list[str] = []
+        if self.intake_token is not None and len(self.intake_token.get_secret_value()) < 16:
+            found.append("web.intake_token: shorter than 16 characters; use a long random token")
+        if self.language not in ("it", "en"):
+            found.append(f"web.language: {self.language!r} is not offered; use it or en")
+        if self.session_secret is not None and len(self.session_secret.get_secret_value()) < 32:
+            found.append("web.session_secret: shorter than 32 characters; use a long random secret")
+        names: set[str] = set()
+        for i, user in enumerate(self.users):
+            where = f"web.users[{i}]"
+            if user.role not in ROLES:
+                found.append(f"{where}.role: {user.role!r} is not a role; use one of {', '.join(ROLES)}")
+            if not user.password_hash.get_secret_value().startswith("$argon2"):
+                found.append(
+                    f"{where}.password_hash: not an argon2 hash; make one with `passaparola web hash-password` "
+                    "(never put the password itself in the config)"
+                )
+            if user.member and user.member not in members:
+                found.append(f"{where}.member: no member {user.member!r} in [[triage.members]]")
+            if user.name in names:
+                found.append(f"{where}.name: {user.name!r} is used twice")
+            names.add(user.name)
+        for i, token in enumerate(self.tokens):
+            where = f"web.tokens[{i}]"
+            if token.role not in ROLES:
+                found.append(f"{where}.role: {token.role!r} is not a role; use one of {', '.join(ROLES)}")
+            if len(token.token.get_secret_value()) < 24:
+                found.append(f"{where}.token: shorter than 24 characters; use a long random token")
+        return found
 
 
 class BrandSettings(Section):
@@ -645,9 +702,8 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
     notify = _section(NotifySettings, data, "notify", problems)
     analysis = _section(AnalysisSettings, data, "analysis", problems)
     web = _section(WebSettings, data, "web", problems)
-    if web.intake_token is not None and len(web.intake_token.get_secret_value()) < 16:
-        problems.append("web.intake_token: shorter than 16 characters; use a long random token")
     triage = _section(TriageConfig, data, "triage", problems)
+    problems.extend(web.problems([m.name for m in triage.members]))
     engagement = _section(EngagementConfig, data, "engagement", problems)
     advocates = _section(AdvocatesConfig, data, "advocates", problems)
     problems.extend(triage.problems())

@@ -97,11 +97,11 @@ class Daemon:
     def cycle(self) -> None:
         """One full cycle: every source, then the rules, then the outbox (`run --once`)."""
         for spec in self.settings.sources:
-            guarded(f"source:{spec.name}", functools.partial(self.poll, spec))()
-        guarded("inbound", self.inbound)()
-        guarded("advocates", self.advocates)()
-        guarded("rules", self.evaluate)()
-        guarded("outbox", self.deliver)()
+            guarded(f"source:{spec.name}", functools.partial(self.poll, spec), self._record)()
+        guarded("inbound", self.inbound, self._record)()
+        guarded("advocates", self.advocates, self._record)()
+        guarded("rules", self.evaluate, self._record)()
+        guarded("outbox", self.deliver, self._record)()
 
     def _schedule_jobs(self) -> None:
         jitter = self.settings.daemon.jitter
@@ -117,7 +117,7 @@ class Daemon:
         latest = int(seconds * (1 + jitter))
         every = self.scheduler.every(seconds)
         every = every.to(latest) if latest > seconds else every  # schedule picks a random interval each run
-        every.seconds.do(guarded(name, job)).tag(name)
+        every.seconds.do(guarded(name, job, self._record)).tag(name)
 
     # -- loop ------------------------------------------------------------------------------------
 
@@ -136,27 +136,40 @@ class Daemon:
             stop.wait(wait)
         log.info("daemon stopped")
 
+    def _record(self, name: str, seconds: float, ok: bool) -> None:
+        """Keep each job's last duration and outcome for /metrics (never failing the job itself)."""
+        try:
+            self.store.record_job(name, seconds, ok, self.clock())
+        except Exception:
+            log.warning("could not record job %s", name, exc_info=True)
+
     def _heartbeat(self) -> None:
         if time.monotonic() - self._last_beat >= HEARTBEAT_EVERY_SECONDS:
             guarded("heartbeat", lambda: self.store.beat(self.clock()))()
             self._last_beat = time.monotonic()
 
 
-def guarded(name: str, job: Callable[[], None]) -> Callable[[], None]:
+def guarded(
+    name: str, job: Callable[[], None], record: Callable[[str, float, bool], None] | None = None
+) -> Callable[[], None]:
     """Wrap a job so an exception is logged with the job's name and the loop goes on.
 
     schedule does not catch job exceptions: unguarded, a failing job would skip every job after it in the
-    same pass and re-run on every tick.
+    same pass and re-run on every tick. ``record`` receives the job's name, duration and success.
     """
 
     @functools.wraps(job)
     def run() -> None:
-        started = time.monotonic()
+        started, ok = time.monotonic(), False
         try:
             job()
+            ok = True
         except Exception:
             log.exception("job %s failed", name)
         finally:
-            log.debug("job %s took %.3f s", name, time.monotonic() - started)
+            took = time.monotonic() - started
+            log.debug("job %s took %.3f s", name, took)
+            if record is not None:
+                record(name, took, ok)
 
     return run

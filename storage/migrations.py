@@ -271,3 +271,17 @@ def m007_outbox_policy(db: Database) -> None:
     outbox.add_column("folded_into", str)
     outbox.add_column("html", str)
     outbox.create_index(["route", "kind", "sent_at"])
+
+
+@migrations()
+def m008_search(db: Database) -> None:
+    """Full-text search over mention text for the inbox (FTS5, accents folded), kept in step by triggers;
+    a running count of failed polls per source for /metrics.
+
+    The index is external-content: it stores tokens, not a second copy of the text; deletes (retention,
+    erasure) remove a mention's tokens through the same triggers.
+    """
+    db.table("mentions").enable_fts(
+        ["text"], fts_version="FTS5", create_triggers=True, tokenize="unicode61 remove_diacritics 2"
+    )
+    db.table("sources").add_column("failures_total", int, not_null_default=0)  # for /metrics

@@ -431,8 +431,8 @@ class People:
     def erase(self, person_id: int, at: datetime) -> dict[str, int]:
         """Remove a person and every author of theirs everywhere; keep only hashes that refuse them later.
 
-        Deleted pages are overwritten (``secure_delete``) and the WAL is checkpointed and truncated, so the
-        text does not linger in the database files.
+        Deleted pages are overwritten (``secure_delete``), the search index is merged (dropping the words of
+        the deleted mentions) and the WAL is checkpointed and truncated, so the text does not linger in the files.
         """
         accounts = self.authors(person_id)
         keys = [a.key for a in accounts]
@@ -465,6 +465,8 @@ class People:
                 self.db.table("suppressed").insert_all(
                     ({"hash": suppression_hash(k), "created_at": iso(at)} for k in keys), pk="hash", ignore=True
                 )
+                # FTS5 keeps a deleted row's tokens in old index segments until they are merged: merge them now.
+                self.db.execute("INSERT INTO mentions_fts(mentions_fts) VALUES ('optimize')")
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             self.db.execute("PRAGMA secure_delete = OFF")

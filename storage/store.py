@@ -28,6 +28,7 @@ from listener.model import (
     SourceHealth,
 )
 from notifiers.alert import Alert
+from storage.board import Board
 from storage.migrations import migrations
 from storage.people import People, delete_mentions
 from storage.times import iso, parse_time
@@ -71,6 +72,7 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.people = People(db)
+        self.board = Board(db, self._conversations)
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -365,6 +367,7 @@ class Store:
                 VALUES (:name, :kind, :now, :step, :error, :retry, :now)
                 ON CONFLICT(name) DO UPDATE SET kind = :kind, last_attempt_at = :now,
                     consecutive_failures = consecutive_failures + :step, last_error = :error,
+                    failures_total = failures_total + 1,
                     next_retry_at = :retry, updated_at = :now
                 """,
                 {
@@ -484,7 +487,7 @@ class Store:
     # -- reading for rules -----------------------------------------------------------------------
 
     def _conversations(
-        self, where: str, params: Sequence[Any], order: str = "m.published_at", limit: int = -1
+        self, where: str, params: Sequence[Any], order: str = "m.published_at", limit: int = -1, offset: int = 0
     ) -> list[Conversation]:
         """Mentions with author, tags and state: the one query every reader of conversations shares."""
         rows = self.db.execute(
@@ -502,7 +505,7 @@ class Store:
             LEFT JOIN sentiment_corrections sc ON sc.key = m.key
             WHERE {where}
             ORDER BY {order}
-            LIMIT {int(limit)}
+            LIMIT {int(limit)} OFFSET {int(offset)}
             """,
             list(params),
         )
@@ -1034,3 +1037,13 @@ class Store:
     def heartbeat(self) -> datetime | None:
         row = self.db.execute("SELECT value FROM daemon WHERE name = 'heartbeat'").fetchone()
         return parse_time(row[0]) if row else None
+
+    def record_job(self, name: str, seconds: float, ok: bool, at: datetime) -> None:
+        """The last run of a daemon job (duration, success), for /metrics."""
+        value = json.dumps({"seconds": round(seconds, 6), "ok": ok, "at": iso(at)})
+        with self.db.atomic():
+            self.db.table("daemon").upsert({"name": f"job:{name}", "value": value, "updated_at": iso(at)}, pk="name")
+
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        rows = self.db.execute("SELECT name, value FROM daemon WHERE name LIKE 'job:%'").fetchall()
+        return {name.removeprefix("job:"): json.loads(value) for name, value in rows}

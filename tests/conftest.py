@@ -158,3 +158,11 @@ def receiver() -> Iterator[Receiver]:
     with local_server(Handler) as port:
         state.url = f"json://127.0.0.1:{port}/hook"
         yield state
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled demo replayed once into a database; tests copy it (see tests/webkit.py)."""
+    from tests.webkit import build_demo
+
+    return build_demo(tmp_path_factory.mktemp("demo"))

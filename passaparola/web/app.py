@@ -1,164 +1,118 @@
-"""The routes. Webhooks only verify and queue (answering fast, as Meta asks); the daemon ingests the queue
-through the same path as polling, so a comment heard by webhook and by polling is stored once.
+"""The web app: the dashboard's pages, the JSON API, the listeners' webhooks, ``/healthz`` and ``/metrics``.
 
-Every refusal says what is wrong and stores nothing: 401/403 for a bad token or signature, 413 for a body over
-``web.max_body_bytes``, 415 for a body that is not JSON, 400 for JSON of the wrong shape, 422 (with one line
-per bad item) for intake items that break the schema.
+Starlette, served by uvicorn in a thread beside the loop (`passaparola run`) or alone (`passaparola web`), on its
+own connection to the database. Every response carries a strict Content-Security-Policy: the pages use no
+inline script or style, so injected markup could not run even if it escaped the templates' autoescaping.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import threading
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+import logging
+import secrets
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from listener.facebook import FacebookSource
-from listener.webhooks import facebook_poll, intake_items, intake_mentions, valid_signature
 from passaparola.config import Settings
+from passaparola.web import api, metrics, pages, webhooks
+from passaparola.web.context import HERE, Clock, build, error
+from passaparola.web.service import ServiceError
 from storage.store import Store
 
-Clock = Callable[[], datetime]
+log = logging.getLogger("passaparola.web")
+
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+}
 
 
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+class SecurityHeaders:
+    """Adds `SECURITY_HEADERS` to every HTTP response, and ``no-store`` to everything but static files."""
 
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
-class Locked:
-    """One store connection shared by the server's threads, one at a time."""
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.lock = threading.Lock()
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                if not static:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
 
-    async def call(self, method: str, *args: Any) -> Any:
-        def run() -> Any:
-            with self.lock:
-                return getattr(self.store, method)(*args)
-
-        return await run_in_threadpool(run)
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The raw body, refused with 413 past ``limit`` bytes (before reading it when Content-Length says so)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body over {limit} bytes; send less per request")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"body over {limit} bytes; send less per request")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise HTTPException(400, f"the body is not UTF-8 JSON ({error}); send a JSON object") from None
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(settings: Settings, store: Store, clock: Clock) -> Starlette:
     """The app over ``store`` (opened with ``shared=True``); ``clock`` gives the time (tests fix it)."""
-    db = Locked(store)
-    limit = settings.web.max_body_bytes
-    pages: dict[str, FacebookSource] = {
-        s.name: s.source for s in settings.sources if s.type == "facebook" and s.source.webhook
-    }
-
-    def page(request: Request) -> FacebookSource:
-        found = pages.get(request.path_params["name"])
-        if found is None:
-            raise HTTPException(404, "no facebook source with a webhook by that name; set app_secret and verify_token")
-        return found
-
-    async def facebook_verify(request: Request) -> Response:
-        source = page(request)
-        params = request.query_params
-        token = params.get("hub.verify_token", "").encode("utf-8")
-        expected = source.verify_token.get_secret_value().encode("utf-8")
-        challenge = params.get("hub.challenge", "")
-        if params.get("hub.mode") == "subscribe" and challenge and hmac.compare_digest(token, expected):
-            return PlainTextResponse(challenge)
-        return PlainTextResponse("verification failed: wrong hub.verify_token or hub.mode", status_code=403)
-
-    async def facebook_notify(request: Request) -> Response:
-        source = page(request)
-        body = await _body(request, limit)
-        signature = request.headers.get("x-hub-signature-256")
-        if not valid_signature(source.app_secret.get_secret_value(), body, signature):
-            return _error(
-                403, "missing or invalid X-Hub-Signature-256 (HMAC-SHA256 of the raw body with the app secret)"
-            )
-        try:
-            facebook_poll(_json(body), source.page_id, source.name)
-        except ValueError as error:
-            return _error(400, str(error))
-        digest = hashlib.sha256(body).hexdigest()
-        fresh = await db.call("receive", "facebook", source.name, [(f"facebook:{digest}", body.decode())], clock())
-        return JSONResponse({"status": "queued" if fresh[0] else "duplicate"})
-
-    async def intake(request: Request) -> Response:
-        token = settings.web.intake_token
-        if token is None:
-            return _error(404, "the intake webhook is off; set web.intake_token to turn it on")
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").encode("utf-8")
-        if not hmac.compare_digest(given, token.get_secret_value().encode("utf-8")):
-            return JSONResponse(
-                {"error": "missing or wrong bearer token; send Authorization: Bearer <web.intake_token>"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return _error(415, "send Content-Type: application/json")
-        payload = _json(await _body(request, limit))
-        try:
-            items = intake_items(payload)
-        except ValueError as error:
-            return _error(422, str(error))
-        mentions, problems = intake_mentions(items, clock())
-        if problems:
-            return _error(422, "nothing was stored; fix these items and send them again", problems=problems)
-        queued = [(m.key, json.dumps(item, ensure_ascii=False)) for m, item in zip(mentions, items, strict=True)]
-        fresh = await db.call("receive", "intake", "intake", queued, clock())
-        results = [
-            {"id": m.platform_id, "key": m.key, "status": "accepted" if new else "duplicate"}
-            for m, new in zip(mentions, fresh, strict=True)
-        ]
-        return JSONResponse({"results": results}, status_code=202)
+    web = build(settings, store, clock)
 
     async def healthz(request: Request) -> Response:
         try:
-            beat = await db.call("heartbeat")
-        except Exception as error:  # the database does not answer
-            return _error(503, f"database: {error}")
+            beat = await web.db.call("heartbeat")
+        except Exception as problem:  # the database does not answer
+            return error(503, f"database: {problem}")
         age = (clock() - beat).total_seconds() if beat else None
         healthy = age is not None and age <= settings.web.heartbeat_max_age_seconds
         return JSONResponse(
             {"status": "ok" if healthy else "stale", "heartbeat_age_seconds": age}, status_code=200 if healthy else 503
         )
 
+    async def metrics_endpoint(request: Request) -> Response:
+        try:
+            web.gate.require(request, "admin")
+        except ServiceError as refused:
+            return error(refused.status, str(refused))
+        body = await web.db.run(lambda s: metrics.render(s, clock))
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _error(exc.status_code, str(exc.detail))
+        return error(exc.status_code, str(exc.detail))
 
+    secret = settings.web.session_secret.get_secret_value() if settings.web.session_secret else ""
+    if not secret:
+        secret = secrets.token_urlsafe(32)
+        if settings.web.users:
+            log.info("web.session_secret is not set: log-in sessions end when passaparola restarts")
     routes = [
         Route("/healthz", healthz),
-        Route("/webhooks/facebook/{name}", facebook_verify, methods=["GET"]),
-        Route("/webhooks/facebook/{name}", facebook_notify, methods=["POST"]),
-        Route("/intake", intake, methods=["POST"]),
+        Route("/metrics", metrics_endpoint),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+        *webhooks.routes(web),
+        *api.routes(web),
+        *pages.routes(web),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(
+            SessionMiddleware,
+            secret_key=secret,
+            session_cookie="passaparola",
+            max_age=settings.web.session_hours * 3600,
+            same_site="lax",
+            https_only=settings.web.secure_cookies,
+        ),
+    ]
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error})

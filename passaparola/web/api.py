@@ -1,0 +1,238 @@
+"""The JSON API: everything the pages show and do, for scripts and other tools. One table (`ENDPOINTS`) declares
+each endpoint's method, path, role and parameters; the routes and the OpenAPI description are both made from it,
+so the description cannot drift from what is served.
+
+Callers authenticate with ``Authorization: Bearer <token>`` (``[[web.tokens]]``) or a browser session; a
+session's writes also send ``X-CSRF-Token``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from passaparola import __version__
+from passaparola.web import service
+from passaparola.web.auth import check_csrf, csrf_token
+from passaparola.web.context import Web, error
+from passaparola.web.exports import export_response
+from passaparola.web.service import Principal, ServiceError
+from passaparola.web.webhooks import parse_json, read_body
+from rules.sentiment import LABELS
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # OpenAPI form: /api/mentions/{key}
+    role: str
+    summary: str
+    query: tuple[str, ...] = ()
+    body: dict[str, Any] = field(default_factory=dict)  # JSON schema properties of the request body
+    produces: str = "application/json"
+
+
+FILTERS = ("q", "channel", "sentiment", "team", "assignee", "state", "language", "vip", "page")
+ENDPOINTS = (
+    Endpoint("GET", "/api/me", "agent", "Who is calling, with their role and a CSRF token for session writes"),
+    Endpoint("GET", "/api/inbox", "agent", "Mentions by SLA urgency, filtered and searched", FILTERS),
+    Endpoint("GET", "/api/mentions/{key}", "agent", "A mention with its thread, the brand's answers and author card"),
+    Endpoint(
+        "POST", "/api/mentions/{key}/assign", "agent", "Assign (agents: to themselves)", body={"member": "string"}
+    ),
+    Endpoint("POST", "/api/mentions/{key}/answered", "agent", "Mark answered (a reply typed elsewhere)"),
+    Endpoint("POST", "/api/mentions/{key}/ignore", "agent", "Close without an answer", body={"reason": "string"}),
+    Endpoint("POST", "/api/mentions/{key}/sentiment", "agent", "Correct the sentiment", body={"label": "string"}),
+    Endpoint("POST", "/api/mentions/{key}/ack", "agent", "Acknowledge the breach: escalation stops"),
+    Endpoint("POST", "/api/mentions/{key}/lint", "agent", "Check a draft reply", body={"draft": "string"}),
+    Endpoint(
+        "POST",
+        "/api/bulk",
+        "agent",
+        "One action on several mentions",
+        body={"keys": "array", "action": "string", "member": "string", "reason": "string"},
+    ),
+    Endpoint("GET", "/api/cockpit", "supervisor", "Volume, spikes, response figures, workloads, complaints, alerts"),
+    Endpoint("GET", "/api/advocates", "supervisor", "The advocate leaderboard with suggested offers", ("tier",)),
+    Endpoint("GET", "/api/advocates/{person}/explain", "supervisor", "Every term of a person's score"),
+    Endpoint(
+        "GET",
+        "/api/advocates/export",
+        "supervisor",
+        "Advocates as CSV or JSON",
+        ("format", "tier", "min_score", "channel", "topic"),
+        produces="text/csv",
+    ),
+    Endpoint("GET", "/api/sources", "supervisor", "Each source's health"),
+)
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of `ENDPOINTS`."""
+    paths: dict[str, dict[str, Any]] = {}
+    for e in ENDPOINTS:
+        params = [
+            {"name": name.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in e.path.split("/")
+            if name.startswith("{")
+        ] + [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}} for name in e.query]
+        operation: dict[str, Any] = {
+            "summary": e.summary,
+            "operationId": (e.method.lower() + e.path.replace("/", "_").replace("{", "").replace("}", "")),
+            "description": f"Needs the role {e.role} or above.",
+            "security": [{"bearer": []}, {"session": []}],
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK", "content": {e.produces: {"schema": {"type": "object"}}}},
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "403": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+            },
+        }
+        if e.body:
+            properties = {
+                k: {"type": v, **({"items": {"type": "string"}} if v == "array" else {})} for k, v in e.body.items()
+            }
+            if "label" in properties:
+                properties["label"]["enum"] = list(LABELS)
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object", "properties": properties}}},
+            }
+        paths.setdefault(e.path, {})[e.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Passaparola API", "version": __version__},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "a token from [[web.tokens]]"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "passaparola", "description": "log-in session"},
+            },
+            "responses": {
+                "Error": {
+                    "description": "What is wrong and what to do",
+                    "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}
+                    },
+                }
+            },
+        },
+    }
+
+
+def routes(web: Web) -> list[Route]:
+    settings = web.settings
+
+    async def body_of(request: Request) -> dict[str, Any]:
+        if request.method != "POST":
+            return {}
+        raw = await read_body(request, settings.web.max_body_bytes)
+        if not raw.strip():
+            return {}
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise ServiceError(415, "send Content-Type: application/json")
+        data = parse_json(raw)
+        if not isinstance(data, dict):
+            raise ServiceError(400, "send a JSON object")
+        return data
+
+    def endpoint(role: str, handler: Callable[[Request, Principal, dict[str, Any]], Awaitable[Any]]) -> Any:
+        async def run(request: Request) -> Response:
+            try:
+                who = web.gate.require(request, role)
+                check_csrf(request, who, "")
+                result = await handler(request, who, await body_of(request))
+            except ServiceError as refused:
+                headers = {"WWW-Authenticate": "Bearer"} if refused.status == 401 else None
+                return JSONResponse({"error": str(refused)}, status_code=refused.status, headers=headers)
+            return result if isinstance(result, Response) else JSONResponse(result)
+
+        return run
+
+    def fields(body: dict[str, Any]) -> dict[str, str]:
+        return {k: str(v) for k, v in body.items() if isinstance(v, str | int | float)}
+
+    async def me(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        return {"name": who.name, "role": who.role, "member": who.member, "csrf": csrf_token(request)}
+
+    async def inbox(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        params = dict(request.query_params)
+        f = service.inbox_filter(params, settings)
+        number = int(params["page"]) if params.get("page", "").isdigit() else 1
+        return await web.db.run(lambda store: service.inbox(store, web.clock(), f, number))
+
+    async def mention(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        key = request.path_params["key"]
+        return await web.db.run(lambda store: service.mention(settings, store, web.clock(), key))
+
+    def action(name: str) -> Callable[[Request, Principal, dict[str, Any]], Awaitable[Any]]:
+        async def run(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+            key = request.path_params["key"]
+            return await web.db.run(
+                lambda store: service.act(settings, store, web.clock(), who, key, name, fields(body))
+            )
+
+        return run
+
+    async def lint(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        key, draft = request.path_params["key"], str(body.get("draft", ""))
+        return await web.db.run(lambda store: service.lint(settings, store, who, key, draft))
+
+    async def bulk(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        keys = body.get("keys")
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ServiceError(400, 'keys must be a list of mention keys, e.g. ["x:123", "facebook:456"]')
+        act = str(body.get("action", ""))
+        return await web.db.run(lambda store: service.bulk(settings, store, web.clock(), who, keys, act, fields(body)))
+
+    async def cockpit(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        return await web.db.run(lambda store: service.cockpit(settings, store, web.clock()))
+
+    async def advocates(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        tiers = request.query_params.getlist("tier")
+        return await web.db.run(lambda store: service.advocates(settings, store, web.clock(), tiers))
+
+    async def explain(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        person = request.path_params["person"]
+        return await web.db.run(lambda store: service.explain(settings, store, web.clock(), person))
+
+    async def export(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        return await export_response(web, request)
+
+    async def sources(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        return await web.db.run(lambda store: service.sources(settings, store, web.clock()))
+
+    async def description(request: Request) -> Response:
+        return Response(json.dumps(openapi(), indent=1), media_type="application/json")
+
+    async def unknown(request: Request) -> Response:
+        return error(404, f"no API endpoint {request.method} {request.url.path}; see /api/openapi.json")
+
+    handlers: dict[tuple[str, str], Callable[[Request, Principal, dict[str, Any]], Awaitable[Any]]] = {
+        ("GET", "/api/me"): me,
+        ("GET", "/api/inbox"): inbox,
+        ("GET", "/api/mentions/{key}"): mention,
+        ("POST", "/api/mentions/{key}/lint"): lint,
+        ("POST", "/api/bulk"): bulk,
+        ("GET", "/api/cockpit"): cockpit,
+        ("GET", "/api/advocates"): advocates,
+        ("GET", "/api/advocates/{person}/explain"): explain,
+        ("GET", "/api/advocates/export"): export,
+        ("GET", "/api/sources"): sources,
+    } | {("POST", f"/api/mentions/{{key}}/{name}"): action(name) for name in service.ACTIONS}
+    served = []
+    # Specific paths first: /api/advocates/export before /api/advocates/{person}/..., actions before the mention.
+    for e in sorted(ENDPOINTS, key=lambda e: (e.path.count("{"), -len(e.path))):
+        path = e.path.replace("{key}", "{key:path}")
+        served.append(Route(path, endpoint(e.role, handlers[(e.method, e.path)]), methods=[e.method]))
+    served.append(Route("/api/openapi.json", description))
+    served.append(Route("/api/{rest:path}", unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
+    return served

@@ -1,0 +1,104 @@
+"""What every route shares: the settings, the store behind a lock, the clock, the gate, and the templates."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+from starlette.templating import Jinja2Templates
+
+from notifiers.log import printable
+from passaparola.config import Settings
+from passaparola.web.auth import Gate
+from passaparola.web.i18n import translate
+from storage.store import Store
+
+Clock = Callable[[], datetime]
+T = TypeVar("T")
+HERE = Path(__file__).resolve().parent
+
+
+def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+class Locked:
+    """One store connection shared by the server's threads, one at a time."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.lock = threading.Lock()
+
+    async def call(self, method: str, *args: Any) -> Any:
+        return await self.run(lambda store: getattr(store, method)(*args))
+
+    async def run(self, work: Callable[[Store], T]) -> T:
+        def locked() -> T:
+            with self.lock:
+                return work(self.store)
+
+        return await run_in_threadpool(locked)
+
+
+def safe_url(url: str | None) -> str:
+    """``url`` if it is an absolute http(s) link, else "" (no ``javascript:``, ``data:`` or relative tricks)."""
+    if not url:
+        return ""
+    parts = urlsplit(url.strip())
+    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
+def local_path(target: str | None, default: str) -> str:
+    """``target`` if it is a path on this site (never ``//host`` or a full URL: no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+@dataclass
+class Web:
+    settings: Settings
+    db: Locked
+    clock: Clock
+    gate: Gate
+    templates: Jinja2Templates
+
+
+def build(settings: Settings, store: Store, clock: Clock) -> Web:
+    zone = settings.triage.business.zone
+
+    def when(value: str | datetime | None) -> str:
+        if not value:
+            return "–"
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"], default_for_string=True),
+    )
+    env.filters["printable"] = lambda value: printable(str(value))
+    env.filters["safe_url"] = safe_url
+    env.filters["when"] = when
+    templates = Jinja2Templates(env=env)
+    return Web(settings, Locked(store), clock, Gate(settings.web), templates)
+
+
+def language(query: str, session: dict[str, Any], default: str) -> str:
+    """The page language: ``?lang=`` (remembered in the session), the session's, else the configured default."""
+    if query in ("it", "en"):
+        session["lang"] = query
+        return query
+    chosen = session.get("lang")
+    return chosen if chosen in ("it", "en") else default
+
+
+__all__ = ["Locked", "Web", "build", "error", "language", "local_path", "safe_url", "translate"]

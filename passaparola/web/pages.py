@@ -1,0 +1,229 @@
+"""The dashboard's pages: server-rendered, no script, each showing what `service` returns (the same data as the
+JSON API). Forms post back with the session's CSRF token and redirect (303) with a flash message."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from passaparola.web import service
+from passaparola.web.auth import check_csrf, csrf_token
+from passaparola.web.context import Web, language, local_path, translate
+from passaparola.web.exports import export_response
+from passaparola.web.service import Principal, ServiceError
+
+Handler = Callable[[Request], Awaitable[Response]]
+CHART_WIDTH, CHART_HEIGHT = 960, 220
+
+
+def chart(data: dict[str, Any]) -> dict[str, Any]:
+    """Stacked bars per hour (negative at the bottom) and a marker at each spike alert, in SVG units."""
+    hours = data["hours"]
+    width = CHART_WIDTH / max(len(hours), 1)
+    top = max((sum(h[k] for k in ("negative", "neutral", "positive", "unknown")) for h in hours), default=0) or 1
+    index = {h["hour"][:13]: i for i, h in enumerate(hours)}
+    bars = []
+    for i, h in enumerate(hours):
+        y, segments = float(CHART_HEIGHT), []
+        for label in ("negative", "neutral", "positive", "unknown"):
+            size = h[label] / top * (CHART_HEIGHT - 10)
+            if size:
+                y -= size
+                segments.append({"cls": label, "y": round(y, 1), "h": round(size, 1)})
+        total = sum(h[k] for k in ("negative", "neutral", "positive", "unknown"))
+        label = h["hour"][11:13] + "h" if i % 6 == 0 else ""
+        bars.append({"x": round(i * width, 1), "w": round(width * 0.85, 1), "segments": segments, "total": total,
+                     "hour": h["hour"], "label": label})  # fmt: skip
+    spikes = [
+        {"x": round((index[s["at"][:13]] + 0.5) * width, 1), "kind": s["kind"], "title": s["title"]}
+        for s in data["spikes"]
+        if s["at"][:13] in index
+    ]
+    return {"width": CHART_WIDTH, "height": CHART_HEIGHT, "bars": bars, "spikes": spikes}
+
+
+def routes(web: Web) -> list[Route]:
+    settings = web.settings
+
+    def render(request: Request, name: str, who: Principal | None, code: int = 200, **context: Any) -> Response:
+        lang = language(request.query_params.get("lang", ""), request.session, settings.web.language)
+        flash = request.session.pop("flash", None)
+        context |= {
+            "request": request,
+            "who": who,
+            "lang": lang,
+            "t": lambda key: translate(key, lang),
+            "csrf": csrf_token(request),
+            "flash": flash,
+            "choices": service.choices(settings),
+        }
+        return web.templates.TemplateResponse(request, name, context, status_code=code)
+
+    def page(role: str, name: str) -> Callable[[Callable[..., Awaitable[Response]]], Handler]:
+        """Wrap a handler: log-in and role checks, CSRF on posts, refusals as a page (or a redirect to log in)."""
+
+        def wrap(handler: Callable[..., Awaitable[Response]]) -> Handler:
+            async def run(request: Request) -> Response:
+                try:
+                    who = web.gate.require(request, role)
+                    if request.method == "POST":
+                        form = dict((await request.form()).items())
+                        check_csrf(request, who, str(form.get("csrf", "")))
+                        return await handler(request, who, form)
+                    return await handler(request, who)
+                except ServiceError as refused:
+                    if refused.status == 401 and request.method == "GET":
+                        return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
+                    caller = web.gate.principal(request)
+                    return render(request, "error.html", caller, refused.status, status=refused.status,
+                                  message=str(refused), page=name)  # fmt: skip
+
+            return run
+
+        return wrap
+
+    def back(request: Request, form: dict[str, Any], default: str, text: str, kind: str = "ok") -> Response:
+        request.session["flash"] = {"text": text, "kind": kind}
+        return RedirectResponse(local_path(str(form.get("back", "")), default), status_code=303)
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/inbox", status_code=303)
+
+    async def login(request: Request) -> Response:
+        target = local_path(request.query_params.get("next"), "/inbox")
+        if request.method == "GET":
+            return render(request, "login.html", None, next=target, failed=False, page="login")
+        form = dict((await request.form()).items())
+        try:
+            check_csrf(request, None, str(form.get("csrf", "")))
+        except ServiceError as refused:
+            return render(request, "error.html", None, 403, status=403, message=str(refused), page="login")
+        who = await web.db.run(lambda _store: web.gate.login(str(form.get("name", "")), str(form.get("password", ""))))
+        target = local_path(str(form.get("next", "")), "/inbox")
+        if who is None:
+            return render(request, "login.html", None, 401, next=target, failed=True, page="login")
+        lang = request.session.get("lang")
+        request.session.clear()  # a fresh session (and CSRF token) at log-in: no fixation
+        request.session.update({"user": who.name, **({"lang": lang} if lang else {})})
+        return RedirectResponse(target, status_code=303)
+
+    @page("agent", "logout")
+    async def logout(request: Request, who: Principal, form: dict[str, Any]) -> Response:
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    @page("agent", "inbox")
+    async def inbox(request: Request, who: Principal) -> Response:
+        params = dict(request.query_params)
+        f = service.inbox_filter(params, settings)
+        number = int(params["page"]) if params.get("page", "").isdigit() else 1
+        data = await web.db.run(lambda store: service.inbox(store, web.clock(), f, number))
+        query = {k: v for k, v in params.items() if k not in ("page", "lang") and v}
+
+        def pager(n: int) -> str:
+            return "/inbox?" + urlencode({**query, "page": n})
+
+        here = "/inbox" + ("?" + urlencode(query) if query else "")
+        return render(request, "inbox.html", who, data=data, pager=pager, back=here, page="inbox")
+
+    @page("agent", "inbox")
+    async def inbox_bulk(request: Request, who: Principal, form: dict[str, Any]) -> Response:
+        keys = [str(k) for k in (await request.form()).getlist("keys")]
+        fields = {k: str(v) for k, v in form.items()}
+        result = await web.db.run(
+            lambda store: service.bulk(settings, store, web.clock(), who, keys, fields.get("action", ""), fields)
+        )
+        text = f"{len(result['done'])} ✓" + "".join(f"; {f['key']}: {f['error']}" for f in result["failed"])
+        return back(request, form, "/inbox", text, "error" if result["failed"] else "ok")
+
+    @page("agent", "inbox")
+    async def mention(request: Request, who: Principal) -> Response:
+        key = request.path_params["key"]
+        data = await web.db.run(lambda store: service.mention(settings, store, web.clock(), key))
+        return render(request, "mention.html", who, data=data, lint=None, draft="", page="inbox")
+
+    @page("agent", "inbox")
+    async def act(request: Request, who: Principal, form: dict[str, Any]) -> Response:
+        key = request.path_params["key"]
+        fields = {k: str(v) for k, v in form.items()}
+        here = "/mentions/" + key
+        try:
+            row = await web.db.run(
+                lambda store: service.act(settings, store, web.clock(), who, key, fields.get("action", ""), fields)
+            )
+        except ServiceError as refused:
+            if refused.status in (401, 403):
+                raise
+            return back(request, form, here, str(refused), "error")
+        return back(request, form, here, f"{key}: {translate(row['state'], request.session.get('lang', 'it'))}")
+
+    @page("agent", "inbox")
+    async def lint(request: Request, who: Principal, form: dict[str, Any]) -> Response:
+        key = request.path_params["key"]
+        draft = str(form.get("draft", ""))
+
+        def work(store: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+            return service.mention(settings, store, web.clock(), key), service.lint(settings, store, who, key, draft)
+
+        data, result = await web.db.run(work)
+        return render(request, "mention.html", who, data=data, lint=result, draft=draft, page="inbox")
+
+    @page("supervisor", "cockpit")
+    async def cockpit(request: Request, who: Principal) -> Response:
+        data = await web.db.run(lambda store: service.cockpit(settings, store, web.clock()))
+        days = sorted({day for row in data["complaints"] for day in row["days"]})
+        if not days:
+            today = web.clock().date()
+            days = [(today - timedelta(days=n)).isoformat() for n in range(data["figures_days"] - 1, -1, -1)]
+        return render(request, "cockpit.html", who, data=data, chart=chart(data), complaint_days=days, page="cockpit")
+
+    @page("supervisor", "advocates")
+    async def advocates(request: Request, who: Principal) -> Response:
+        tiers = request.query_params.getlist("tier")
+
+        def work(store: Any) -> tuple[dict[str, Any], dict[int, str]]:
+            data = service.advocates(settings, store, web.clock(), tiers)
+            offers: dict[int, str] = {}
+            for o in store.people.offers():
+                offers[o.person_id] = f"{o.offer} ({o.sent_at:%Y-%m-%d}{', used' if o.used_at else ''})"
+            return data, offers
+
+        data, offers = await web.db.run(work)
+        return render(request, "advocates.html", who, data=data, offers=offers, page="advocates")
+
+    @page("supervisor", "advocates")
+    async def explain(request: Request, who: Principal) -> Response:
+        person = request.path_params["person"]
+        data = await web.db.run(lambda store: service.explain(settings, store, web.clock(), person))
+        return render(request, "explain.html", who, data=data, page="advocates")
+
+    @page("supervisor", "advocates")
+    async def export(request: Request, who: Principal) -> Response:
+        return await export_response(web, request)
+
+    @page("supervisor", "sources")
+    async def sources(request: Request, who: Principal) -> Response:
+        data = await web.db.run(lambda store: service.sources(settings, store, web.clock()))
+        return render(request, "sources.html", who, data=data, page="sources")
+
+    return [
+        Route("/", home),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/inbox", inbox),
+        Route("/inbox/bulk", inbox_bulk, methods=["POST"]),
+        Route("/mentions/{key:path}/act", act, methods=["POST"]),
+        Route("/mentions/{key:path}/lint", lint, methods=["POST"]),
+        Route("/mentions/{key:path}", mention),
+        Route("/cockpit", cockpit),
+        Route("/advocates", advocates),
+        Route("/advocates/export", export),
+        Route("/advocates/{person}/explain", explain),
+        Route("/sources", sources),
+    ]

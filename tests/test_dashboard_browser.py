@@ -1,0 +1,173 @@
+"""The dashboard in a real browser: Debian's headless Chromium driven by Playwright, against the web app serving
+the replayed demo on 127.0.0.1. Screenshots of each step are kept in var/test-artifacts/ for people to look at."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import ROOT
+from tests.webkit import PASSWORD, Site, serve
+
+ARTIFACTS = ROOT / "var" / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [  # no sandbox as root in CI; no traffic to Google's hosts (the machines reach only 127.0.0.1)
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def site(demo_db: Path, tmp_path: Path) -> Iterator[Site]:
+    with serve(demo_db, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser, site: Site, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(base_url=site.url, accept_downloads=True, viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    dialogs: list[str] = []
+    opened.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    errors: list[str] = []
+    opened.on("pageerror", lambda e: errors.append(str(e)))
+    yield opened
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    opened.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)
+    context.close()
+    assert dialogs == [], f"a script ran: {dialogs}"
+    assert errors == []
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Page, name: str) -> None:
+    page.goto("/inbox")
+    assert "/login" in page.url
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url("**/inbox")
+
+
+def open_count(page: Page) -> int:
+    page.goto("/cockpit")
+    return int(page.inner_text("#open-count b"))
+
+
+def test_a_supervisor_works_the_inbox_in_sla_order(page: Page, site: Site) -> None:
+    log_in(page, "sara")
+    shot(page, "inbox")
+    rows = page.locator("table.inbox tbody tr.mention")
+    keys = [rows.nth(i).get_attribute("data-key") for i in range(rows.count())]
+    expected = site.client("agent").get("/api/inbox").json()["items"]
+    assert keys == [i["key"] for i in expected] and len(keys) == 50
+    before = open_count(page)
+    shot(page, "cockpit-before")
+
+    first = keys[0]
+    page.goto("/inbox")
+    page.click(f"tr[data-key='{first}'] td.text a")
+    page.select_option("select[name=member]", "marco")
+    page.click("button[value=assign]")
+    assert page.inner_text("dd.assignee") == "marco"
+    page.select_option("select[name=label]", "positive")
+    page.click("button[value=sentiment]")
+    assert page.inner_text("dd.sentiment") == "positivo"
+    page.click("button[value=answered]")
+    assert "risposta data" in page.inner_text("dd.state")
+    shot(page, "mention-answered")
+
+    page.goto("/inbox")
+    assert page.locator(f"tr[data-key='{first}']").count() == 0
+    assert open_count(page) == before - 1
+    stored = site.store.conversation(first)
+    assert stored.state == "answered" and stored.assignee == "marco" and stored.mention.tags["sentiment"] == "positive"
+
+
+def test_bulk_assign_from_the_inbox(page: Page, site: Site) -> None:
+    log_in(page, "sara")
+    page.goto("/inbox?channel=x")
+    rows = page.locator("table.inbox tbody tr.mention")
+    keys = [rows.nth(i).get_attribute("data-key") for i in range(min(rows.count(), 3))]
+    assert keys
+    for key in keys:
+        page.check(f"input[name=keys][value='{key}']")
+    page.select_option("fieldset.bulk select[name=action]", "assign")
+    page.select_option("fieldset.bulk select[name=member]", "paolo")
+    page.click("fieldset.bulk button")
+    assert f"{len(keys)} ✓" in page.inner_text("p.flash")
+    assert all(site.store.conversation(k).assignee == "paolo" for k in keys)
+
+
+def test_the_cockpit_marks_the_demo_complaint_spike(page: Page, site: Site) -> None:
+    log_in(page, "sara")
+    page.goto("/cockpit?lang=en")
+    shot(page, "cockpit")
+    assert page.locator("svg.chart g.spike").count() >= 1
+    last_bars = page.locator("svg.chart g.bar")
+    negative_recent = page.locator("svg.chart g.bar rect.negative")
+    assert last_bars.count() == 49 and negative_recent.count() > 0
+    assert page.locator("table.workload tbody tr").count() == len(site.settings.triage.members)
+    assert page.locator("table.alerts tbody tr").count() > 0
+
+
+def test_a_hostile_mention_shows_as_text_and_runs_nothing(page: Page) -> None:
+    log_in(page, "sara")
+    page.goto("/mentions/facebook:fa-00154")
+    shot(page, "hostile-mention")
+    quote = page.inner_text("blockquote.text")
+    assert "<script>alert('xss')</script>" in quote and "<b>leak</b>" in quote
+    assert page.locator("blockquote.text b").count() == 0 and page.locator("main script").count() == 0
+    # the dialogs and page errors collected by the fixture must stay empty
+
+
+def test_export_advocates_from_the_leaderboard(page: Page) -> None:
+    log_in(page, "sara")
+    page.goto("/advocates")
+    shot(page, "advocates")
+    with page.expect_download() as waiting:
+        page.click("text=Esporta CSV")
+    download = waiting.value
+    assert download.suggested_filename.startswith("advocates-") and download.suggested_filename.endswith(".csv")
+    rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text(encoding="utf-8-sig"))))
+    assert rows and rows[0]["name"] and float(rows[0]["score"]) >= float(rows[-1]["score"])
+    page.click("table.advocates tbody tr:first-child >> text=Perché")
+    assert page.locator("table.terms tbody tr").count() >= 1
+
+
+def test_an_agent_sees_no_supervisor_pages_and_the_phone_layout_works(browser: Browser, site: Site) -> None:
+    context = browser.new_context(base_url=site.url, viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone = context.new_page()
+    log_in(phone, "giulia")
+    assert phone.locator("header nav a").count() == 1  # the inbox only
+    shot(phone, "inbox-phone")
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390 + 2, "the page scrolls sideways on a phone"
+    response = phone.goto("/cockpit")
+    assert response is not None and response.status == 403
+    context.close()
