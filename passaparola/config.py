@@ -146,7 +146,7 @@ ROLES = ("agent", "supervisor", "admin")
 
 
 class UserSettings(Section):
-    """A person who logs in to the dashboard; ``password_hash`` comes from `passaparola web hash-password`."""
+    """A person who logs in to the dashboard; ``password_hash`` comes from `passaparola hash-password`."""
 
     name: str = Field(min_length=1)
     role: str = "agent"
@@ -193,7 +193,7 @@ class WebSettings(Section):
                 found.append(f"{where}.role: {user.role!r} is not a role; use one of {', '.join(ROLES)}")
             if not user.password_hash.get_secret_value().startswith("$argon2"):
                 found.append(
-                    f"{where}.password_hash: not an argon2 hash; make one with `passaparola web hash-password` "
+                    f"{where}.password_hash: not an argon2 hash; make one with `passaparola hash-password` "
                     "(never put the password itself in the config)"
                 )
             if user.member and user.member not in members:

@@ -286,6 +286,9 @@ def test_an_erased_person_is_gone_from_every_table_and_export_and_never_comes_ba
     for trace in ("Marta", "martaespresso", "marta.espresso", "2888888", "u900", "Marta-segreto"):
         assert trace not in dump
     assert (tmp_path / "p.db-wal").stat().st_size == 0  # checkpointed: no copy left in the log
+    with sqlite3.connect(db) as raw:  # the search index forgot the words too, even in its merged segments
+        assert raw.execute("SELECT count(*) FROM mentions_fts WHERE mentions_fts MATCH 'segreto'").fetchone()[0] == 0
+    assert b"segreto" not in db.read_bytes()
     code, out = invoke(config, "advocates", "export", "--format", "json")
     assert code == 0 and "Marta" not in out and "FoodMag" not in out  # FoodMag scores 0.38: below every tier
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +14,13 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
+from passaparola.config import ConfigError, UserSettings, WebSettings
 from passaparola.web.api import ENDPOINTS
+from passaparola.web.auth import Gate
 from passaparola.web.i18n import MESSAGES
+from tests.conftest import PASSAPAROLA, settings_from
 from tests.webkit import PASSWORD, TOKENS, Site, csrf_of, serve
 
 HOSTILE_KEY = "facebook:fa-00154"  # the demo's <script>, javascript: and RTL-override comment
@@ -209,3 +214,40 @@ def test_tokens_never_need_csrf_and_json_bodies_are_checked(site: Site) -> None:
     assert api.post("/api/bulk", json={"keys": "x:1", "action": "answered"}).status_code == 400
     me = httpx.get(site.url + "/api/me", headers={"Authorization": f"Bearer {TOKENS['agent']}"})
     assert me.json()["role"] == "agent" and me.headers["cache-control"] == "no-store"
+
+
+def test_people_and_tokens_in_the_config_are_checked(tmp_path: Path) -> None:
+    text = """
+[web]
+language = "fr"
+session_secret = "short"
+
+[[web.users]]
+name = "sara"
+role = "boss"
+password_hash = "hunter2"
+
+[[web.tokens]]
+name = "bot"
+token = "abc"
+"""
+    with pytest.raises(ConfigError) as refused:
+        settings_from(text, tmp_path)
+    problems = "\n".join(refused.value.problems)
+    assert "web.language: 'fr' is not offered; use it or en" in problems
+    assert "web.session_secret: shorter than 32 characters" in problems
+    assert "web.users[0].role: 'boss' is not a role; use one of agent, supervisor, admin" in problems
+    assert "web.users[0].password_hash: not an argon2 hash; make one with `passaparola hash-password`" in problems
+    assert "web.tokens[0].token: shorter than 24 characters" in problems
+    assert "hunter2" not in problems
+
+
+def test_hash_password_prints_an_argon2_hash_that_logs_in(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*PASSAPAROLA, "hash-password", "--stdin"], input="a long enough secret\n", capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout.startswith("$argon2id$")
+    user = UserSettings(name="x", role="agent", password_hash=SecretStr(result.stdout.strip()), member="")
+    assert Gate(WebSettings(users=[user])).login("x", "a long enough secret") is not None
+    short = subprocess.run([*PASSAPAROLA, "hash-password", "--stdin"], input="short\n", capture_output=True, text=True)
+    assert short.returncode == 2 and "shorter than 10 characters" in short.stderr
