@@ -90,6 +90,7 @@ class DaemonSettings(Section):
     maintenance_every_seconds: int = Field(3600, ge=60, le=604_800, description="retention, WAL checkpoint, optimize")
     retry_base_seconds: int = Field(60, ge=1)
     retry_max_seconds: int = Field(900, ge=1)
+    ops_route: str = Field("ops", description="who hears that the daemon itself is in trouble (a full disk)")
 
 
 class PolicySettings(Section):

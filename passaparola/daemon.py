@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import schedule
 
-from notifiers.alert import Notifier
+from notifiers.alert import Alert, Notifier
 from passaparola.config import Settings, SourceSpec
 from passaparola.pipeline import deliver, evaluate, ingest_inbound, poll_source, score_advocates, triage
 from rules.base import Tagger
@@ -52,6 +53,7 @@ class Daemon:
         self.scheduler = schedule.Scheduler()
         self.policies = settings.notify.route_policies()
         self._last_beat = 0.0
+        self._disk_full_told: datetime | None = None
         self._schedule_jobs()
 
     # -- jobs ------------------------------------------------------------------------------------
@@ -136,12 +138,39 @@ class Daemon:
             stop.wait(wait)
         log.info("daemon stopped")
 
-    def _record(self, name: str, seconds: float, ok: bool) -> None:
-        """Keep each job's last duration and outcome for /metrics (never failing the job itself)."""
+    def _record(self, name: str, seconds: float, error: Exception | None) -> None:
+        """Keep each job's last duration and outcome for /metrics; tell ops at once when the disk is full."""
+        if disk_full(error):
+            self._disk_full(name, error)
+            return
         try:
-            self.store.record_job(name, seconds, ok, self.clock())
+            self.store.record_job(name, seconds, error is None, self.clock())
         except Exception:
             log.warning("could not record job %s", name, exc_info=True)
+
+    def _disk_full(self, job: str, error: Exception | None) -> None:
+        """The database cannot grow: what was stored stays (the failed write rolled back, the source's cursor
+        did not move, so the next poll fetches it again). The alert goes straight to the notifier, since the
+        outbox lives on the full disk; at most one an hour."""
+        now = self.clock()
+        if self._disk_full_told is not None and now - self._disk_full_told < timedelta(hours=1):
+            return
+        self._disk_full_told = now
+        size = self.store.file_size()
+        alert = Alert(
+            key=f"disk_full:{now:%Y-%m-%dT%H}",
+            kind="disk_full",
+            title="Passaparola cannot write: the disk is full",
+            body=(
+                f"Job {job} failed: {error}. The database ({size / 2**20:.0f} MB with its WAL, at "
+                f"{self.settings.storage.path}) cannot grow. Nothing stored is lost and the daemon keeps running; "
+                "free space or move the data volume, and new mentions are fetched again."
+            ),
+            level="failure",  # critical: quiet hours never hold it
+            route=self.settings.daemon.ops_route,
+        )
+        delivery = self.notifier.send(alert)
+        log.error("disk full during %s; ops alert %s", job, "sent" if delivery.ok else f"failed: {delivery.detail}")
 
     def _heartbeat(self) -> None:
         if time.monotonic() - self._last_beat >= HEARTBEAT_EVERY_SECONDS:
@@ -149,27 +178,34 @@ class Daemon:
             self._last_beat = time.monotonic()
 
 
+def disk_full(error: BaseException | None) -> bool:
+    """SQLite's SQLITE_FULL: the disk (or the database's page limit) has no room left."""
+    return isinstance(error, sqlite3.Error) and (
+        getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "database or disk is full" in str(error)
+    )
+
+
 def guarded(
-    name: str, job: Callable[[], None], record: Callable[[str, float, bool], None] | None = None
+    name: str, job: Callable[[], None], record: Callable[[str, float, Exception | None], None] | None = None
 ) -> Callable[[], None]:
     """Wrap a job so an exception is logged with the job's name and the loop goes on.
 
     schedule does not catch job exceptions: unguarded, a failing job would skip every job after it in the
-    same pass and re-run on every tick. ``record`` receives the job's name, duration and success.
+    same pass and re-run on every tick. ``record`` receives the job's name, duration and error (None: success).
     """
 
     @functools.wraps(job)
     def run() -> None:
-        started, ok = time.monotonic(), False
+        started, failure = time.monotonic(), None
         try:
             job()
-            ok = True
-        except Exception:
+        except Exception as error:
+            failure = error
             log.exception("job %s failed", name)
         finally:
             took = time.monotonic() - started
             log.debug("job %s took %.3f s", name, took)
             if record is not None:
-                record(name, took, ok)
+                record(name, took, failure)
 
     return run

@@ -7,6 +7,8 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
+import sys
+import sysconfig
 import threading
 import time
 from pathlib import Path
@@ -152,3 +154,44 @@ def test_a_backup_is_taken_while_the_daemon_writes_and_never_overwrites(tmp_path
         store.backup(tmp_path / "nowhere" / "copy.db")
     assert not list(tmp_path.glob(".*.part"))  # nothing half-written left behind
     store.close()
+
+
+def test_the_wheel_installs_into_a_fresh_environment_and_runs_the_demo(tmp_path: Path) -> None:
+    """What the image does: build the wheel, install it alone, run it away from the source tree.
+
+    The dependencies come from this test environment's site-packages through a path file (no download, and
+    not its editable install of passaparola): only the wheel's own files can make passaparola start.
+    """
+    wheels = tmp_path / "wheels"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    dependencies = sysconfig.get_paths()["purelib"]
+    (Path(site) / "dependencies.pth").write_text(dependencies + "\n", encoding="utf-8")
+    wheel = next(wheels.glob("passaparola-*.whl"))
+    install = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)]
+    assert subprocess.run(install, capture_output=True, text=True, timeout=300).returncode == 0
+    run = tmp_path / "elsewhere"
+    run.mkdir()
+    env = {k: v for k, v in cli_env().items() if k != "PYTHONPATH"}
+    where = subprocess.run(
+        [str(python), "-c", "import passaparola.web, rules.sentiment; print(passaparola.web.__file__)"],
+        capture_output=True, text=True, cwd=run, env=env, check=True,
+    ).stdout  # fmt: skip
+    assert where.startswith(site)
+    assert subprocess.run([str(venv / "bin" / "passaparola"), "--help"], capture_output=True, cwd=run).returncode == 0
+    demo = subprocess.run(
+        [str(venv / "bin" / "passaparola"), "demo", "--db", str(run / "d.db"), "--duration", "1"],
+        capture_output=True, text=True, cwd=run, env=env, timeout=110,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert "323 mentions from 72 authors stored" in demo.stdout

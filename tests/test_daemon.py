@@ -178,3 +178,36 @@ def test_golden_day_produces_the_expected_alerts(store: Store, clock: FixedClock
     Daemon(settings_with(spec), store, LogNotifier(stream=sink), clock=clock, rng=random.Random(1)).cycle()
     golden = Path(FIXTURES / "day.golden.txt").read_text(encoding="utf-8")
     assert sink.getvalue() == golden
+
+
+def test_a_full_disk_keeps_the_daemon_alive_tells_ops_once_and_loses_nothing(tmp_path: Path, clock: FixedClock) -> None:
+    store = Store.open(tmp_path / "p.db")
+    first = Poll(
+        mentions=tuple(mention(f"{n}", -n, text=f"primo {n} " + "x" * 400) for n in range(50)), cursor={"n": 50}
+    )
+    later = Poll(
+        mentions=tuple(mention(f"{n}", -n, text=f"dopo {n} " + "y" * 400) for n in range(50, 400)), cursor={"n": 400}
+    )
+    source = ScriptedSource(script=[first, later])
+    spec = SourceSpec("s", "scripted", 60, source)
+    notifier = FlakyNotifier(fail_times=0)
+    daemon = Daemon(settings_with(spec), store, notifier, clock=clock, rng=random.Random(1))
+    daemon.cycle()
+    assert store.counts()["mentions"] == 50
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the volume is full: two pages to spare
+
+    daemon.cycle()  # every job tries to write; the daemon goes on
+    clock.advance(minutes=10)
+    daemon.cycle()
+    full = [a for a in notifier.delivered if a.kind == "disk_full"]
+    assert len(full) == 1 and full[0].route == "ops" and full[0].level == "failure"  # once, not every tick
+    assert "Nothing stored is lost" in full[0].body and "source:s" in full[0].body
+    assert store.counts()["mentions"] == 50 and store.cursor("s") == {"n": 50}  # the cursor did not move on
+    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    store.db.execute("PRAGMA max_page_count = 1073741823")  # space freed
+    clock.advance(minutes=5)
+    daemon.poll(spec)
+    assert store.counts()["mentions"] == 400 and store.cursor("s") == {"n": 400}  # fetched again, nothing lost
+    store.close()

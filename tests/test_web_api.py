@@ -52,6 +52,7 @@ def test_roles_limit_what_an_agent_and_a_supervisor_may_do(site: Site) -> None:
     assert refused.status_code == 403 and "needs supervisor" in refused.json()["error"]
     assert agent.get("/api/advocates/export").status_code == 403
     assert supervisor.get("/api/cockpit").status_code == 200
+    assert supervisor.get("/api/cockpit", params={"days": "9"}).json()["error"].startswith("days=9 is not offered")
     assert supervisor.get("/metrics").status_code == 403
     assert site.client("admin").get("/metrics").status_code == 200
     # a logged-in agent assigns to themselves, never to a colleague
@@ -106,12 +107,12 @@ def test_search_with_fts_syntax_returns_results_never_an_error(site: Site, query
 
 def test_actions_change_the_inbox_and_the_cockpit(site: Site) -> None:
     api = site.client("supervisor")
-    before = api.get("/api/cockpit").json()["figures"]["all"]["all"]["open"]
+    before = api.get("/api/cockpit", params={"days": 7}).json()["figures"]["all"]["all"]["open"]
     key = api.get("/api/inbox").json()["items"][0]["key"]
     answered = api.post(f"/api/mentions/{key}/answered")
     assert answered.status_code == 200 and answered.json()["state"] == "answered"
     assert key not in [i["key"] for i in api.get("/api/inbox").json()["items"]]
-    assert api.get("/api/cockpit").json()["figures"]["all"]["all"]["open"] == before - 1
+    assert api.get("/api/cockpit", params={"days": 7}).json()["figures"]["all"]["all"]["open"] == before - 1
     again = api.post(f"/api/mentions/{key}/answered")
     assert again.status_code == 409 and "already answered" in again.json()["error"]
     corrected = api.post(f"/api/mentions/{key}/sentiment", json={"label": "positive"})

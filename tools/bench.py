@@ -28,6 +28,7 @@ from sqlite_utils import Database
 
 from listener import DemoSource, Mention, Poll
 from storage import Store
+from tools.bench_scale import bench_scale, cycle_worker
 
 POLL_SIZE = 100
 ROUNDS = 3
@@ -129,6 +130,12 @@ def main() -> None:
     if sys.argv[1:2] == ["--analysis-worker"]:
         analysis_worker(sys.argv[2], int(sys.argv[3]))
         return
+    if sys.argv[1:2] == ["--cycle-worker"]:
+        cycle_worker(sys.argv[2])
+        return
+    if sys.argv[1:2] == ["--scale"]:  # the scale part alone
+        print(json.dumps(bench_scale(), indent=2))
+        return
     count = 20_000
     mentions, polls = sample(count)
     store_times, bare_times = [], []
@@ -151,6 +158,7 @@ def main() -> None:
     print(f"bare sqlite-utils insert_all   : {bare_rate:10,.0f} mentions/s")
     print(f"ratio store / bare             : {store_rate / bare_rate:10.2f}")
     figures["analysis"] = bench_analysis()
+    figures["scale"] = bench_scale()
     out = Path("var") / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

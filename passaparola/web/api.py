@@ -58,7 +58,13 @@ ENDPOINTS = (
         "One action on several mentions",
         body={"keys": "array", "action": "string", "member": "string", "reason": "string"},
     ),
-    Endpoint("GET", "/api/cockpit", "supervisor", "Volume, spikes, response figures, workloads, complaints, alerts"),
+    Endpoint(
+        "GET",
+        "/api/cockpit",
+        "supervisor",
+        "Volume, spikes, response figures, workloads, complaints, alerts",
+        ("days",),
+    ),
     Endpoint("GET", "/api/advocates", "supervisor", "The advocate leaderboard with suggested offers", ("tier",)),
     Endpoint("GET", "/api/advocates/{person}/explain", "supervisor", "Every term of a person's score"),
     Endpoint(
@@ -194,7 +200,8 @@ def routes(web: Web) -> list[Route]:
         return await web.db.run(lambda store: service.bulk(settings, store, web.clock(), who, keys, act, fields(body)))
 
     async def cockpit(request: Request, who: Principal, body: dict[str, Any]) -> Any:
-        return await web.db.run(lambda store: service.cockpit(settings, store, web.clock()))
+        span = service.days_param(request.query_params.get("days", ""))
+        return await web.db.run(lambda store: service.cockpit(settings, store, web.clock(), span))
 
     async def advocates(request: Request, who: Principal, body: dict[str, Any]) -> Any:
         tiers = request.query_params.getlist("tier")

@@ -176,11 +176,12 @@ def routes(web: Web) -> list[Route]:
 
     @page("supervisor", "cockpit")
     async def cockpit(request: Request, who: Principal) -> Response:
-        data = await web.db.run(lambda store: service.cockpit(settings, store, web.clock()))
+        span = service.days_param(request.query_params.get("days", ""))
+        data = await web.db.run(lambda store: service.cockpit(settings, store, web.clock(), span))
         days = sorted({day for row in data["complaints"] for day in row["days"]})
         if not days:
             today = web.clock().date()
-            days = [(today - timedelta(days=n)).isoformat() for n in range(data["figures_days"] - 1, -1, -1)]
+            days = [(today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
         return render(request, "cockpit.html", who, data=data, chart=chart(data), complaint_days=days, page="cockpit")
 
     @page("supervisor", "advocates")

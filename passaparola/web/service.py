@@ -249,8 +249,14 @@ def _figure(f: Any) -> dict[str, Any]:
     return {**asdict(f), "compliance": f.compliance, "unanswered_share": f.unanswered_share}
 
 
-def cockpit(settings: Settings, store: Store, now: datetime, hours: int = 48, days: int = 7) -> dict[str, Any]:
-    """The supervisor's view: volume by sentiment with spikes, response figures, workloads, complaints, alerts."""
+COCKPIT_DAYS = (1, 7, 30)
+
+
+def cockpit(settings: Settings, store: Store, now: datetime, days: int = 1, hours: int = 48) -> dict[str, Any]:
+    """The supervisor's view: volume by sentiment with spikes, response figures over ``days``, workloads,
+    complaints, alerts. One day by default: the figures read every conversation of the window (`make bench`)."""
+    if days not in COCKPIT_DAYS:
+        raise ServiceError(400, f"days={days} is not offered; use one of {', '.join(map(str, COCKPIT_DAYS))}")
     since = now - timedelta(hours=hours)
     table = figures(store.conversations_between(now - timedelta(days=days), now), now)
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -283,7 +289,7 @@ def cockpit(settings: Settings, store: Store, now: datetime, hours: int = 48, da
         "unassigned_open": store.board.inbox(InboxFilter(assignee=UNASSIGNED), limit=0)[1],
         "complaints": [
             {"topic": topic, "days": dict(sorted(per_day.items()))}
-            for topic, per_day in store.board.complaint_topics(now - timedelta(days=days))
+            for topic, per_day in store.board.complaint_topics(now - timedelta(days=max(days, 7)))
         ],
         "alerts": [
             {
@@ -364,3 +370,12 @@ def sources(settings: Settings, store: Store, now: datetime) -> dict[str, Any]:
         )
     configured = {s.name for s in settings.sources}
     return {"sources": out, "configured": sorted(configured), "pending_alerts": store.pending_alerts(), "at": iso(now)}
+
+
+def days_param(value: str) -> int:
+    """The cockpit's ``days`` query parameter (default 1)."""
+    if not value:
+        return 1
+    if not value.isdigit():
+        raise ServiceError(400, f"days={value!r} is not a number; use one of {', '.join(map(str, COCKPIT_DAYS))}")
+    return int(value)

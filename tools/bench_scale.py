@@ -1,0 +1,180 @@
+"""`make bench`, scale part: how the daemon's rules, its memory and the dashboard grow with the stored mentions.
+
+One database grows 10k -> 100k -> 1M mentions spread over the last year (so a busier brand, not an older one:
+the recent windows the rules and the cockpit read grow with it). The first 10k go through `Store.save_poll` with
+the fast pipeline's tags, are triaged, and all but the last day's are answered; larger sizes copy that block in
+SQL with shifted dates (the FTS triggers index each copy). At each size:
+
+- a daemon cycle's rules (triage, the seven default rules, advocate scoring) in a fresh child process, with its
+  time and peak resident memory;
+- page latency (median, p95 of 20 requests after one warm-up) of the real web app on 127.0.0.1 for the inbox,
+  a search, the cockpit, the advocates and the API inbox.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+SIZES = (10_000, 100_000, 1_000_000)
+BLOCK = 10_000
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+TOKEN = "bench-token-0123456789abcdefghij"
+PAGES = ("/inbox", "/inbox?q=capsule", "/cockpit", "/cockpit?days=7", "/advocates", "/api/inbox")
+
+
+def _settings(db: Path) -> Any:
+    from passaparola.cli import demo_settings
+    from passaparola.config import TokenSettings
+
+    settings = demo_settings(db, db.with_name("alerts.jsonl"))
+    token = TokenSettings(name="bench", role="admin", token=SecretStr(TOKEN))
+    return replace(settings, web=settings.web.model_copy(update={"tokens": [token], "port": 0}))
+
+
+def seed(db: Path) -> None:
+    """The first block: demo mentions, tagged by the fast pipeline, spread over the year, triaged, mostly answered."""
+    from listener import DemoSource, Poll
+    from passaparola.pipeline import triage
+    from rules.analysis import AnalysisSettings, Analyzer
+    from storage import Store
+
+    base = DemoSource().poll(None, NOW).mentions
+    tags = Analyzer(AnalysisSettings(mode="fast")).analyze([m.text for m in base])
+    base = tuple(replace(m, tags=t) for m, t in zip(base, tags, strict=True))
+    step = timedelta(days=365) / BLOCK
+    mentions = [
+        replace(m, platform_id=f"{m.platform_id}-{i}", published_at=NOW - step * i)
+        for i, m in enumerate(base[i % len(base)] for i in range(BLOCK))
+    ]
+    store = Store.open(db)
+    for start in range(0, BLOCK, 500):
+        store.save_poll("demo", "demo", Poll(mentions=tuple(mentions[start : start + 500])), NOW)
+    triage(_settings(db).triage, store, NOW)
+    store.db.execute(
+        "UPDATE conversations SET state = 'answered', answered_by = 'giulia', response_seconds = 1200, "
+        "answered_at = (SELECT strftime('%Y-%m-%dT%H:%M:%S+00:00', m.published_at, '+20 minutes') "
+        "FROM mentions m WHERE m.key = conversations.key) "
+        "WHERE key IN (SELECT key FROM mentions WHERE published_at < ?)",
+        [(NOW - timedelta(days=1)).isoformat(timespec="seconds")],
+    )
+    store.db.conn.commit()
+    store.close()
+
+
+def grow(db: Path, copies: range) -> None:
+    """Copy the first block ``copies`` times, each shifted by a fraction of a day (denser, not older)."""
+    from storage import Store
+
+    store = Store.open(db)
+    plan = {
+        "mentions": ({"key", "platform_id", "thread_id"}, {"published_at"}),
+        "mention_tags": ({"key"}, set()),
+        "conversations": ({"key"}, {"due_at", "warn_at", "answered_at"}),
+    }
+    for copy in copies:
+        values = {"s": f"~{copy}", "shift": f"-{(copy * 37) % 1440} minutes"}
+        with store.db.atomic():
+            for table, (suffixed, shifted) in plan.items():
+                columns = [r[1] for r in store.db.execute(f"PRAGMA table_info({table})").fetchall()]
+                picked = ", ".join(
+                    f"{c} || :s"
+                    if c in suffixed
+                    else f"strftime('%Y-%m-%dT%H:%M:%S+00:00', {c}, :shift)"
+                    if c in shifted
+                    else c
+                    for c in columns
+                )
+                store.db.execute(
+                    f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picked} FROM {table} WHERE key NOT LIKE '%~%'",
+                    values,
+                )
+    store.db.execute("PRAGMA optimize")
+    store.close()
+
+
+def cycle_worker(db: str) -> None:
+    """Child process: one rules cycle as the daemon runs it; prints seconds and peak memory as JSON."""
+    from passaparola.pipeline import evaluate, score_advocates, triage
+    from storage import Store
+
+    settings = _settings(Path(db))
+    store = Store.open(db)
+    started = time.perf_counter()
+    triage(settings.triage, store, NOW)
+    evaluate(settings.rules, store, NOW)
+    score_advocates(settings.advocates, store, NOW)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rules_seconds": seconds, "peak_rss_mb": peak}))
+
+
+def page_latency(db: Path) -> dict[str, dict[str, float]]:
+    from passaparola.web import WebServer, create_app
+    from storage import Store
+
+    store = Store.open(db, shared=True)
+    server = WebServer(create_app(_settings(db), store, lambda: NOW), "127.0.0.1", 0)
+    server.start()
+    out = {}
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", headers=headers, timeout=60) as client:
+            for path in PAGES:
+                assert client.get(path).status_code == 200, path
+                times = []
+                for _ in range(20):
+                    started = time.perf_counter()
+                    client.get(path).raise_for_status()
+                    times.append(time.perf_counter() - started)
+                times.sort()
+                out[path] = {"median_ms": statistics.median(times) * 1000, "p95_ms": times[18] * 1000}
+    finally:
+        server.stop()
+        store.close()
+    return out
+
+
+def bench_scale() -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        db = Path(scratch) / "scale.db"
+        seed(db)
+        have = BLOCK
+        for size in SIZES:
+            if size > have:
+                grow(db, range(have // BLOCK, size // BLOCK))
+                have = size
+            done = subprocess.run(
+                [sys.executable, "-m", "tools.bench", "--cycle-worker", str(db)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            cycle = json.loads(done.stdout.strip().splitlines()[-1])
+            pages = page_latency(db)
+            figures[str(size)] = {"cycle": cycle, "pages": pages, "db_mb": db.stat().st_size / 2**20}
+            print(
+                f"{size:>9,} mentions ({figures[str(size)]['db_mb']:.0f} MB): rules cycle "
+                f"{cycle['rules_seconds']:.2f} s, peak memory {cycle['peak_rss_mb']:.0f} MB"
+            )
+            for path, t in pages.items():
+                print(f"    {path:<18} median {t['median_ms']:8.1f} ms   p95 {t['p95_ms']:8.1f} ms")
+    small, large = figures[str(SIZES[0])], figures[str(SIZES[-1])]
+    figures["growth_1m_vs_10k"] = {
+        "rules": large["cycle"]["rules_seconds"] / small["cycle"]["rules_seconds"],
+        "memory": large["cycle"]["peak_rss_mb"] / small["cycle"]["peak_rss_mb"],
+        **{path: large["pages"][path]["median_ms"] / small["pages"][path]["median_ms"] for path in PAGES},
+    }
+    print("growth from 10k to 1M (x): " + ", ".join(f"{k} {v:.1f}" for k, v in figures["growth_1m_vs_10k"].items()))
+    return figures
