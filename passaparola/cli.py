@@ -29,6 +29,7 @@ from notifiers.log import LogNotifier, printable
 from passaparola import config as configuration
 from passaparola.config import ConfigError, Settings, SourceSpec, UserSettings
 from passaparola.daemon import Daemon, system_clock
+from passaparola.drill import SCENARIOS, DrillError, run_drill
 from passaparola.exports import (
     ADVOCATE_COLUMNS,
     FORMATS,
@@ -386,6 +387,38 @@ def healthcheck(config_file: str | None, max_age: int) -> None:
     if age is None or age > max_age:
         fail([f"unhealthy: no loop heartbeat {'yet' if age is None else f'for {age:.0f} s'}"], code=1)
     click.echo(f"healthy: heartbeat {age:.0f} s ago")
+
+
+@main.command()
+@config_option
+@click.option(
+    "--scenario", default="spike", show_default=True, help=f"{', '.join(SCENARIOS)}, or a recorded JSONL file."
+)
+@click.option("--hours", default=3.0, show_default=True, help="Simulated hours.")
+@click.option("--step-minutes", default=5.0, show_default=True, help="Simulated minutes per daemon cycle.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%dT%H:%M"]), help="Simulated start, UTC (default: now).")
+@click.option("--route", default="", help="Send the alerts to this notify route (default: the console only).")
+@click.option("--mode", type=click.Choice(MODES), default="fast", show_default=True, help="Analysis mode.")
+def drill(
+    config_file: str | None, scenario: str, hours: float, step_minutes: float, start: datetime | None, route: str,
+    mode: str,
+) -> None:  # fmt: skip
+    """Rehearse a crisis on a copy of the database with a fast clock: who is alerted when, what breaches."""
+    settings = load_settings(config_file)
+    notifier: Notifier | None = None
+    if route:
+        if settings.notify.type != "apprise" or route not in settings.notify.routes:
+            fail([f"--route {route!r}: no such route in [notify.routes]; add it, or leave --route out for the console"])
+        notifier = build_notifier(settings)
+    begin = start.replace(tzinfo=UTC) if start else system_clock().replace(second=0, microsecond=0)
+    try:
+        report = run_drill(
+            settings, scenario, begin, hours, step_minutes, route, notifier, build_taggers(settings, mode)
+        )
+    except DrillError as error:
+        fail([str(error)])
+    for line in report.lines():
+        click.echo(line)
 
 
 @main.command("hash-password")
