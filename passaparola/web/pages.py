@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -104,7 +105,7 @@ def routes(web: Web) -> list[Route]:
             check_csrf(request, None, str(form.get("csrf", "")))
         except ServiceError as refused:
             return render(request, "error.html", None, 403, status=403, message=str(refused), page="login")
-        who = await web.db.run(lambda _store: web.gate.login(str(form.get("name", "")), str(form.get("password", ""))))
+        who = await run_in_threadpool(web.gate.login, str(form.get("name", "")), str(form.get("password", "")))
         target = local_path(str(form.get("next", "")), "/inbox")
         if who is None:
             return render(request, "login.html", None, 401, next=target, failed=True, page="login")
@@ -161,7 +162,9 @@ def routes(web: Web) -> list[Route]:
             if refused.status in (401, 403):
                 raise
             return back(request, form, here, str(refused), "error")
-        return back(request, form, here, f"{key}: {translate(row['state'], request.session.get('lang', 'it'))}")
+        return back(
+            request, form, here, f"{key}: {translate(row['state'], request.session.get('lang', settings.web.language))}"
+        )
 
     @page("agent", "inbox")
     async def lint(request: Request, who: Principal, form: dict[str, Any]) -> Response:
