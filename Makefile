@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 # The dashboard's browser tests drive Debian's chromium (Playwright never downloads a browser here).
 $(BROWSER):
 	command -v chromium >/dev/null || { echo "installing Debian's chromium for the dashboard's browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	mkdir -p $(VENV) && touch $(BROWSER)
 
 demo: $(STAMP)  ## run the real daemon on the bundled demo data (no credentials, no network)

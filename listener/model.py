@@ -172,6 +172,7 @@ class SourceHealth:
     next_retry_at: datetime | None = None
     mentions_total: int = 0
     details: Mapping[str, Any] = field(default_factory=dict)
+    failures_total: int = 0  # every failed poll since the source was first seen (for /metrics)
 
 
 State = Literal["new", "assigned", "answered", "ignored", "reopened"]

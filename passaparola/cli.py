@@ -31,11 +31,10 @@ from passaparola.config import ConfigError, Settings, SourceSpec, UserSettings
 from passaparola.daemon import Daemon, system_clock
 from passaparola.drill import SCENARIOS, DrillError, run_drill
 from passaparola.exports import (
-    ADVOCATE_COLUMNS,
     FORMATS,
     TESTIMONIAL_COLUMNS,
     ExportError,
-    advocate_rows,
+    advocate_export,
     render,
     testimonial_rows,
     write_atomic,
@@ -1239,11 +1238,12 @@ def advocates_export(
     """One row per person: handles, channels, score, tier, last praise, suggested offer, consent."""
     with _people_store(config_file) as (settings, store):
         now = _rescored(settings, store)
-        leaders = store.people.leaders(tiers, min_score, _utc_day(since), topic, channel or "")
-        text = render(advocate_rows(leaders, settings.advocates, now), ADVOCATE_COLUMNS, fmt)
+        text, people = advocate_export(
+            store, settings.advocates, now, fmt, tiers, min_score, _utc_day(since), topic, channel or ""
+        )
         _write_or_print(text, fmt, out)
     if out != "-":
-        click.echo(f"{len(leaders)} people written to {out}")
+        click.echo(f"{people} people written to {out}")
 
 
 @main.group("testimonials")

@@ -180,9 +180,7 @@ class Daemon:
 
 def disk_full(error: BaseException | None) -> bool:
     """SQLite's SQLITE_FULL: the disk (or the database's page limit) has no room left."""
-    return isinstance(error, sqlite3.Error) and (
-        getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "database or disk is full" in str(error)
-    )
+    return isinstance(error, sqlite3.Error) and getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 def guarded(

@@ -90,6 +90,22 @@ def advocate_rows(leaders: Sequence[Leader], settings: AdvocateSettings, now: da
     return rows
 
 
+def advocate_export(
+    store: Store,
+    settings: AdvocateSettings,
+    now: datetime,
+    fmt: str,
+    tiers: Sequence[str] = (),
+    min_score: float | None = None,
+    since: datetime | None = None,
+    topic: str = "",
+    channel: str = "",
+) -> tuple[str, int]:
+    """The advocate export (CLI and web) as text in ``fmt``, with how many people it holds."""
+    leaders = store.people.leaders(tuple(tiers), min_score, since, topic, channel)
+    return render(advocate_rows(leaders, settings, now), ADVOCATE_COLUMNS, fmt), len(leaders)
+
+
 def testimonial_rows(
     store: Store,
     settings: AdvocateSettings,

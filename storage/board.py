@@ -188,14 +188,6 @@ class Board:
             months.setdefault(month, {})[sentiment] = count
         return list(months.items())
 
-    def person_of(self, author_key: str) -> int | None:
-        row = self.db.execute("SELECT person_id FROM person_authors WHERE author_key = ?", [author_key]).fetchone()
-        return int(row[0]) if row else None
-
-    def author_key(self, mention_key: str) -> str:
-        row = self.db.execute("SELECT author_key FROM mentions WHERE key = ?", [mention_key]).fetchone()
-        return str(row[0]) if row else ""
-
     # -- cockpit ---------------------------------------------------------------------------------
 
     def timeline(self, since: datetime, until: datetime) -> list[tuple[datetime, dict[str, int]]]:
@@ -296,10 +288,3 @@ class Board:
     def alerts_sent(self) -> dict[str, int]:
         rows = self.db.execute("SELECT kind, count(*) FROM outbox WHERE sent_at IS NOT NULL GROUP BY kind")
         return {kind: int(count) for kind, count in rows.fetchall()}
-
-    def source_counters(self) -> list[tuple[str, str, int, int, int]]:
-        """(name, kind, mentions ingested, failed polls, failures in a row) per source."""
-        rows = self.db.execute(
-            "SELECT name, kind, mentions_total, failures_total, consecutive_failures FROM sources ORDER BY name"
-        )
-        return [(r[0], r[1] or "", int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows.fetchall()]

@@ -404,6 +404,7 @@ class Store:
             next_retry_at=parse_time(row["next_retry_at"]),
             mentions_total=row["mentions_total"] or 0,
             details=json.loads(row.get("details") or "{}"),
+            failures_total=row.get("failures_total") or 0,
         )
 
     # -- analysis: tags, corrections, reanalysis ---------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from passaparola.exports import ADVOCATE_COLUMNS, FORMATS, advocate_rows, render
+from passaparola.exports import FORMATS, advocate_export
 from passaparola.web.context import Web
 from passaparola.web.service import ServiceError
 from rules.advocates import TIERS
@@ -28,8 +28,8 @@ async def export_response(web: Web, request: Request) -> Response:
     now = web.clock()
 
     def work(store: Store) -> str:
-        leaders = store.people.leaders(tiers, min_score, None, params.get("topic", ""), params.get("channel", ""))
-        return render(advocate_rows(leaders, web.settings.advocates, now), ADVOCATE_COLUMNS, fmt)
+        topic, channel = params.get("topic", ""), params.get("channel", "")
+        return advocate_export(store, web.settings.advocates, now, fmt, tiers, min_score, None, topic, channel)[0]
 
     text = await web.db.run(work)
     body = ("\ufeff" + text) if fmt == "csv" else text  # the BOM: spreadsheets then read UTF-8

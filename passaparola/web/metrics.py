@@ -28,10 +28,10 @@ class StoreCollector(Collector):
         failing = GaugeMetricFamily(
             "passaparola_source_consecutive_failures", "Failed polls in a row, per source", labels=["source"]
         )
-        for name, _kind, mentions, failures, in_a_row in board.source_counters():
-            ingested.add_metric([name], mentions)
-            errors.add_metric([name], failures)
-            failing.add_metric([name], in_a_row)
+        for health in self.store.all_source_health():
+            ingested.add_metric([health.name], health.mentions_total)
+            errors.add_metric([health.name], health.failures_total)
+            failing.add_metric([health.name], health.consecutive_failures)
         yield from (ingested, errors, failing)
         unanswered = GaugeMetricFamily(
             "passaparola_unanswered", "Open mentions by first-response SLA state", labels=["sla_state"]

@@ -116,16 +116,12 @@ def inbox(store: Store, now: datetime, f: InboxFilter, page: int) -> dict[str, A
     items, total = store.board.inbox(f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     vips = store.tiered_authors(("vip",))
     return {
-        "items": [mention_row(c, now, vip=vips.get(_author_key(c)) == "vip") for c in items],
+        "items": [mention_row(c, now, vip=vips.get(c.mention.author.key) == "vip") for c in items],
         "total": total,
         "page": page,
         "pages": max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
         "filters": asdict(f),
     }
-
-
-def _author_key(c: Conversation) -> str:
-    return f"{c.mention.platform}:{c.mention.author.platform_id}"
 
 
 def _known(store: Store, key: str) -> Conversation:
@@ -139,8 +135,11 @@ def mention(settings: Settings, store: Store, now: datetime, key: str) -> dict[s
     """The mention, its thread with the brand's answers, its history, and the author's card."""
     c = _known(store, key)
     thread, answers = store.board.thread(c)
-    author_key = store.board.author_key(key)
-    person_id = store.board.person_of(author_key)
+    author_key = c.mention.author.key
+    try:
+        person_id: int | None = store.people.resolve(author_key)
+    except PeopleError:  # not scored yet: no person of their own
+        person_id = None
     card: dict[str, Any] = {"person": None, "score": None, "tier": "", "offers": [], "accounts": [author_key]}
     if person_id is not None:
         person = store.people.person(person_id)
