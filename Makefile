@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 BROWSER = $(VENV)/.chromium
 
-.PHONY: demo test check lint types fmt bench demo-data train-sentiment eval-sentiment clean
+.PHONY: demo test check lint types fmt bench demo-data train-sentiment train-sentiment-research eval-sentiment clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { echo "venv missing: installing Debian's python3-venv"; \
@@ -47,22 +47,28 @@ bench: $(STAMP)  ## speed figures (never run in CI)
 demo-data: $(STAMP)  ## rebuild listener/data/demo_mentions.jsonl (seeded)
 	$(BIN)/python tools/make_demo_data.py
 
-# The labelled data of ../shared/data/sentiment (research terms: see rules/models/MODEL_CARD.md).
+# The default model trains on the project's own customer-care corpus alone (rules/care_corpus, MIT): weights a
+# business may use. The research sets of ../shared/data/sentiment are only scored (eval-sentiment), or trained on
+# in an opt-in model a user builds on their own machine (train-sentiment-research).
 SENTIMENT_DATA ?= ../shared/data/sentiment
-SENTIMENT_TERMS = Research data: SemEval 2013-2016 and TweetEval tweets (research use), EVALITA 2016 SENTIPOLC \
-  (CC BY-NC-SA 3.0 IT: non-commercial, share-alike), XLM-T Italian. Retrain on your own labels for other use.
+RESEARCH_TERMS = Research data: SemEval 2013-2016 and TweetEval tweets (research use), EVALITA 2016 SENTIPOLC \
+  (CC BY-NC-SA 3.0 IT: non-commercial, share-alike), XLM-T Italian. Not for commercial use.
+CORPUS_TERMS = The passaparola customer-care corpus (rules/care_corpus), MIT: commercial use and redistribution allowed.
 
-train-sentiment: $(STAMP)  ## rebuild rules/models/sentiment-*.npz (seeded; ~15 min, embeddings cached in var/cache)
-	$(BIN)/passaparola sentiment train --mode both --cap 6000 --out rules/models --cache var/cache/e5.npz \
-	  --terms "$(SENTIMENT_TERMS)" \
-	  --data en=$(SENTIMENT_DATA)/en_train.tsv \
-	  --data it=$(SENTIMENT_DATA)/it_sentipolc_train.tsv --data it=$(SENTIMENT_DATA)/it_train.tsv
+train-sentiment: $(STAMP)  ## rebuild rules/models/sentiment-*.npz from the corpus (seeded; ~10 min, embeddings cached in var/cache)
+	$(BIN)/passaparola sentiment train --out rules/models --cache var/cache/e5-care.npz --terms "$(CORPUS_TERMS)"
 	$(MAKE) eval-sentiment EVAL_FLAGS=--update-card
 
-eval-sentiment: $(STAMP)  ## macro-F1 / macro-recall per language on held-out sets, VADER beside; var/eval-sentiment.json
-	$(BIN)/passaparola sentiment eval --mode both --model-dir rules/models --cache var/cache/e5.npz \
-	  --json var/eval-sentiment.json $(EVAL_FLAGS) \
+eval-sentiment: $(STAMP)  ## care test split, research validation sets and VADER, per language and mode; var/eval-sentiment.json
+	$(BIN)/passaparola sentiment eval --mode both --model-dir rules/models --json var/eval-sentiment.json $(EVAL_FLAGS) \
 	  --data en=$(SENTIMENT_DATA)/en_val.tsv --data it=$(SENTIMENT_DATA)/it_val.tsv
+
+train-sentiment-research: $(STAMP)  ## opt-in: a model trained on the research tweets too, in var/models-research (non-commercial)
+	$(BIN)/passaparola sentiment train --out var/models-research --cache var/cache/e5-research.npz \
+	  --terms "$(RESEARCH_TERMS) Plus: $(CORPUS_TERMS)" \
+	  --data en=$(SENTIMENT_DATA)/en_train.tsv \
+	  --data it=$(SENTIMENT_DATA)/it_sentipolc_train.tsv --data it=$(SENTIMENT_DATA)/it_train.tsv
+	@echo 'use it with [analysis] model_dir = "var/models-research" (research and non-commercial terms apply)'
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

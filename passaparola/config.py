@@ -229,8 +229,15 @@ class AnalysisSettings(Section):
     model_dir: str = Field("", description="a folder with your own retrained sentiment-<mode>.npz")
     brand: BrandSettings = Field(default_factory=BrandSettings)
     topics: dict[str, list[str]] = Field(default_factory=dict, description="topic name -> terms")
+    answer_praise_to_handle: bool = Field(
+        False, description="praise and thanks addressed to the brand's handle need an answer too"
+    )
+    retrain_every_days: int = Field(
+        0, ge=0, le=365, description="retrain on the team's corrections this often, swapping only if not worse; 0: off"
+    )
 
-    def pipeline(self, mode: str | None = None) -> PipelineSettings:
+    def pipeline(self, mode: str | None = None, model_dir: Path | None = None) -> PipelineSettings:
+        """The pipeline's settings; ``model_dir`` (the retrained model that is live) wins over the configured one."""
         return PipelineSettings(
             mode=(mode or self.mode),  # type: ignore[arg-type]
             languages=tuple(self.languages),
@@ -239,7 +246,8 @@ class AnalysisSettings(Section):
             brand_handles=tuple(h.lstrip("@") for h in self.brand.handles),
             topics={name: tuple(terms) for name, terms in self.topics.items()},
             threads=self.threads,
-            model_dir=Path(self.model_dir) if self.model_dir else None,
+            model_dir=model_dir or (Path(self.model_dir) if self.model_dir else None),
+            answer_praise_to_handle=self.answer_praise_to_handle,
         )
 
 

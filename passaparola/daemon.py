@@ -1,6 +1,6 @@
 """The long-running loop: a `schedule.Scheduler` instance with one guarded job per source, an inbound job,
-an advocates job, a rules job, an outbox job and a maintenance job. A failing job never stops the others;
-SIGTERM/SIGINT end the loop between jobs.
+an advocates job, a rules job, an outbox job, a maintenance job and, when switched on, a retraining job whose
+work runs in a thread of its own. A failing job never stops the others; SIGTERM/SIGINT end the loop between jobs.
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import schedule
 
 from notifiers.alert import Alert, Notifier
 from passaparola.config import Settings, SourceSpec
 from passaparola.pipeline import deliver, evaluate, ingest_inbound, poll_source, score_advocates, triage
+from passaparola.retraining import retrain
 from rules.base import Tagger
+from rules.sentiment import ModelError
 from storage.store import Store
 
 log = logging.getLogger("passaparola.daemon")
@@ -43,8 +46,12 @@ class Daemon:
         taggers: Sequence[Tagger] = (),
         clock: Clock = system_clock,
         rng: random.Random | None = None,
+        reload_taggers: Callable[[], Sequence[Tagger]] | None = None,
     ) -> None:
         self.settings = settings
+        self.reload_taggers = reload_taggers
+        self._retraining: threading.Thread | None = None
+        self._model_swapped = threading.Event()
         self.store = store
         self.notifier = notifier
         self.taggers = list(taggers)
@@ -59,6 +66,7 @@ class Daemon:
     # -- jobs ------------------------------------------------------------------------------------
 
     def poll(self, spec: SourceSpec) -> None:
+        self._pick_up_model()
         poll_source(
             spec,
             self.store,
@@ -71,6 +79,7 @@ class Daemon:
 
     def inbound(self) -> None:
         """Webhook bodies the web app queued: through the same ingest path as polls."""
+        self._pick_up_model()
         page_ids = {s.name: s.source.page_id for s in self.settings.sources if s.type == "facebook"}
         ingest_inbound(self.store, self.taggers, page_ids, self.clock())
 
@@ -96,6 +105,37 @@ class Daemon:
     def deliver(self) -> None:
         deliver(self.store, self.notifier, self.clock(), self.rng, self.policies)
 
+    def retrain(self) -> None:
+        """Start building a candidate model on the team's corrections, in a thread with its own connection
+        (minutes of work that must not hold up polls or alerts); it goes live only if not worse."""
+        if self._retraining is not None and self._retraining.is_alive():
+            return
+        settings, at = self.settings, self.clock()
+
+        def work() -> None:
+            store = Store.open(settings.storage.path, settings.storage.busy_timeout_seconds)
+            configured = Path(settings.analysis.model_dir) if settings.analysis.model_dir else None
+            try:
+                outcome = retrain(store, Path(settings.storage.path), configured, at, settings.analysis.threads)
+                if outcome.swapped:
+                    self._model_swapped.set()
+            except ModelError as error:
+                log.info("sentiment retrain skipped: %s", error)
+            except Exception:
+                log.exception("sentiment retrain failed")
+            finally:
+                store.close()
+
+        self._retraining = threading.Thread(target=work, name="retrain", daemon=True)
+        self._retraining.start()
+
+    def _pick_up_model(self) -> None:
+        """After a swap, read new mentions with the model that is now live."""
+        if self._model_swapped.is_set() and self.reload_taggers is not None:
+            self._model_swapped.clear()
+            self.taggers = list(self.reload_taggers())
+            log.info("reading new mentions with the retrained model")
+
     def cycle(self) -> None:
         """One full cycle: every source, then the rules, then the outbox (`run --once`)."""
         for spec in self.settings.sources:
@@ -114,6 +154,8 @@ class Daemon:
         self._every(self.settings.daemon.rules_every_seconds, jitter, "rules", self.evaluate)
         self._every(self.settings.daemon.maintenance_every_seconds, jitter, "maintenance", self.maintain)
         self._every(self.settings.daemon.outbox_every_seconds, jitter, "outbox", self.deliver)
+        if days := self.settings.analysis.retrain_every_days:
+            self._every(days * 86_400, 0, "retrain", self.retrain)
 
     def _every(self, seconds: int, jitter: float, name: str, job: Callable[[], None]) -> None:
         latest = int(seconds * (1 + jitter))

@@ -16,48 +16,25 @@ from typing import Any
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
+from spacy.util import compile_prefix_regex
 
 from listener.model import Mention
-from rules.sentiment import MODEL_LANGUAGES, Mode, ModelError, SentimentClassifier, normalise
+from rules.sentiment import (
+    CHANNELS,
+    MODEL_LANGUAGES,
+    Mode,
+    ModelError,
+    Reading,
+    SentimentClassifier,
+    Signals,
+    normalise,
+)
 
 #: Languages the identifier tells apart besides the configured ones, so that German is called German
 #: (and left unscored) rather than forced into Italian or English. Dutch and Portuguese were tried and left
 #: out: low-accuracy lingua took short English posts for Dutch (11 of 92 English demo mentions).
 OTHER_LANGUAGES: tuple[str, ...] = ("de", "es", "fr")
 _NOT_LANGUAGE = re.compile(r"[@#]\w+|https?://\S+")
-
-QUESTION_STARTS = {
-    "it": [
-        "come", "quando", "dove", "perché", "perche", "quanto", "quanti", "quale", "quali", "chi", "cosa", "posso",
-        "potete", "avete", "sapete", "siete",
-    ],
-    "en": [
-        "how", "when", "where", "why", "what", "which", "who", "can", "could", "do", "does", "did", "is", "are",
-        "will", "would", "any", "anyone",
-    ],
-}  # fmt: skip
-REQUEST_CUES = {
-    "it": [
-        "vorrei", "potete", "potreste", "aiuto", "aiutatemi", "mi serve", "per favore", "per piacere", "rimborso",
-        "contattatemi", "scrivetemi", "richiamatemi", "in privato", "rispondete", "chiedo", "fatemi sapere",
-    ],
-    "en": [
-        "please", "help", "i need", "refund", "contact me", "dm me", "can you", "could you", "i'd like",
-        "i would like", "let me know", "get back to me", "call me", "reply",
-    ],
-}  # fmt: skip
-COMPLAINT_CUES = {
-    "it": [
-        "non funziona", "non è arrivato", "non arriva", "mai arrivato", "nessuno risponde", "da giorni",
-        "ancora niente", "vergogna", "pessimo", "pessima", "truffa", "rotto", "rotta", "in ritardo", "delusissimo",
-        "deluso", "delusa", "schifo", "inaccettabile", "reclamo", "addebitato", "disdetta",
-    ],
-    "en": [
-        "doesn't work", "does not work", "not working", "never arrived", "still waiting", "no answer", "broken",
-        "worst", "terrible", "awful", "scam", "late", "charged twice", "unacceptable", "complaint", "disappointed",
-        "can't cancel", "cannot cancel",
-    ],
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -72,6 +49,8 @@ class AnalysisSettings:
     topics: Mapping[str, Sequence[str]] = field(default_factory=dict)
     threads: int = 1
     model_dir: Path | None = None
+    #: Praise and thanks addressed to the brand's handle need no answer unless the team wants to thank everyone.
+    answer_praise_to_handle: bool = False
 
 
 for _name in (
@@ -86,6 +65,12 @@ for _name in (
     "topics",
     "brand_match",
     "brand_reason",
+    "kind",
+    "reading",
+    "topic_sentiment",
+    "signals",
+    "topic_spans",
+    "mixed_complaint",
 ):
     if not Doc.has_extension(_name):
         Doc.set_extension(_name, default=None)
@@ -138,8 +123,12 @@ class LanguageIdentifier:
         return doc
 
 
-class SentimentComponent:
-    """Labels each doc with the shipped (or the user's) model; languages it was not trained on get None."""
+class ReadingComponent:
+    """Reads each doc with the shipped (or the user's) model: sentiment, needs-an-answer and the kind of message,
+    and, where a mention names several topics, the polarity of each (the clause that names it, read alone).
+
+    Languages the model was not trained on get no sentiment and say why.
+    """
 
     def __init__(self, nlp: Language, name: str, mode: str, threads: int, model_dir: str, languages: list[str]):
         directory = Path(model_dir) if model_dir else None
@@ -168,10 +157,67 @@ class SentimentComponent:
                     f"unsupported language: {doc._.language}" if doc._.language else "no text to read"
                 )
         texts = [normalise(d.text) for d in scored]
-        for doc, prediction in zip(scored, self.classifier.predict(texts, [d._.language for d in scored]), strict=True):
-            doc._.sentiment = prediction.label
-            doc._.sentiment_probs = prediction.probabilities
+        languages = [d._.language for d in scored]
+        readings = self.classifier.predict(texts, languages, [d._.signals or Signals() for d in scored])
+        for doc, reading in zip(scored, readings, strict=True):
+            doc._.sentiment, doc._.sentiment_probs = reading.label, reading.probabilities
+            doc._.reading = reading
+        self._topic_polarity(scored)
         return docs
+
+    def _topic_polarity(self, docs: list[Doc]) -> None:
+        """In a mention of several clauses, each topic's polarity is that of the clauses naming it (a negative
+        clause wins); a topic of a one-clause mention has the mention's own polarity, so it is not stored."""
+        asks: list[tuple[Doc, str, str]] = []
+        for doc in docs:
+            spans = doc._.topic_spans or {}
+            clauses = clauses_of(doc.text)
+            doc._.topic_sentiment = {}
+            for topic, offsets in spans.items():
+                parts = sorted({c for c in clauses for start, _ in offsets if c[0] <= start < c[1]})
+                if len(clauses) > 1 and parts:  # one clause: the topic has the mention's own polarity
+                    asks.extend((doc, topic, doc.text[a:b]) for a, b in parts)
+        if not asks:
+            return
+        readings = self.classifier.predict(
+            [normalise(text) for _, _, text in asks],
+            [doc._.language for doc, _, _ in asks],
+            [Signals((doc._.signals or Signals()).channel) for doc, _, _ in asks],
+        )
+        found: dict[tuple[int, str], list[str]] = {}
+        for (doc, topic, _), reading in zip(asks, readings, strict=True):
+            found.setdefault((id(doc), topic), []).append(reading.label)
+        for doc in docs:
+            for topic in doc._.topic_spans or {}:
+                labels = found.get((id(doc), topic))
+                if labels:
+                    doc._.topic_sentiment[topic] = next(
+                        (label for label in ("negative", "positive") if label in labels), "neutral"
+                    )
+            complained = [t for t, label in doc._.topic_sentiment.items() if label == "negative"]
+            if complained and doc._.sentiment != "negative":  # good and bad in one message: act on the bad
+                doc._.sentiment = "negative"
+                doc._.mixed_complaint = complained
+
+
+#: Where one judgement ends and the next begins: sentence marks, commas, and the conjunctions of a contrast.
+_CLAUSE_BREAK = re.compile(
+    r"[.;:!?\n]+|,|\s[-–—]\s|\b(?:ma|però|pero|invece|mentre|tranne|purtroppo|peccato|anche se|but|however|"
+    r"though|although|while|except|yet)\b",
+    re.IGNORECASE,
+)
+
+
+def clauses_of(text: str) -> list[tuple[int, int]]:
+    """Character spans of the clauses of ``text`` (blank ones left out)."""
+    spans, start = [], 0
+    for match in _CLAUSE_BREAK.finditer(text):
+        if text[start : match.start()].strip():
+            spans.append((start, match.start()))
+        start = match.end()
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans or [(0, len(text))]
 
 
 def _has_signal(doc: Doc) -> bool:
@@ -225,35 +271,44 @@ class TopicsComponent:
         self.matcher = _matcher(nlp, topics)
 
     def __call__(self, doc: Doc) -> Doc:
-        found = {doc.vocab.strings[m] for m, _, _ in self.matcher(doc)}
-        doc._.topics = [t for t in self.order if t in found]
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for match, start, end in self.matcher(doc):
+            spans.setdefault(doc.vocab.strings[match], []).append((doc[start].idx, doc[end - 1].idx))
+        doc._.topics = [t for t in self.order if t in spans]
+        doc._.topic_spans = spans
         return doc
 
 
 class NeedsAnswerComponent:
-    """Deserves an answer when it asks, requests, complains or addresses the brand; says which."""
+    """Deserves an answer when the model says so, explained by the kind of message it read (a question, a
+    complaint, sarcasm about a problem...) and how sure it is. Praise and thanks addressed to the brand's handle
+    need no answer unless ``answer_praise_to_handle`` says the team thanks everyone."""
 
-    def __init__(self, nlp: Language, name: str, handles: list[str]):
-        self.requests = _matcher(nlp, {lang: cues for lang, cues in REQUEST_CUES.items()})
-        self.complaints = _matcher(nlp, {lang: cues for lang, cues in COMPLAINT_CUES.items()})
-        self.starts = {word for words in QUESTION_STARTS.values() for word in words}
+    def __init__(self, nlp: Language, name: str, handles: list[str], answer_praise_to_handle: bool):
         self.handles = {h.lower().lstrip("@") for h in handles}
+        self.answer_praise_to_handle = answer_praise_to_handle
 
     def __call__(self, doc: Doc) -> Doc:
-        words = [t for t in doc if not t.is_punct and not t.is_space and not t.text.startswith("@")]
-        reason = ""
-        if any("?" in t.text for t in doc) or (words and words[0].lower_ in self.starts and len(words) > 2):
-            reason = "question"
-        elif found := self.requests(doc):
-            reason = f"request: {doc[found[0][1] : found[0][2]].text.lower()!r}"
-        elif doc._.sentiment == "negative" and (doc._.sentiment_probs or {}).get("negative", 0) >= 0.6:
-            reason = "complaint: negative sentiment"
-        elif found := self.complaints(doc):
-            reason = f"complaint: {doc[found[0][1] : found[0][2]].text.lower()!r}"
-        elif handle := next((t.text for t in doc if t.text[1:].lower() in self.handles and t.text[0] == "@"), ""):
-            reason = f"addresses {handle}"
-        doc._.needs_answer = bool(reason)
-        doc._.needs_answer_reason = reason or "no question, request, complaint or address to the brand"
+        reading: Reading | None = doc._.reading
+        if reading is None:
+            doc._.needs_answer = False
+            doc._.needs_answer_reason = f"not read: {doc._.sentiment_reason or 'no text'}"
+            return doc
+        doc._.kind = reading.kind
+        handle = next((t.text for t in doc if t.text[:1] == "@" and t.text[1:].lower() in self.handles), "")
+        certainty = f"{reading.needs_probability if reading.needs_answer else 1 - reading.needs_probability:.0%}"
+        if doc._.mixed_complaint:
+            doc._.kind = "mixed"
+            doc._.needs_answer = True
+            doc._.needs_answer_reason = f"mixed: complains about {', '.join(doc._.mixed_complaint)}"
+        elif reading.needs_answer:
+            doc._.needs_answer, doc._.needs_answer_reason = True, f"{reading.kind} ({certainty} sure)"
+        elif handle and self.answer_praise_to_handle and reading.kind in ("praise", "thanks"):
+            doc._.needs_answer = True
+            doc._.needs_answer_reason = f"{reading.kind} addressed to {handle} (analysis.answer_praise_to_handle)"
+        else:
+            doc._.needs_answer = False
+            doc._.needs_answer_reason = f"no answer needed: {reading.kind} ({certainty} sure)"
         return doc
 
 
@@ -269,15 +324,15 @@ def make_language(
 
 
 @Language.factory(
-    "passaparola_sentiment",
+    "passaparola_reading",
     default_config={"mode": "accurate", "threads": 1, "model_dir": "", "languages": ["it", "en"]},
-    requires=["doc._.language"],
-    assigns=["doc._.sentiment", "doc._.sentiment_probs"],
+    requires=["doc._.language", "doc._.topics"],
+    assigns=["doc._.sentiment", "doc._.sentiment_probs", "doc._.reading", "doc._.topic_sentiment"],
 )
-def make_sentiment(
+def make_reading(
     nlp: Language, name: str, mode: str, threads: int, model_dir: str, languages: list[str]
-) -> SentimentComponent:
-    return SentimentComponent(nlp, name, mode, threads, model_dir, languages)
+) -> ReadingComponent:
+    return ReadingComponent(nlp, name, mode, threads, model_dir, languages)
 
 
 @Language.factory(
@@ -296,12 +351,18 @@ def make_topics(nlp: Language, name: str, topics: dict[str, list[str]]) -> Topic
 
 @Language.factory(
     "passaparola_needs_answer",
-    default_config={"handles": []},
-    requires=["doc._.sentiment"],
+    default_config={"handles": [], "answer_praise_to_handle": False},
+    requires=["doc._.reading"],
     assigns=["doc._.needs_answer"],
 )
-def make_needs_answer(nlp: Language, name: str, handles: list[str]) -> NeedsAnswerComponent:
-    return NeedsAnswerComponent(nlp, name, handles)
+def make_needs_answer(
+    nlp: Language, name: str, handles: list[str], answer_praise_to_handle: bool
+) -> NeedsAnswerComponent:
+    return NeedsAnswerComponent(nlp, name, handles, answer_praise_to_handle)
+
+
+#: Italian articles and prepositions elided before a vowel ("l'app", "dell'ordine", "un'ora", "c'è").
+ITALIAN_ELISION = r"(?i:l|dell|all|dall|nell|sull|coll|un|quest|quell|c|d|m|t|s|v|n)['’](?=\w)"
 
 
 def build_pipeline(settings: AnalysisSettings) -> Language:
@@ -309,17 +370,11 @@ def build_pipeline(settings: AnalysisSettings) -> Language:
     import spacy
 
     nlp = spacy.blank("xx")
+    tokenizer: Any = nlp.tokenizer
+    elision = compile_prefix_regex([*(nlp.Defaults.prefixes or ()), ITALIAN_ELISION])
+    tokenizer.prefix_search = elision.search  # "l'app" is "l'" + "app", so the topic "app" is found
     languages = list(settings.languages)
     nlp.add_pipe("passaparola_language", config={"languages": languages})
-    nlp.add_pipe(
-        "passaparola_sentiment",
-        config={
-            "mode": settings.mode,
-            "threads": settings.threads,
-            "model_dir": str(settings.model_dir or ""),
-            "languages": languages,
-        },
-    )
     nlp.add_pipe(
         "passaparola_brand",
         config={
@@ -329,13 +384,45 @@ def build_pipeline(settings: AnalysisSettings) -> Language:
         },
     )
     nlp.add_pipe("passaparola_topics", config={"topics": {k: list(v) for k, v in settings.topics.items()}})
-    nlp.add_pipe("passaparola_needs_answer", config={"handles": list(settings.brand_handles)})
+    nlp.add_pipe(
+        "passaparola_reading",
+        config={
+            "mode": settings.mode,
+            "threads": settings.threads,
+            "model_dir": str(settings.model_dir or ""),
+            "languages": languages,
+        },
+    )
+    nlp.add_pipe(
+        "passaparola_needs_answer",
+        config={"handles": list(settings.brand_handles), "answer_praise_to_handle": settings.answer_praise_to_handle},
+    )
     return nlp
 
 
 def _safe_text(text: str) -> str:
     """What the pipeline reads: valid UTF-8, at most 10,000 characters (the model itself reads fewer)."""
     return text.encode("utf-8", "replace").decode("utf-8")[:10_000]
+
+
+#: The model's channel for each platform we listen to (an import's channel is its source); others give none.
+PLATFORM_CHANNELS = {
+    "x": "x", "facebook": "facebook", "instagram": "instagram", "forum": "forum", "review": "review", "web": "blog",
+    "appstore": "appstore", "googleplay": "googleplay", "bluesky": "x", "mastodon": "x",
+}  # fmt: skip
+IMPORT_CHANNELS = {"phone": "phone", "email": "email", "review": "review"}
+
+
+def signals(platform: str, source: str, rating: Any) -> Signals:
+    """Where a mention was written and the stars it gave, as the model reads them (an import's channel is its
+    source; a platform the model does not know gives no channel)."""
+    imported = platform in ("import", "site")
+    channel = IMPORT_CHANNELS.get(source, "") if imported else PLATFORM_CHANNELS.get(platform, "")
+    return Signals(channel if channel in CHANNELS else "", rating if rating in (1, 2, 3, 4, 5) else None)
+
+
+def signals_of(mention: Mention) -> Signals:
+    return signals(mention.platform, mention.source, mention.metrics.get("rating"))
 
 
 class Analyzer:
@@ -352,29 +439,44 @@ class Analyzer:
         return self._nlp
 
     @property
-    def model_version(self) -> str:
-        component: Any = self.nlp.get_pipe("passaparola_sentiment")
-        return str(component.classifier.model.version)
+    def classifier(self) -> SentimentClassifier:
+        component: Any = self.nlp.get_pipe("passaparola_reading")
+        return component.classifier
 
-    def analyze(self, texts: Sequence[str], batch_size: int = 64) -> list[dict[str, Any]]:
+    @property
+    def model_version(self) -> str:
+        return str(self.classifier.model.version)
+
+    def analyze(
+        self, texts: Sequence[str], signals: Sequence[Signals] | None = None, batch_size: int = 64
+    ) -> list[dict[str, Any]]:
         """One result per text, in order: the fields `Mention.tags` carries."""
-        return [
-            {
-                "language": doc._.language,
-                "sentiment": doc._.sentiment,
-                "sentiment_probs": doc._.sentiment_probs,
-                "sentiment_reason": doc._.sentiment_reason,
-                "model_version": doc._.model_version,
-                "needs_answer": doc._.needs_answer,
-                "needs_answer_reason": doc._.needs_answer_reason,
-                "topics": doc._.topics,
-                "brand_match": doc._.brand_match,
-                "brand_reason": doc._.brand_reason,
-            }
-            for doc in self.nlp.pipe((_safe_text(t) for t in texts), batch_size=batch_size)
-        ]
+        docs = []
+        for index, text in enumerate(texts):
+            doc = self.nlp.make_doc(_safe_text(text))
+            doc._.signals = signals[index] if signals is not None else None
+            docs.append(doc)
+        results = []
+        for doc in self.nlp.pipe(docs, batch_size=batch_size):
+            reading: Reading | None = doc._.reading
+            results.append(
+                {
+                    "language": doc._.language,
+                    "sentiment": doc._.sentiment,
+                    "sentiment_probs": doc._.sentiment_probs,
+                    "sentiment_reason": doc._.sentiment_reason,
+                    "model_version": doc._.model_version,
+                    "needs_answer": doc._.needs_answer,
+                    "needs_answer_reason": doc._.needs_answer_reason,
+                    "kind": doc._.kind,
+                    "certainty": reading.margin if reading else None,
+                    "topics": doc._.topics,
+                    "topic_sentiment": doc._.topic_sentiment or {},
+                    "brand_match": doc._.brand_match,
+                    "brand_reason": doc._.brand_reason,
+                }
+            )
+        return results
 
     def tag(self, mentions: Sequence[Mention]) -> list[Mapping[str, Any]]:
-        tags: list[Mapping[str, Any]] = []
-        tags.extend(self.analyze([m.text for m in mentions]))
-        return tags
+        return list(self.analyze([m.text for m in mentions], [signals_of(m) for m in mentions]))

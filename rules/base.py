@@ -58,3 +58,12 @@ def cooling_down(view: StoreView, kind: str, route: str, hours: float, now: date
     """True while an alert of this kind went to this route less than ``hours`` ago: one alert per episode."""
     last = view.last_alert_at(kind, route)
     return last is not None and now - last < timedelta(hours=hours)
+
+
+def complained_topics(tags: Mapping[str, Any]) -> list[str]:
+    """The topics a mention complains about: those read negative on their own in a mixed message, else every
+    topic of a negative mention ("Ottimo caffè, pessima app" complains about the app, not the coffee).
+
+    `storage.board.Board.complaint_topics` counts the same rule in SQL."""
+    own = tags.get("topic_sentiment") or {}
+    return [t for t in tags.get("topics") or [] if own.get(t, tags.get("sentiment")) == "negative"]

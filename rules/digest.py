@@ -19,7 +19,7 @@ from jinja2 import Environment, StrictUndefined
 
 from listener.model import Conversation
 from notifiers.alert import Alert
-from rules.base import StoreView
+from rules.base import StoreView, complained_topics
 from rules.triage import figures
 
 SENTIMENTS = ("positive", "neutral", "negative")
@@ -112,12 +112,7 @@ class DailyDigest:
             return Counter(str(c.mention.tags.get("sentiment", "")) for c in items)
 
         def complaints(items: Sequence[Conversation]) -> Counter[str]:
-            return Counter(
-                t
-                for c in items
-                if c.mention.tags.get("sentiment") == "negative"
-                for t in c.mention.tags.get("topics", [])
-            )
+            return Counter(t for c in items for t in complained_topics(c.mention.tags))
 
         now_moods, before_moods = moods(today), moods(yesterday)
         now_topics, before_topics = complaints(today), complaints(yesterday)

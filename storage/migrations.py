@@ -285,3 +285,23 @@ def m008_search(db: Database) -> None:
         ["text"], fts_version="FTS5", create_triggers=True, tokenize="unicode61 remove_diacritics 2"
     )
     db.table("sources").add_column("failures_total", int, not_null_default=0)  # for /metrics
+
+
+@migrations()
+def m009_model_swaps(db: Database) -> None:
+    """Every retraining attempt of the reading model, swapped in, rejected or rolled back, with both scores."""
+    db.table("model_swaps").create(
+        {
+            "id": int,
+            "action": str,
+            "from_dir": str,
+            "to_dir": str,
+            "from_version": str,
+            "to_version": str,
+            "scores": str,
+            "reason": str,
+            "at": str,
+        },
+        pk="id",
+        not_null={"action", "to_dir", "at"},
+    )

@@ -30,6 +30,7 @@ from listener.model import (
 from notifiers.alert import Alert
 from storage.board import Board
 from storage.migrations import migrations
+from storage.models import ModelSwaps
 from storage.people import People, delete_mentions
 from storage.times import iso, parse_time
 
@@ -72,6 +73,7 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.people = People(db)
+        self.models = ModelSwaps(db)
         self.board = Board(db, self._conversations)
 
     # -- opening ---------------------------------------------------------------------------------
@@ -456,16 +458,21 @@ class Store:
         """Every corrected mention as labelled data: text, label, language (for retraining)."""
         return list(
             self.db.query(
-                "SELECT m.text, sc.label, COALESCE(t.language, m.language_hint, '') AS language, sc.key "
+                "SELECT m.text, sc.label, COALESCE(t.language, m.language_hint, '') AS language, sc.key, "
+                "m.platform, m.source, json_extract(m.metrics, '$.rating') AS stars "
                 "FROM sentiment_corrections sc JOIN mentions m ON m.key = sc.key "
                 "LEFT JOIN mention_tags t ON t.key = sc.key ORDER BY sc.corrected_at, sc.key"
             )
         )
 
-    def mention_texts(self, after_key: str = "", limit: int = 500) -> list[tuple[str, str]]:
-        """(key, text) pages in key order, for reanalysis."""
-        rows = self.db.execute("SELECT key, text FROM mentions WHERE key > ? ORDER BY key LIMIT ?", [after_key, limit])
-        return [(key, text) for key, text in rows.fetchall()]
+    def mention_texts(self, after_key: str = "", limit: int = 500) -> list[tuple[str, str, str, str, Any]]:
+        """(key, text, platform, source, rating) pages in key order, for reanalysis."""
+        rows = self.db.execute(
+            "SELECT key, text, platform, source, json_extract(metrics, '$.rating') FROM mentions "
+            "WHERE key > ? ORDER BY key LIMIT ?",
+            [after_key, limit],
+        )
+        return [tuple(row) for row in rows.fetchall()]
 
     def replace_tags(self, tags: Mapping[str, Mapping[str, Any]], at: datetime) -> int:
         """Overwrite the derived fields of these mentions (corrections live apart and are kept).
@@ -498,7 +505,8 @@ class Store:
                    c.acknowledged_at, c.acknowledged_by,
                    a.platform_id AS a_id, a.handle AS a_handle, a.display_name AS a_name, a.reach AS a_reach,
                    a.verified AS a_verified, t.needs_answer, COALESCE(sc.label, t.sentiment) AS sentiment,
-                   t.language, t.topics
+                   t.language, t.topics, json_extract(t.extra, '$.topic_sentiment') AS topic_sentiment,
+                   json_extract(t.extra, '$.kind') AS kind
             FROM conversations c
             JOIN mentions m ON m.key = c.key
             JOIN authors a ON a.key = m.author_key
@@ -591,6 +599,10 @@ class Store:
         tags = {name: row[name] for name in ("needs_answer", "sentiment", "language") if row[name] is not None}
         if row["topics"]:
             tags["topics"] = json.loads(row["topics"])
+        if row["topic_sentiment"]:
+            tags["topic_sentiment"] = json.loads(row["topic_sentiment"])
+        if row["kind"]:
+            tags["kind"] = row["kind"]
         mention = Mention(
             platform=row["platform"],
             platform_id=row["platform_id"],

@@ -37,7 +37,7 @@ def build_demo(folder: Path) -> Path:
     store = Store.open(db)
     try:
         daemon = Daemon(
-            settings, store, LogNotifier(stream=io.StringIO()), build_taggers(settings, "fast"), clock=lambda: T0
+            settings, store, LogNotifier(stream=io.StringIO()), build_taggers(settings, mode="fast"), clock=lambda: T0
         )
         daemon.cycle()
     finally:

@@ -76,6 +76,7 @@ ENDPOINTS = (
         produces="text/csv",
     ),
     Endpoint("GET", "/api/sources", "supervisor", "Each source's health"),
+    Endpoint("GET", "/api/teach", "agent", "The last day's mentions the model is least sure of, to label"),
 )
 
 
@@ -217,6 +218,9 @@ def routes(web: Web) -> list[Route]:
     async def sources(request: Request, who: Principal, body: dict[str, Any]) -> Any:
         return await web.db.run(lambda store: service.sources(settings, store, web.clock()))
 
+    async def teach(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        return await web.db.run(lambda store: service.teach(store, web.clock()))
+
     async def description(request: Request) -> Response:
         return Response(json.dumps(openapi(), indent=1), media_type="application/json")
 
@@ -234,6 +238,7 @@ def routes(web: Web) -> list[Route]:
         ("GET", "/api/advocates/{person}/explain"): explain,
         ("GET", "/api/advocates/export"): export,
         ("GET", "/api/sources"): sources,
+        ("GET", "/api/teach"): teach,
     } | {("POST", f"/api/mentions/{{key}}/{name}"): action(name) for name in service.ACTIONS}
     served = []
     # Specific paths first: /api/advocates/export before /api/advocates/{person}/..., actions before the mention.

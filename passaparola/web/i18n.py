@@ -12,6 +12,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cockpit": ("Cruscotto", "Cockpit"),
     "advocates": ("Sostenitori", "Advocates"),
     "sources": ("Fonti", "Sources"),
+    "teach": ("Insegna", "Teach"),
+    "teach_intro": (
+        "Le menzioni di oggi su cui il modello è più incerto: un clic sull'etichetta giusta, e il prossimo "
+        "addestramento impara il linguaggio dei vostri clienti.",
+        "Today's mentions the model is least sure of: one click on the right label, and the next retraining "
+        "learns your customers' language.",
+    ),
+    "teach_corrections": ("Etichette date finora", "Labels given so far"),
+    "teach_nothing": ("Nessuna menzione incerta nelle ultime 24 ore.", "No uncertain mention in the last 24 hours."),
+    "model_reads": ("il modello legge", "the model reads"),
+    "open_mention": ("apri", "open"),
     "login": ("Accedi", "Log in"),
     "logout": ("Esci", "Log out"),
     "user": ("Utente", "User"),

@@ -211,6 +211,11 @@ def routes(web: Web) -> list[Route]:
     async def export(request: Request, who: Principal) -> Response:
         return await export_response(web, request)
 
+    @page("agent", "teach")
+    async def teach(request: Request, who: Principal) -> Response:
+        data = await web.db.run(lambda store: service.teach(store, web.clock()))
+        return render(request, "teach.html", who, data=data, page="teach")
+
     @page("supervisor", "sources")
     async def sources(request: Request, who: Principal) -> Response:
         data = await web.db.run(lambda store: service.sources(settings, store, web.clock()))
@@ -230,4 +235,5 @@ def routes(web: Web) -> list[Route]:
         Route("/advocates/export", export),
         Route("/advocates/{person}/explain", explain),
         Route("/sources", sources),
+        Route("/teach", teach),
     ]

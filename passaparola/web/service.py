@@ -371,6 +371,31 @@ def sources(settings: Settings, store: Store, now: datetime) -> dict[str, Any]:
     return {"sources": out, "configured": sorted(configured), "pending_alerts": store.pending_alerts(), "at": iso(now)}
 
 
+#: How many of the day's mentions the "Teach" page asks a person to label.
+TEACH_PER_DAY = 10
+
+
+def teach(store: Store, now: datetime, limit: int = TEACH_PER_DAY) -> dict[str, Any]:
+    """The last day's mentions the model is least sure of, for a person to label in one click each."""
+    rows = store.board.least_sure(now - timedelta(days=1), limit)
+    items = [
+        {
+            "key": r["key"],
+            "text": r["text"],
+            "platform": r["platform"],
+            "url": r["url"],
+            "published_at": r["published_at"],
+            "author": r["handle"] or "",
+            "language": r["language"],
+            "sentiment": r["sentiment"],
+            "probabilities": r["sentiment_probs"],
+            "certainty": r["certainty"],
+        }
+        for r in rows
+    ]
+    return {"items": items, "labels": list(LABELS), "corrections": len(store.corrections()), "at": iso(now)}
+
+
 def days_param(value: str) -> int:
     """The cockpit's ``days`` query parameter (default 1)."""
     if not value:
