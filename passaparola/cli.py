@@ -154,6 +154,17 @@ def build_taggers(settings: Settings, store: Store | None = None, mode: str | No
     return [Analyzer(settings.analysis.pipeline(mode, live))]
 
 
+def build_daemon(settings: Settings, store: Store) -> Daemon:
+    """The daemon with its notifier and its reading pipeline, which it rebuilds after a retrained model goes live."""
+    return Daemon(
+        settings,
+        store,
+        build_notifier(settings),
+        taggers=build_taggers(settings, store),
+        reload_taggers=lambda: build_taggers(settings, store),
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG (secrets stay masked).")
 @click.pass_context
@@ -202,13 +213,7 @@ def run(ctx: click.Context, config_file: str | None, once: bool) -> None:
     """Run the daemon until SIGTERM or Ctrl-C."""
     settings = configure(ctx, config_file)
     store = open_store(settings)
-    daemon = Daemon(
-        settings,
-        store,
-        build_notifier(settings),
-        taggers=build_taggers(settings, store),
-        reload_taggers=lambda: build_taggers(settings, store),
-    )
+    daemon = build_daemon(settings, store)
     web = start_web(settings) if settings.web.enabled and not once else None
     try:
         if once:
@@ -292,13 +297,7 @@ def demo(
             click.echo(f"dashboard: http://127.0.0.1:{web.port}/ (user demo, password {password}, for this run only)")
         try:
             with stop_on_signals() as stop:
-                daemon = Daemon(
-                    settings,
-                    store,
-                    build_notifier(settings),
-                    taggers=build_taggers(settings, store),
-                    reload_taggers=lambda: build_taggers(settings, store),
-                )
+                daemon = build_daemon(settings, store)
                 daemon.run(stop, duration=duration or None)
             if web is not None:
                 web.stop()

@@ -156,7 +156,7 @@ class ReadingComponent:
                 doc._.sentiment_reason = (
                     f"unsupported language: {doc._.language}" if doc._.language else "no text to read"
                 )
-        texts = [normalise(d.text) for d in scored]
+        texts = [normalise(d.text) for d in scored]  # Doc.text joins the tokens again on each call: once here
         languages = [d._.language for d in scored]
         readings = self.classifier.predict(texts, languages, [d._.signals or Signals() for d in scored])
         for doc, reading in zip(scored, readings, strict=True):
@@ -171,18 +171,21 @@ class ReadingComponent:
         asks: list[tuple[Doc, str, str]] = []
         for doc in docs:
             spans = doc._.topic_spans or {}
-            clauses = clauses_of(doc.text)
             doc._.topic_sentiment = {}
+            if not spans:
+                continue
+            text = doc.text
+            clauses = clauses_of(text)
             for topic, offsets in spans.items():
                 parts = sorted({c for c in clauses for start, _ in offsets if c[0] <= start < c[1]})
                 if len(clauses) > 1 and parts:  # one clause: the topic has the mention's own polarity
-                    asks.extend((doc, topic, doc.text[a:b]) for a, b in parts)
+                    asks.extend((doc, topic, text[a:b]) for a, b in parts)
         if not asks:
             return
         readings = self.classifier.predict(
             [normalise(text) for _, _, text in asks],
             [doc._.language for doc, _, _ in asks],
-            [Signals((doc._.signals or Signals()).channel) for doc, _, _ in asks],
+            [Signals() for _ in asks],  # a clause alone: the mention's stars and channel judge the whole
         )
         found: dict[tuple[int, str], list[str]] = {}
         for (doc, topic, _), reading in zip(asks, readings, strict=True):
@@ -448,16 +451,18 @@ class Analyzer:
         return str(self.classifier.model.version)
 
     def analyze(
-        self, texts: Sequence[str], signals: Sequence[Signals] | None = None, batch_size: int = 64
+        self, texts: Sequence[str], signals: Sequence[Signals] | None = None, batch_size: int = 256
     ) -> list[dict[str, Any]]:
         """One result per text, in order: the fields `Mention.tags` carries."""
-        docs = []
-        for index, text in enumerate(texts):
-            doc = self.nlp.make_doc(_safe_text(text))
-            doc._.signals = signals[index] if signals is not None else None
-            docs.append(doc)
+
+        def docs() -> Iterator[Doc]:  # made as the pipeline asks for them: memory stays one batch deep
+            for index, text in enumerate(texts):
+                doc = self.nlp.make_doc(_safe_text(text))
+                doc._.signals = signals[index] if signals is not None else None
+                yield doc
+
         results = []
-        for doc in self.nlp.pipe(docs, batch_size=batch_size):
+        for doc in self.nlp.pipe(docs(), batch_size=batch_size):
             reading: Reading | None = doc._.reading
             results.append(
                 {

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -196,6 +197,15 @@ class Heads:
     heads: dict[str, tuple[str, ...]]
     coef: dict[str, np.ndarray]
     intercept: dict[str, np.ndarray]
+    _weights: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def weights(self, task: str, head: int) -> np.ndarray:
+        """One head's weights as (features, classes) float32, made once: stored float16 would be widened on
+        every batch otherwise."""
+        key = (task, head)
+        if key not in self._weights:
+            self._weights[key] = np.ascontiguousarray(self.coef[task][head].T, dtype=np.float32)
+        return self._weights[key]
 
     def head_of(self, task: str, language: str | None) -> int:
         names = self.heads[task]
@@ -208,7 +218,8 @@ class Heads:
         logits = np.zeros((len(languages), self.coef[task].shape[1]), dtype=np.float64)
         for head in np.unique(chosen):
             rows = np.flatnonzero(chosen == head)
-            logits[rows] = np.asarray(features[rows] @ self.coef[task][head].T.astype(np.float32))
+            block = features if len(rows) == len(languages) else features[rows]
+            logits[rows] = np.asarray(block @ self.weights(task, head))
             logits[rows] += self.intercept[task][head]
         if classes == 2:  # one logit: P(yes)
             yes = 1 / (1 + np.exp(-logits[:, 0]))
@@ -273,12 +284,18 @@ class ReadingModel:
         for task in TASKS:
             arrays[f"{task}.coef"] = self.heads.coef[task].astype(np.float16 if self.n_chars else np.float32)
             arrays[f"{task}.intercept"] = self.heads.intercept[task].astype(np.float32)
-        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
         card = {**self.card, "mode": self.mode, "version": self.version}
         card["labels"] = {t: list(v) for t, v in TASK_LABELS.items()}
         card["heads"] = {t: list(names) for t, names in self.heads.heads.items()}
         card["n_chars"], card["n_words"] = self.n_chars, self.n_words
-        path.with_suffix(".json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        # Written aside, then moved in: a daemon loading the model never reads half a file.
+        staged = path.with_name(f".{path.stem}.staged.npz")
+        np.savez_compressed(staged, **arrays)  # type: ignore[arg-type]
+        card_path = path.with_suffix(".json")
+        card_staged = card_path.with_name(f".{card_path.name}.staged")
+        card_staged.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(staged, path)
+        os.replace(card_staged, card_path)
 
 
 @dataclass(frozen=True)

@@ -295,14 +295,15 @@ class Board:
 
     def least_sure(self, since: datetime, limit: int = 10) -> list[dict[str, Any]]:
         """The mentions since ``since`` the model was least sure of (smallest margin between its two likeliest
-        sentiments) that nobody has labelled yet: what a person's label teaches the model most."""
+        sentiments) that nobody has labelled yet: what a person's label teaches the model most. A text repeated
+        by many (a burst, a copied complaint) is asked once."""
         rows = self.db.query(
             "SELECT m.key, m.text, m.platform, m.url, m.published_at, a.handle, t.language, t.sentiment, "
-            "t.sentiment_probs, json_extract(t.extra, '$.certainty') AS certainty FROM mentions m "
+            "t.sentiment_probs, MIN(json_extract(t.extra, '$.certainty')) AS certainty FROM mentions m "
             "JOIN mention_tags t ON t.key = m.key LEFT JOIN authors a ON a.key = m.author_key "
             "LEFT JOIN sentiment_corrections sc ON sc.key = m.key "
             "WHERE m.published_at > ? AND sc.key IS NULL AND json_extract(t.extra, '$.certainty') IS NOT NULL "
-            "ORDER BY certainty, m.key LIMIT ?",
+            "GROUP BY m.text ORDER BY certainty, m.key LIMIT ?",
             [iso(since), limit],
         )
         return [{**r, "sentiment_probs": json.loads(r["sentiment_probs"] or "{}")} for r in rows]

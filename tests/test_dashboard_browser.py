@@ -164,10 +164,32 @@ def test_an_agent_sees_no_supervisor_pages_and_the_phone_layout_works(browser: B
     context = browser.new_context(base_url=site.url, viewport={"width": 390, "height": 844}, is_mobile=True)
     phone = context.new_page()
     log_in(phone, "giulia")
-    assert phone.locator("header nav a").count() == 1  # the inbox only
+    assert phone.locator("header nav a").all_inner_texts() == ["Da rispondere", "Insegna"]  # no supervisor pages
     shot(phone, "inbox-phone")
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390 + 2, "the page scrolls sideways on a phone"
     response = phone.goto("/cockpit")
     assert response is not None and response.status == 403
+    context.close()
+
+
+@pytest.mark.parametrize(("lang", "width"), [("it", 390), ("en", 1366)])
+def test_a_person_teaches_the_model_in_one_click_on_the_teach_page(
+    browser: Browser, site: Site, lang: str, width: int
+) -> None:
+    context = browser.new_context(base_url=site.url, viewport={"width": width, "height": 900})
+    page = context.new_page()
+    log_in(page, "giulia")
+    page.goto(f"/teach?lang={lang}")
+    cards = page.locator("ol.teach li")
+    before = cards.count()
+    assert 0 < before <= 10
+    shot(page, f"teach-{lang}-{width}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width + 2
+    first = cards.first.locator("p.teach-text").inner_text()
+    label = {"it": "negativo", "en": "negative"}[lang]
+    cards.first.locator(f"button:has-text('{label}')").click()
+    page.wait_for_url("**/teach")
+    assert first not in [c.inner_text() for c in page.locator("ol.teach li p.teach-text").all()]
+    assert site.store.corrections()[-1]["label"] == "negative"
     context.close()

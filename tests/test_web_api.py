@@ -252,3 +252,27 @@ def test_hash_password_prints_an_argon2_hash_that_logs_in(tmp_path: Path) -> Non
     assert Gate(WebSettings(users=[user])).login("x", "a long enough secret") is not None
     short = subprocess.run([*PASSAPAROLA, "hash-password", "--stdin"], input="short\n", capture_output=True, text=True)
     assert short.returncode == 2 and "shorter than 10 characters" in short.stderr
+
+
+def test_the_teach_page_lists_the_days_least_sure_mentions_and_labels_them_in_one_click(site: Site) -> None:
+    api = site.client("agent")
+    items = api.get("/api/teach").json()["items"]
+    assert 0 < len(items) <= 10
+    certainties = [i["certainty"] for i in items]
+    assert certainties == sorted(certainties)  # least sure first
+    assert len({i["text"] for i in items}) == len(items)  # a repeated text is asked once
+    unsure = items[0]
+    probabilities = sorted(unsure["probabilities"].values(), reverse=True)
+    assert abs((probabilities[0] - probabilities[1]) - unsure["certainty"]) < 1e-3
+
+    sara = site.login("sara")
+    page = sara.get("/teach")
+    assert page.status_code == 200 and "Insegna" in page.text and unsure["key"] in page.text.replace("%3A", ":")
+    labelled = sara.post(
+        f"/mentions/{unsure['key']}/act",
+        data={"csrf": csrf_of(page.text), "action": "sentiment", "label": "negative", "back": "/teach"},
+    )
+    assert labelled.status_code == 303 and labelled.headers["location"] == "/teach"
+    assert site.store.tags(unsure["key"])["corrected"] is True
+    after = api.get("/api/teach").json()
+    assert unsure["key"] not in [i["key"] for i in after["items"]] and after["corrections"] == 1
