@@ -4,6 +4,10 @@ Fetched with `listener.fetch.Fetcher` (timeouts, deadline, size cap, checked red
 refused), conditionally (ETag, Last-Modified: a 304 costs no parsing), then parsed from bytes by feedparser in a
 worker process under a time limit, because some hostile inputs make feedparser's regular expressions take
 seconds. Malformed feeds keep what can be read; a body with no feed in it fails the poll with the reason.
+
+Google Alerts links go through ``google.com/url``: the real target is stored instead. Dates feedparser cannot
+read (Italian day and month names, "March 14, 2025") are read by `localized_date`; a date nobody can read falls
+back to the fetch time, marked ``metrics["published_at_guessed"] = 1`` and logged with the raw date.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import calendar
 import hashlib
 import html
+import logging
 import re
+import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -21,7 +27,7 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from multiprocessing import get_context
 from typing import Any, ClassVar
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import parse_qs, urldefrag, urlsplit
 
 from listener.fetch import Fetcher
 from listener.model import EVERYONE_IN_THREAD, Author, BrandReply, Mention, Poll, SourceError
@@ -34,6 +40,22 @@ _AUTHOR_TAGS = re.compile(
     re.I,
 )
 _DISCOURSE_TOPIC = re.compile(r"^(/t/[^/]+/\d+)(?:/\d+)?/?$")
+#: Hosts whose ``/url?url=…`` (or ``q=``) is a click-through redirect, as in every Google Alerts link.
+_GOOGLE_REDIRECT_HOSTS = frozenset({"google.com", "www.google.com"})
+
+log = logging.getLogger(__name__)
+
+#: Tags a browser shows as a break between words; any other tag (b, i, a, span...) can sit inside a word.
+# fmt: off
+_BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure", "footer",
+    "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "img", "li", "main", "nav", "ol", "p", "pre", "section",
+    "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+})
+# fmt: on
+_TAG = "\x00"  # where an inline tag was, until the spaces around it are settled
+_SPACE_BEFORE_CLOSING = re.compile(r"\s*(?:\x00\s*)+(?=[,;:!?)\]}»]|\.(?!\.))")  # "Aurora</b> ," -> "Aurora,"
+_SPACE_AFTER_OPENING = re.compile(r"(?<=[(\[{«])\s*(?:\x00\s*)+")  # "(<b> Aurora" -> "(Aurora"
 
 
 class _Text(HTMLParser):
@@ -41,16 +63,88 @@ class _Text(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
 
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.parts.append(" " if tag in _BLOCK_TAGS else _TAG)
+
+    def handle_endtag(self, tag: str) -> None:
+        self.parts.append(" " if tag in _BLOCK_TAGS else _TAG)
+
     def handle_data(self, data: str) -> None:
-        self.parts.append(data)
+        self.parts.append(data.replace(_TAG, ""))
 
 
 def plain_text(fragment: str) -> str:
-    """What a person would read in an HTML fragment: tags dropped, entities decoded, spaces collapsed."""
+    """What a person would read in an HTML fragment: tags dropped, entities decoded, spaces collapsed.
+
+    Inline tags join what they separate ("l'<b>aurora</b>" is "l'aurora"), and the spaces a highlighted word
+    leaves before punctuation go ("<b>Aurora</b> ," is "Aurora,"), as Google Alerts' titles need.
+    """
     parser = _Text()
     parser.feed(fragment)
     parser.close()
-    return " ".join(html.unescape(" ".join(parser.parts)).split())
+    text = html.unescape("".join(parser.parts))  # feeds often escape twice; no entity decodes to _TAG
+    text = _SPACE_AFTER_OPENING.sub("", _SPACE_BEFORE_CLOSING.sub("", text)).replace(_TAG, "")
+    return " ".join(text.split())
+
+
+def real_target(link: str) -> str:
+    """The page a ``google.com/url`` redirect leads to, when it is http(s); any other link as it is."""
+    parts = urlsplit(link)
+    if parts.scheme not in ("http", "https") or parts.hostname not in _GOOGLE_REDIRECT_HOSTS or parts.path != "/url":
+        return link
+    query = parse_qs(parts.query)
+    for candidate in query.get("url", []) + query.get("q", []):
+        target = urlsplit(candidate)
+        if target.scheme in ("http", "https") and target.hostname:
+            return target.geturl()
+    return link
+
+
+#: How dateparser reads a feed's date it is handed alone: Italian or English names, absolute dates only ("ieri" or
+#: "qualche giorno fa" are no publication time), day, month and year all present, no zone meaning UTC as in feedparser.
+_DATEPARSER_SETTINGS = {
+    "PARSERS": ["absolute-time"],
+    "REQUIRE_PARTS": ["day", "month", "year"],
+    "TIMEZONE": "UTC",
+    "TO_TIMEZONE": "UTC",
+    "RETURN_AS_TIMEZONE_AWARE": True,
+}
+
+
+def localized_date(raw: str) -> time.struct_time | None:
+    """A date with Italian or English day and month names, as UTC; None when it is not one (feedparser tries next).
+
+    Reads RFC-822 shapes ("ven, 14 mar 2025 10:00:00 +0100") and plain ones ("domenica 1 giugno 2025 ore 9.15",
+    "Thursday, September 4, 2025 6:05 PM GMT") with dateparser. Registered with feedparser, it runs before
+    feedparser's own handlers, so it never raises.
+    """
+    import dateparser
+
+    text = raw.strip()
+    if not text or len(text) > 100:
+        return None
+    cleaned = _HOUR_WORD.sub(" ", text)  # "ore 9.15", "alle 9:15", "at 6:05": the word is not part of the time
+    cleaned = _DOTTED_TIME.sub(r"\1:\2", cleaned)
+    try:
+        moment = dateparser.parse(cleaned, languages=["it", "en"], settings=_DATEPARSER_SETTINGS)
+    except (ValueError, OverflowError, TypeError):
+        return None
+    return moment.astimezone(UTC).utctimetuple() if moment is not None else None
+
+
+_HOUR_WORD = re.compile(r"\b(?:ore|alle|at)\b", re.IGNORECASE)
+_DOTTED_TIME = re.compile(r"\b(\d{1,2})\.(\d{2})\b(?!\.\d)")
+
+
+_date_handler_registered = False
+
+
+def _register_date_handler(feedparser: Any) -> None:
+    """Once per process: feedparser alone reads neither Italian names nor "March 14, 2025"."""
+    global _date_handler_registered
+    if not _date_handler_registered:
+        feedparser.registerDateHandler(localized_date)
+        _date_handler_registered = True
 
 
 def _trim_authors(body: bytes) -> bytes:
@@ -61,10 +155,12 @@ def parse_feed(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
     """Runs in the worker: feedparser's result reduced to plain data (only plain data crosses processes)."""
     import feedparser
 
+    _register_date_handler(feedparser)
     parsed = feedparser.parse(_trim_authors(body), response_headers=dict(headers))
     entries = []
     for entry in parsed.entries:
         when = entry.get("published_parsed") or entry.get("updated_parsed")
+        raw_date = "" if when else str(entry.get("published") or entry.get("updated") or "")
         entries.append(
             {
                 "id": entry.get("id") or entry.get("link") or "",
@@ -73,6 +169,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
                 "summary": entry.get("summary", ""),
                 "author": entry.get("author", ""),
                 "published": datetime.fromtimestamp(calendar.timegm(when), UTC).isoformat() if when else None,
+                "unread_date": raw_date[:200],  # kept only to say which date could not be read
                 "in_reply_to": (entry.get("thr_in-reply-to") or {}).get("href", "")
                 if isinstance(entry.get("thr_in-reply-to"), dict)
                 else "",
@@ -151,7 +248,7 @@ class FeedSource:
             conditional["If-None-Match"] = cursor["etag"]
         if cursor.get("last_modified"):
             conditional["If-Modified-Since"] = cursor["last_modified"]
-        fetched = self.fetcher.get(self.url, conditional)
+        fetched = self.fetcher.get(self.url, conditional, now)
         if fetched.status == 304:
             return Poll(cursor=cursor, details={"not_modified": True, "entries": 0})
         headers = {k.lower(): v for k, v in fetched.headers.items()}
@@ -164,6 +261,19 @@ class FeedSource:
         mentions, replies = self._items(result["entries"], now)
         next_cursor = {"etag": headers.get("etag", ""), "last_modified": headers.get("last-modified", "")}
         details = {"entries": len(result["entries"]), "kept": len(mentions), "warning": result["bozo"][:200]}
+        undated = [e for e in result["entries"] if e["published"] is None]
+        if undated:
+            details["undated"] = len(undated)  # their time is the fetch time: say so where people look
+        unread = [e["unread_date"] for e in undated if e["unread_date"]]
+        if unread:
+            log.warning(
+                "feed %s (%s): %d entries have a date that cannot be read, e.g. %r; they carry the fetch time, "
+                "marked published_at_guessed. If the format is common, teach it to listener.feed.localized_date",
+                self.name,
+                self.url,
+                len(unread),
+                unread[0],
+            )
         return Poll(mentions=tuple(mentions), replies=tuple(replies), cursor=next_cursor, details=details)
 
     def _about_brand(self, text: str) -> bool:
@@ -180,8 +290,9 @@ class FeedSource:
             if not entry["id"]:
                 continue  # neither guid nor link: nothing stable to know it by
             ident = hashlib.sha256(f"{self.url}\0{entry['id']}".encode()).hexdigest()[:32]
-            link = entry["link"] if urlsplit(entry["link"]).scheme in ("http", "https") else ""
+            link = real_target(entry["link"]) if urlsplit(entry["link"]).scheme in ("http", "https") else ""
             published = datetime.fromisoformat(entry["published"]) if entry["published"] else now
+            guessed = {} if entry["published"] else {"published_at_guessed": 1}  # the fetch time, a last resort
             thread = thread_of(entry["in_reply_to"] or link) if (entry["in_reply_to"] or link) else ""
             author = plain_text(entry["author"])[:200] or "anonymous"
             title, summary = plain_text(entry["title"]), plain_text(entry["summary"])
@@ -215,6 +326,7 @@ class FeedSource:
                     author=Author(self.platform, author.lower(), author, display_name=author),
                     url=link,
                     thread_id=thread,
+                    metrics=guessed,
                 )
             )
         return mentions, replies

@@ -8,21 +8,31 @@ What it guards against, each with the reason it gives:
 - schemes other than http and https, credentials in URLs, more than ``max_redirects`` redirects;
 - bodies over ``max_bytes`` (after decompression, so a gzip bomb stops at the cap), servers that drip bytes
   past the total ``deadline``, and any single connect or read slower than ``timeout``.
+
+A 429 or 503 with a usable ``Retry-After`` raises `RateLimited`, so the source pauses as long as the server
+asked (at most ``MAX_RETRY_AFTER``) instead of coming back after the usual, shorter backoff.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import httpx
 
-from listener.model import SourceError
+from listener.model import RateLimited, SourceError
 
 USER_AGENT = "passaparola/0.1 (+https://github.com/passaparola; brand-mention listener)"
+
+#: The longest pause a Retry-After may impose: a wrong or hostile header must not silence a source for days.
+MAX_RETRY_AFTER = timedelta(hours=6)
+_DELAY_SECONDS = re.compile(r"\d+", re.ASCII)
 
 
 class FetchError(SourceError):
@@ -54,6 +64,25 @@ def resolve(host: str, port: int, allow_private: bool) -> str:
     return addresses[0]
 
 
+def retry_after(value: str, now: datetime, longest: timedelta = MAX_RETRY_AFTER) -> datetime | None:
+    """When a ``Retry-After`` (delay-seconds or HTTP-date) lets us try again, capped at ``longest``.
+
+    None when the header is missing, unreadable or already past: then it says nothing about when, and the
+    caller's usual backoff applies. The feeds and the X source read it alike.
+    """
+    value = value.strip()
+    latest = now + longest
+    if _DELAY_SECONDS.fullmatch(value):
+        at = latest if len(value) > 9 else now + timedelta(seconds=int(value))  # no huge ints from a header
+    else:
+        try:
+            at = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)  # HTTP-dates are GMT
+    return min(at, latest) if at > now else None
+
+
 @dataclass(frozen=True)
 class Fetched:
     status: int  # 200, or 304 when not modified
@@ -70,14 +99,16 @@ class Fetcher:
     max_redirects: int = 3
     allow_private: bool = False
 
-    def get(self, url: str, headers: Mapping[str, str] | None = None) -> Fetched:
+    def get(self, url: str, headers: Mapping[str, str] | None = None, now: datetime | None = None) -> Fetched:
+        """GET ``url``; ``now`` (the poll's clock, default the wall clock) anchors a Retry-After in seconds."""
         started = time.monotonic()
+        now = now or datetime.now(UTC)
         current = httpx.URL(url)
         with httpx.Client(
             timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=False
         ) as client:  # fmt: skip
             for _ in range(self.max_redirects + 1):
-                response = self._one(client, current, headers or {}, started)
+                response = self._one(client, current, headers or {}, started, now)
                 if response.status not in (301, 302, 303, 307, 308):
                     return response
                 location = response.headers.get("location", "")
@@ -86,7 +117,9 @@ class Fetcher:
                 current = current.join(location)
             raise FetchError(f"{url}: more than {self.max_redirects} redirects; use the final URL")
 
-    def _one(self, client: httpx.Client, url: httpx.URL, headers: Mapping[str, str], started: float) -> Fetched:
+    def _one(
+        self, client: httpx.Client, url: httpx.URL, headers: Mapping[str, str], started: float, now: datetime
+    ) -> Fetched:
         if url.scheme not in ("http", "https"):
             raise FetchError(f"{url}: only http and https URLs are fetched, not {url.scheme!r}")
         if url.userinfo:
@@ -109,6 +142,15 @@ class Fetcher:
         try:
             if response.status_code in (301, 302, 303, 307, 308, 304):
                 return Fetched(response.status_code, headers=dict(response.headers), url=str(url))
+            if response.status_code in (429, 503):
+                asked = response.headers.get("retry-after", "")
+                retry_at = retry_after(asked, now)
+                if retry_at is not None:
+                    raise RateLimited(
+                        f"{url} answered {response.status_code} with Retry-After: {asked.strip()[:40]}; paused until "
+                        f"{retry_at.isoformat(timespec='seconds')} as the server asked, nothing to do unless it lasts",
+                        retry_at,
+                    )
             if response.status_code >= 400:
                 raise FetchError(f"{url} answered {response.status_code}; check the URL, or wait if it is 5xx")
             body = bytearray()

@@ -6,10 +6,17 @@
 3. ``posts``: each brand account's own posts; every reply marks what it replied to as answered, wherever it
    was typed, and a post in the same conversation addressed to a mention's author counts too.
 
+A retweet (``referenced_tweets`` of type ``retweeted``) is never a mention, whichever stream brings it: the
+mentions timeline lists retweets, and a retweet of a complaint would raise SLA alerts, a retweet of the brand's
+own apology would count as praise. A quote tweet says something of its own, so it is a mention.
+
 tweepy 4.17's `Client` has no timeout and a hard-coded host, sleeps inside the request when asked to wait on
 rate limits, and logs the bearer token at DEBUG. So: a requests adapter on ``client.session`` adds timeouts
 and sends requests to ``base_url``; ``wait_on_rate_limit`` stays off and a 429 pauses only its stream until
-``x-rate-limit-reset``; the token is never put in a message (the CLI also masks it in every log record).
+``x-rate-limit-reset`` (or ``Retry-After``); a 5xx with ``Retry-After`` pauses the whole source until then.
+Responses come back raw (``return_type=requests.Response``) so that a body that is not JSON, or JSON of the
+wrong shape, is reported as what it is, with its status and content type, not as "cannot reach X". The
+token is never put in a message (the CLI also masks it in every log record).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import tweepy
 from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
+from listener.fetch import retry_after
 from listener.model import Author, BrandReply, Mention, Poll, RateLimited, SourceError
 
 log = logging.getLogger(__name__)
@@ -46,6 +54,8 @@ USER_FIELDS = ["username", "name", "public_metrics", "verified"]
 EXPANSIONS = ["author_id"]
 #: Pay-per-use prices (USD a post read, since February 2026): owned reads are cheaper than search.
 PRICE_PER_READ = {"search": 0.005, "mentions": 0.001, "posts": 0.001}
+#: The longest pause a ``Retry-After`` header may ask for: a broken proxy must not silence X for a day.
+MAX_RETRY_AFTER = timedelta(hours=1)
 Stream = Literal["search", "mentions", "posts"]
 
 
@@ -64,19 +74,28 @@ class _MaskToken(logging.Filter):
 
 
 class _TimeoutRedirect(HTTPAdapter):
-    """Gives every request a timeout and sends it to ``base_url`` instead of tweepy's hard-coded host."""
+    """Gives every request a timeout and sends it to ``base_url`` instead of tweepy's hard-coded host.
+
+    It remembers the last answer's status and content type: when tweepy itself trips over an error body of
+    the wrong shape, that is all there is to say what came back.
+    """
 
     def __init__(self, base_url: str, timeout: tuple[float, float]) -> None:
         super().__init__(max_retries=0)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.last_status = 0
+        self.last_type = ""
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if request.url and self.base_url != DEFAULT_BASE_URL:
             request.url = self.base_url + request.url[len(DEFAULT_BASE_URL) :]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
+        self.last_status, self.last_type = 0, ""
+        response = super().send(request, **kwargs)
+        self.last_status, self.last_type = response.status_code, response.headers.get("content-type") or ""
+        return response
 
 
 def build_query(keywords: list[str], exclude: list[str], accounts: list[str]) -> str:
@@ -102,6 +121,65 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
+
+
+def _referenced(post: dict[str, Any], kind: str) -> str:
+    """The id of the post that ``post`` references as ``kind`` (replied_to, quoted), or ""."""
+    references = post.get("referenced_tweets") or []
+    return next((str(r.get("id") or "") for r in references if isinstance(r, dict) and r.get("type") == kind), "")
+
+
+def _is_retweet(post: dict[str, Any]) -> bool:
+    """Whether ``post`` is a retweet: the retweeter's words are someone else's, so it is never a mention."""
+    return any(isinstance(r, dict) and r.get("type") == "retweeted" for r in post.get("referenced_tweets") or [])
+
+
+def _retry_after(headers: Mapping[str, str], now: datetime) -> datetime | None:
+    """When a ``Retry-After`` header asks us back, at most an hour away (the feeds' reading of the header)."""
+    return retry_after(str(headers.get("retry-after") or ""), now, MAX_RETRY_AFTER)
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in words: "a list", "a string"... (for messages about a body's shape)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _page_problem(body: Any) -> str:
+    """What is wrong with the shape of a search or timeline page ("" if nothing), before any of it is trusted."""
+    if not isinstance(body, dict):
+        return f"the body is {_json_kind(body)}, not an object"
+    for name, kind in (("data", list), ("includes", dict), ("meta", dict), ("errors", list)):
+        if body.get(name) is not None and not isinstance(body[name], kind):
+            return f"'{name}' is {_json_kind(body[name])}, not {_json_kind(kind())}"
+    if "meta" not in body and "errors" not in body:
+        return "it has neither 'meta' nor 'errors'"
+    users = (body.get("includes") or {}).get("users")
+    if users is not None and not isinstance(users, list):
+        return f"'includes.users' is {_json_kind(users)}, not a list"
+    meta = body.get("meta") or {}
+    for name in ("next_token", "newest_id"):
+        if meta.get(name) is not None and not isinstance(meta[name], str | int):
+            return f"'meta.{name}' is {_json_kind(meta[name])}, not a string"
+    return ""
+
+
+def _user_problem(body: Any) -> str:
+    """What is wrong with the shape of a user lookup ("" if nothing)."""
+    if not isinstance(body, dict):
+        return f"the body is {_json_kind(body)}, not an object"
+    if body.get("data") is not None and not isinstance(body["data"], dict):
+        return f"'data' is {_json_kind(body['data'])}, not an object"
+    if "data" not in body and "errors" not in body:
+        return "it has neither 'data' nor 'errors'"
+    return ""
 
 
 @dataclass
@@ -143,6 +221,7 @@ class XSource:
         if not self.base_url.startswith(("https://", "http://")):
             raise ValueError("base_url must be an http(s) URL")
         self._client: tweepy.Client | None = None
+        self._adapter: _TimeoutRedirect | None = None
         self._rng = random.Random()
 
     @property
@@ -152,10 +231,13 @@ class XSource:
     def client(self) -> tweepy.Client:
         if self._client is None:
             client = tweepy.Client(
-                bearer_token=self.bearer_token.get_secret_value(), return_type=dict, wait_on_rate_limit=False
+                bearer_token=self.bearer_token.get_secret_value(),
+                return_type=requests.Response,
+                wait_on_rate_limit=False,
             )
             adapter = _TimeoutRedirect(self.base_url, (self.connect_timeout_seconds, self.read_timeout_seconds))
             client.session.mount(DEFAULT_BASE_URL, adapter)
+            self._adapter = adapter
             logging.getLogger("tweepy.client").addFilter(_MaskToken(self.bearer_token.get_secret_value()))
             self._client = client
         return self._client
@@ -184,14 +266,10 @@ class XSource:
                 exhausted = True
                 break
             try:
-                user_id = self._user_id(account, state) if account else ""
-                pages, newest, complete = self._read(stream, user_id, stream_state.get("since_id"))
+                user_id = self._user_id(account, state, now) if account else ""
+                pages, newest, complete = self._read(stream, user_id, stream_state.get("since_id"), now)
             except tweepy.TooManyRequests as error:
-                reset = (
-                    datetime.fromtimestamp(error.reset_time, UTC)
-                    if error.reset_time
-                    else now + timedelta(seconds=60 + self._rng.random() * 120)
-                )
+                reset = self._resume_at(error, now)
                 stream_state["paused_until"] = reset.isoformat()
                 state["streams"][key] = stream_state
                 paused[key] = reset.isoformat()
@@ -232,10 +310,64 @@ class XSource:
                 jobs += [(stream, account) for account in self.accounts]
         return jobs
 
-    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """One request; faults become `SourceError`s that say what to fix. 429 passes through."""
+    def _resume_at(self, error: tweepy.TooManyRequests, now: datetime) -> datetime:
+        """When a rate-limited stream may ask again: X's ``x-rate-limit-reset``, else ``Retry-After``, else backoff."""
+        if error.reset_time:
+            return datetime.fromtimestamp(error.reset_time, UTC)
+        asked = _retry_after(error.response.headers, now)
+        return asked or now + timedelta(seconds=60 + self._rng.random() * 120)
+
+    def _mask(self, text: str) -> str:
+        """``text`` without the bearer token, for messages built from what X (or a proxy) sent back."""
+        return text.replace(self.bearer_token.get_secret_value(), "**********")
+
+    def _call(
+        self,
+        now: datetime,
+        problem: Callable[[Any], str],
+        method: Callable[..., requests.Response],
+        *args: Any,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """One request, its body checked by ``problem``; faults become `SourceError`s that say what to fix.
+
+        A 429 passes through (it pauses one stream); a 5xx with ``Retry-After`` is `RateLimited` until then.
+        """
+        response = self._send(now, method, *args, **kwargs)
+        kind = self._content_type(response.headers.get("content-type") or "")
+        try:
+            body = response.json()
+        except ValueError:
+            raise SourceError(
+                f"X answered with a body that is not JSON (HTTP {response.status_code}, {kind}); "
+                "X may be having an outage; passaparola retries"
+            ) from None
+        wrong = problem(body)
+        if wrong:
+            raise SourceError(
+                f"X answered with JSON of an unexpected shape (HTTP {response.status_code}, {kind}: {wrong}); "
+                "X may be having an outage or have changed its API; passaparola retries"
+            )
+        return dict(body)
+
+    def _content_type(self, header: str) -> str:
+        """A content type fit for a message: no parameters, no token, not too long."""
+        return self._mask(header).split(";")[0].strip()[:60] or "no content type"
+
+    def _send(
+        self, now: datetime, method: Callable[..., requests.Response], *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        """The request itself; tweepy's exceptions become `SourceError`s (429 passes through)."""
         try:
             return method(*args, **kwargs)
+        except (AttributeError, TypeError):
+            adapter = self._adapter
+            if adapter is None or adapter.last_status < 400:
+                raise  # not tweepy reading an error body: a bug, which must show as one
+            raise SourceError(
+                f"X answered with an error body of an unexpected shape (HTTP {adapter.last_status}, "
+                f"{self._content_type(adapter.last_type)}); X may be having an outage; passaparola retries"
+            ) from None
         except tweepy.TooManyRequests:
             raise
         except tweepy.Unauthorized:
@@ -244,35 +376,48 @@ class XSource:
                 "create a new one in the developer portal and update the secret"
             ) from None
         except tweepy.Forbidden as error:
-            detail = "; ".join(error.api_messages)[:200] or "forbidden"
+            detail = self._mask("; ".join(error.api_messages))[:200] or "forbidden"
             raise SourceError(
                 f"X answered 403 Forbidden ({detail}): the app's plan or access level does not "
                 "include this endpoint; check the project's access in the developer portal"
             ) from None
         except tweepy.TwitterServerError as error:
-            raise SourceError(f"X answered {error.response.status_code}: a server error; retrying later") from None
+            status = error.response.status_code
+            retry_at = _retry_after(error.response.headers, now)
+            if retry_at is not None:
+                raise RateLimited(
+                    f"X answered {status} and asked to be called again at {retry_at.isoformat()} (Retry-After); "
+                    "passaparola waits until then",
+                    retry_at,
+                ) from None
+            raise SourceError(f"X answered {status}: a server error; retrying later") from None
         except tweepy.HTTPException as error:
             raise SourceError(
-                f"X answered {error.response.status_code}: {'; '.join(error.api_messages)[:200]}"
+                f"X answered {error.response.status_code}: {self._mask('; '.join(error.api_messages))[:200]}"
             ) from None
         except requests.Timeout:
             raise SourceError(f"X did not answer within {self.read_timeout_seconds:g} s; retrying later") from None
         except requests.RequestException as error:
             raise SourceError(f"cannot reach X at {self.base_url} ({type(error).__name__}); retrying later") from None
-        except ValueError:
-            raise SourceError("X answered with something that is not JSON; retrying later") from None
+        except ValueError as error:  # tweepy's int() of an x-rate-limit-reset that is not a number
+            raise SourceError(
+                f"X answered with something passaparola cannot read ({type(error).__name__}); "
+                "X may be having an outage; passaparola retries"
+            ) from None
 
-    def _user_id(self, account: str, state: dict[str, Any]) -> str:
+    def _user_id(self, account: str, state: dict[str, Any], now: datetime) -> str:
         if account in state["user_ids"]:
             return str(state["user_ids"][account])
-        body = self._call(self.client().get_user, username=account)
+        body = self._call(now, _user_problem, self.client().get_user, username=account)
         user_id = (body.get("data") or {}).get("id")
         if not user_id:
             raise SourceError(f"X has no account @{account}; fix accounts in the config")
         state["user_ids"][account] = str(user_id)
         return str(user_id)
 
-    def _read(self, stream: Stream, user_id: str, since_id: str | None) -> tuple[list[dict[str, Any]], str, bool]:
+    def _read(
+        self, stream: Stream, user_id: str, since_id: str | None, now: datetime
+    ) -> tuple[list[dict[str, Any]], str, bool]:
         """All pages of new posts (up to ``max_pages``): (pages, newest id, whether it reached the end)."""
         client = self.client()
         common = {
@@ -287,12 +432,22 @@ class XSource:
         newest = ""
         for _ in range(self.max_pages):
             if stream == "search":
-                body = self._call(client.search_recent_tweets, self.search_query, next_token=token, **common)
+                body = self._call(
+                    now, _page_problem, client.search_recent_tweets, self.search_query, next_token=token, **common
+                )
             elif stream == "mentions":
-                body = self._call(client.get_users_mentions, user_id, pagination_token=token, **common)
+                body = self._call(
+                    now, _page_problem, client.get_users_mentions, user_id, pagination_token=token, **common
+                )
             else:
                 body = self._call(
-                    client.get_users_tweets, user_id, pagination_token=token, exclude=["retweets"], **common
+                    now,
+                    _page_problem,
+                    client.get_users_tweets,
+                    user_id,
+                    pagination_token=token,
+                    exclude=["retweets"],
+                    **common,
                 )
             meta = body.get("meta") or {}
             newest = newest or str(meta.get("newest_id") or "")
@@ -305,7 +460,7 @@ class XSource:
     def _collect(
         self, page: dict[str, Any], stream: Stream, mentions: dict[str, Mention], replies: dict[str, BrandReply]
     ) -> int:
-        """Turn one page into mentions or replies; invalid posts are logged by id and skipped."""
+        """Turn one page into mentions or replies; retweets are nobody's words; invalid posts are logged and skipped."""
         for error in page.get("errors") or []:
             log.warning(
                 "x source %s: the API reported a partial error for %s: %s",
@@ -313,12 +468,19 @@ class XSource:
                 error.get("resource_id") or error.get("value") or "?",
                 error.get("title") or error.get("detail"),
             )
-        users = {str(u.get("id")): u for u in (page.get("includes") or {}).get("users") or [] if u.get("id")}
+        users = {
+            str(u["id"]): u
+            for u in (page.get("includes") or {}).get("users") or []
+            if isinstance(u, dict) and u.get("id")
+        }
         own = {a.lower() for a in self.accounts}
         posts = page.get("data") or []
         for post in posts:
-            post_id = str(post.get("id") or "")
+            post_id = str(post.get("id") or "") if isinstance(post, dict) else ""
             try:
+                if _is_retweet(post):
+                    log.debug("x source %s: retweet %s skipped: a retweet is not a mention", self.name, post_id)
+                    continue
                 author = users.get(str(post.get("author_id")))
                 handle = str((author or {}).get("username") or "")
                 if stream == "posts" or handle.lower() in own:
@@ -328,7 +490,7 @@ class XSource:
                     continue
                 mention = self._mention(post, author)
                 mentions[mention.key] = mention
-            except (KeyError, TypeError, ValueError) as error:
+            except (AttributeError, KeyError, TypeError, ValueError) as error:  # a post (or a field) of the wrong shape
                 log.warning(
                     "x source %s: post %s skipped: %s (%s)",
                     self.name,
@@ -345,9 +507,7 @@ class XSource:
         author_id = str(post.get("author_id") or "unknown")
         handle = str((author or {}).get("username") or f"id{author_id}")
         metrics = (author or {}).get("public_metrics") or {}
-        replied_to = next(
-            (str(r["id"]) for r in post.get("referenced_tweets") or [] if r.get("type") == "replied_to"), ""
-        )
+        replied_to = _referenced(post, "replied_to")
         return Mention(
             platform="x",
             platform_id=post_id,
@@ -370,9 +530,7 @@ class XSource:
         )
 
     def _reply(self, post: dict[str, Any], handle: str) -> BrandReply | None:
-        replied_to = next(
-            (str(r["id"]) for r in post.get("referenced_tweets") or [] if r.get("type") == "replied_to"), ""
-        )
+        replied_to = _referenced(post, "replied_to")
         to_user = str(post.get("in_reply_to_user_id") or "")
         if not replied_to and not to_user:
             return None  # a post of its own, not an answer to anybody

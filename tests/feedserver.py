@@ -24,6 +24,7 @@ class Route:
     location: str = ""
     gzip: bool = False
     drip_seconds: float = 0.0  # pause between 1-byte writes
+    headers: dict[str, str] = field(default_factory=dict)  # sent as they are, after the usual ones
 
 
 @dataclass
@@ -62,6 +63,8 @@ class FeedServer:
                 if route.gzip:
                     self.send_header("Content-Encoding", "gzip")
                 self.send_header("Content-Length", str(len(body)))
+                for name, value in route.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 try:
                     if route.drip_seconds:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import calendar
+import logging
 import random
 import re
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 
-from listener.feed import FeedSource, parse_feed, thread_of
+from listener.feed import FeedSource, localized_date, parse_feed, plain_text, thread_of
 from listener.fetch import public_address
-from listener.model import SourceError
+from listener.model import RateLimited, SourceError
 from passaparola.config import SourceSpec
 from passaparola.pipeline import poll_source
 from storage import Store
@@ -71,8 +74,152 @@ def test_google_alerts_keep_brand_talk_and_drop_the_northern_lights(server: Feed
     assert len(poll.mentions) == 2 and poll.details == {"entries": 3, "kept": 2, "warning": ""}
     first = poll.mentions[0]
     assert first.text.startswith("Caffè Aurora apre il primo negozio a Torino — Il marchio di Caffè Aurora")
-    assert "<b>" not in first.text and first.url.startswith("https://www.google.com/url?")
+    assert "<b>" not in first.text and first.url == "https://news.example/aurora-torino"
+    assert first.thread_id == "https://news.example/aurora-torino"
     assert first.platform == "web" and first.author.handle == "anonymous"
+
+
+def test_google_redirect_links_store_the_real_target_only_when_it_is_http(server: FeedServer) -> None:
+    def entry(n: int, link: str) -> str:
+        return (
+            f"<entry><id>tag:google.com,2013:googlealerts/feed:{n}</id><title>Aurora {n}</title>"
+            f"<link href='{link}'/><updated>2026-03-02T07:30:00Z</updated></entry>"
+        )
+
+    links = [
+        "https://www.google.com/url?rct=j&amp;sa=t&amp;url=https://real.example/article&amp;ct=ga",
+        "https://www.google.com/url?q=https://real.example/q%3Fid%3D7%26p%3D2&amp;sa=U",
+        "https://google.com/url?url=http://plain.example/",
+        "https://www.google.com/url?url=javascript:alert(1)&amp;ct=ga",
+        "https://www.google.com/url?url=file:///etc/passwd",
+        "https://www.google.com/url?rct=j&amp;sa=t",
+        "https://www.google.com.evil.example/url?url=https://real.example/",
+        "https://www.google.com/search?q=https://real.example/",
+        "https://news.example/url?url=https://real.example/",
+    ]
+    body = "<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'><title>t</title>"
+    body += "".join(entry(n, link) for n, link in enumerate(links)) + "</feed>"
+    server.routes["/alerts"] = Route(body=body.encode(), content_type="application/atom+xml")
+    urls = [m.url for m in source(server, "/alerts", platform="web").poll(None, T0).mentions]
+    assert urls == [
+        "https://real.example/article",
+        "https://real.example/q?id=7&p=2",
+        "http://plain.example/",
+        "https://www.google.com/url?url=javascript:alert(1)&ct=ga",  # not http(s): the redirect stays
+        "https://www.google.com/url?url=file:///etc/passwd",
+        "https://www.google.com/url?rct=j&sa=t",
+        "https://www.google.com.evil.example/url?url=https://real.example/",  # not google.com
+        "https://www.google.com/search?q=https://real.example/",  # not the /url redirect
+        "https://news.example/url?url=https://real.example/",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fragment", "text"),
+    [
+        ("Caffè <b>Aurora</b> , il bar di via Roma", "Caffè Aurora, il bar di via Roma"),
+        ("Caffè <b>Aurora </b>. Nuovo negozio", "Caffè Aurora. Nuovo negozio"),
+        ("Stanotte l&#39;<b>aurora</b> boreale", "Stanotte l'aurora boreale"),
+        ("le capsule (<b> Aurora </b>) Intenso ?", "le capsule (Aurora) Intenso ?"),
+        ("super<b>caffè</b>!", "supercaffè!"),
+        ("<p>Prima riga</p><p>seconda riga</p>uno<br>due", "Prima riga seconda riga uno due"),
+        ("Aurora <b>...</b> altro", "Aurora ... altro"),
+    ],
+    ids=["space-before-comma", "space-inside-tag", "apostrophe", "brackets", "inside-a-word", "blocks", "ellipsis"],
+)
+def test_plain_text_leaves_no_stray_spaces_where_tags_were(fragment: str, text: str) -> None:
+    assert plain_text(fragment) == text
+
+
+def test_google_alerts_titles_keep_no_space_before_punctuation(server: FeedServer) -> None:
+    body = (
+        (FEEDS / "google-alerts.atom")
+        .read_bytes()
+        .replace(b"&lt;/b&gt; apre il primo negozio", b"&lt;/b&gt; , il primo negozio")
+    )
+    server.routes["/alerts"] = Route(body=body, content_type="application/atom+xml")
+    poll = source(server, "/alerts", platform="web", keywords=["aurora"], exclude=["aurora boreale"]).poll(None, T0)
+    assert poll.mentions[0].text.startswith("Caffè Aurora, il primo negozio a Torino — Il marchio di Caffè Aurora")
+
+
+def test_italian_and_english_dates_are_read_and_an_unreadable_one_is_marked(
+    server: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.routes["/reviews"] = route("italian-reviews.rss")
+    feed = FeedSource(name="recensioni", url=server.url("/reviews"), platform="review", allow_private=True)
+    with caplog.at_level(logging.WARNING, logger="listener.feed"):
+        poll = feed.poll(None, T0)
+    when = {m.url.rsplit("/", 1)[1]: m.published_at for m in poll.mentions}
+    assert when == {
+        "101": datetime(2025, 3, 14, 9, 0, tzinfo=UTC),  # "ven, 14 mar 2025 10:00:00 +0100"
+        "102": datetime(2025, 5, 7, 16, 30, tzinfo=UTC),  # "mer, 07 mag 2025 18:30:00 +0200"
+        "103": datetime(2025, 6, 1, 9, 15, tzinfo=UTC),  # "domenica 1 giugno 2025 ore 9.15": no zone, read as UTC
+        "104": datetime(2025, 9, 4, 18, 5, tzinfo=UTC),  # "Thursday, September 4, 2025 6:05 PM GMT"
+        "105": datetime(2025, 12, 11, 7, 0, tzinfo=UTC),  # "gio, 11 dic 25 08:00:00 CET"
+        "106": T0,  # "qualche giorno fa": the fetch time, as a last resort, and marked
+    }
+    marked = {m.url.rsplit("/", 1)[1]: dict(m.metrics) for m in poll.mentions if m.metrics}
+    assert marked == {"106": {"published_at_guessed": 1}}
+    assert poll.details["undated"] == 1
+    assert "recensioni" in caplog.text and "'qualche giorno fa'" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ven, 14 mar 2025 10:00:00 +0100", datetime(2025, 3, 14, 9, 0, tzinfo=UTC)),
+        ("mar, 04 feb 2025 10:00:00 +01:00", datetime(2025, 2, 4, 9, 0, tzinfo=UTC)),  # "mar" the day, Tuesday
+        ("Venerdì, 14 Marzo 2025 10:00", datetime(2025, 3, 14, 10, 0, tzinfo=UTC)),
+        ("14 agosto 2025", datetime(2025, 8, 14, tzinfo=UTC)),
+        ("sab, 1 set 2025 08:00 CEST", datetime(2025, 9, 1, 6, 0, tzinfo=UTC)),
+        ("lunedi 3 nov. 2025 23:59:59 Z", datetime(2025, 11, 3, 23, 59, 59, tzinfo=UTC)),
+        ("Mon, 02 Mar 2026 07:00:00 +0000", datetime(2026, 3, 2, 7, 0, tzinfo=UTC)),
+        ("March 14, 2025 12:30 AM", datetime(2025, 3, 14, 0, 30, tzinfo=UTC)),
+        ("31 feb 2025", None),  # no such day
+        ("14 brumaio 2025", None),  # no such month
+        ("foo, 14 mar 2025", None),  # no such day name
+        ("14 mar 2025 25:00", None),
+        ("14 mar 2025 10:00 XYZ", None),  # a zone we do not know is not guessed
+        ("", None),
+    ],
+)
+def test_localized_dates(raw: str, expected: datetime | None) -> None:
+    parsed = localized_date(raw)
+    assert (datetime.fromtimestamp(calendar.timegm(parsed), UTC) if parsed else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "paused"),
+    [
+        (503, "120", timedelta(seconds=120)),
+        (429, "120", timedelta(seconds=120)),
+        (503, format_datetime(T0 + timedelta(minutes=45), usegmt=True), timedelta(minutes=45)),
+        (503, "99999999999999999999", timedelta(hours=6)),  # capped
+        (503, format_datetime(T0 + timedelta(days=30), usegmt=True), timedelta(hours=6)),
+    ],
+    ids=["seconds", "429", "http-date", "capped-seconds", "capped-date"],
+)
+def test_retry_after_pauses_the_feed_as_long_as_the_server_asks(
+    server: FeedServer, store: Store, status: int, retry_after: str, paused: timedelta
+) -> None:
+    server.routes["/busy"] = Route(status=status, headers={"Retry-After": retry_after})
+    with pytest.raises(RateLimited) as error:
+        source(server, "/busy").poll(None, T0)
+    assert error.value.retry_at == T0 + paused
+    assert f"answered {status}" in str(error.value) and "Retry-After" in str(error.value)
+
+    spec = SourceSpec("busy", "feed", 60, source(server, "/busy"))
+    outcome = poll_source(spec, store, [], T0, 30, 900, random.Random(1))
+    health = store.source_health("busy")
+    assert outcome.error and health.next_retry_at == T0 + paused and health.consecutive_failures == 0
+
+
+@pytest.mark.parametrize("retry_after", ["soon", "0", format_datetime(T0 - timedelta(minutes=5), usegmt=True)])
+def test_an_unusable_retry_after_falls_back_to_the_usual_backoff(server: FeedServer, retry_after: str) -> None:
+    server.routes["/busy"] = Route(status=503, headers={"Retry-After": retry_after})
+    with pytest.raises(SourceError, match="answered 503") as error:
+        source(server, "/busy").poll(None, T0)
+    assert not isinstance(error.value, RateLimited)
 
 
 def test_wordpress_comments_are_answered_by_the_brand_in_the_same_post(server: FeedServer, store: Store) -> None:

@@ -8,7 +8,9 @@ import sqlite3
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -98,6 +100,50 @@ def test_cursors_advance_per_stream_and_overlap_is_stored_once(fake: FakeX, stor
     assert store.db.execute("SELECT count(*) FROM mentions WHERE key = 'x:3001'").fetchone()[0] == 1
 
 
+def test_retweets_are_never_mentions_but_quote_tweets_are(fake: FakeX, store: Store) -> None:
+    # The mentions timeline lists retweets (search drops them only through -is:retweet, which a raw query may lack).
+    retweets = [
+        ("3101", "2002", "RT @anna_r: @AuroraCaffe il mio ordine è fermo da una settimana, mi aiutate?", "3001"),
+        ("3102", "2001", "RT @AuroraAiuta: @anna_r rimborso avviato oggi, scusaci", "3008"),
+    ]
+    for post_id, author, text, original in retweets:
+        fake.add(
+            {
+                "id": post_id,
+                "text": text,
+                "author_id": author,
+                "conversation_id": post_id,
+                "referenced_tweets": [{"type": "retweeted", "id": original}, {"type": "retweeted"}],
+                "entities": {"mentions": [{"start": 3, "end": 14, "username": "AuroraAiuta", "id": "1001"}]},
+                "lang": "it",
+                "minutes_ago": 5,
+                "channels": ["search", "mentions:1000", "mentions:1001"],
+            }
+        )
+    fake.add(
+        {
+            "id": "3103",
+            "text": "Finalmente una risposta, grazie @AuroraAiuta!",
+            "author_id": "2002",
+            "conversation_id": "3103",
+            "referenced_tweets": [{"type": "quoted", "id": "3008"}],
+            "lang": "it",
+            "minutes_ago": 4,
+            "channels": ["mentions:1001"],
+        }
+    )
+    poll = source(fake, query="aurora").poll(None, T0)
+    store.save_poll("x", "x", poll, T0)
+    ids = {m.platform_id for m in poll.mentions}
+    assert "3101" not in ids and "3102" not in ids and {"3001", "3007", "3103"} <= ids
+    quote = next(m for m in poll.mentions if m.platform_id == "3103")
+    assert quote.text == "Finalmente una risposta, grazie @AuroraAiuta!" and quote.author.handle == "liamb"
+    assert store.conversation("x:3101") is None and store.conversation("x:3102") is None
+    assert poll.cursor is not None and poll.cursor["streams"]["mentions:AuroraCaffe"]["since_id"] == "3102"
+    reads = [q for p, q in fake.requests if p.endswith(("/mentions", "/tweets", "/recent"))]
+    assert reads and all("referenced_tweets" in q["tweet.fields"][0].split(",") for q in reads)
+
+
 def add_search_posts(fake: FakeX, count: int) -> None:
     for n in range(count):
         fake.add(
@@ -176,6 +222,117 @@ def test_faults_mark_the_source_failing_with_what_to_fix(fake: FakeX, store: Sto
     assert message in outcome.error and health.consecutive_failures == 1
     assert health.next_retry_at is not None and health.next_retry_at > T0
     assert TOKEN not in health.last_error
+
+
+@pytest.mark.parametrize(
+    ("path", "fault", "message"),
+    [
+        (
+            "/2/tweets/search/recent",
+            {
+                "raw": f"<html><body>Over capacity. Authorization: Bearer {TOKEN}</body></html>".encode(),
+                "content_type": "text/html; charset=utf-8",
+            },
+            "X answered with a body that is not JSON (HTTP 200, text/html); X may be having an outage; "
+            "passaparola retries",
+        ),
+        (
+            "/2/users/by/",
+            {"raw": b"", "content_type": "application/json"},
+            "X answered with a body that is not JSON (HTTP 200, application/json)",
+        ),
+        (
+            "/2/tweets/search/recent",
+            {"body": ["not", "a", "page"]},
+            "X answered with JSON of an unexpected shape (HTTP 200, application/json: the body is a list, "
+            "not an object)",
+        ),
+        (
+            "/2/tweets/search/recent",
+            {"body": {"data": "3001", "meta": {"result_count": 1}}},
+            "(HTTP 200, application/json: 'data' is a string, not a list)",
+        ),
+        (
+            "/2/tweets/search/recent",
+            {"body": {"data": [], "meta": [{"result_count": 0}]}},
+            "'meta' is a list, not an object",
+        ),
+        ("/2/tweets/search/recent", {"body": {"status": "ok"}}, "it has neither 'meta' nor 'errors'"),
+        ("/2/users/by/", {"body": {"data": [{"id": "1000"}]}}, "'data' is a list, not an object"),
+        (
+            "/2/users/by/",
+            {"status": 500, "body": ["Internal Server Error"]},
+            "X answered with an error body of an unexpected shape (HTTP 500, application/json)",
+        ),
+        ("/2/users/by/", {"status": 503, "body": {"errors": 5}}, "an error body of an unexpected shape (HTTP 503"),
+    ],
+    ids=[
+        "html-200",
+        "empty-200",
+        "list-body",
+        "data-string",
+        "meta-list",
+        "no-meta",
+        "user-data-list",
+        "500-list",
+        "503-errors-int",
+    ],
+)
+def test_garbage_from_x_is_named_not_called_unreachable(
+    fake: FakeX, store: Store, path: str, fault: dict[str, Any], message: str
+) -> None:
+    fake.fault(path, **fault)
+    outcome = poll_source(SourceSpec("x", "x", 60, source(fake)), store, [], T0, 60, 900, random.Random(1))
+    health = store.source_health("x")
+    assert (
+        message in outcome.error and "cannot reach" not in outcome.error and not outcome.error.startswith("unexpected ")
+    )
+    assert health.consecutive_failures == 1 and TOKEN not in health.last_error and "Over capacity" not in outcome.error
+
+
+def test_a_503_with_retry_after_pauses_the_source_until_then(fake: FakeX, store: Store) -> None:
+    fake.fault("/2/tweets/search/recent", status=503, retry_after="120")
+    with pytest.raises(RateLimited, match=r"X answered 503 .*2026-03-02T09:02:00\+00:00") as caught:
+        source(fake).poll(None, T0)
+    assert caught.value.retry_at == T0 + timedelta(seconds=120) and TOKEN not in str(caught.value)
+    fake.fault("/2/tweets/search/recent", status=503, retry_after="120")
+    outcome = poll_source(SourceSpec("x", "x", 60, source(fake)), store, [], T0, 60, 900, random.Random(1))
+    health = store.source_health("x")
+    assert "503" in outcome.error and health.next_retry_at == T0 + timedelta(seconds=120)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"),
+    [
+        (format_datetime(T0 + timedelta(minutes=10), usegmt=True), T0 + timedelta(minutes=10)),
+        ("86400", T0 + timedelta(hours=1)),  # capped: a broken proxy must not silence X for a day
+        (format_datetime(T0 - timedelta(minutes=10), usegmt=True), None),  # already past: the usual backoff
+    ],
+)
+def test_retry_after_may_be_an_http_date_and_is_capped(
+    fake: FakeX, retry_after: str, expected: datetime | None
+) -> None:
+    fake.fault("/2/users/by/", status=503, retry_after=retry_after)
+    with pytest.raises(SourceError) as caught:
+        source(fake).poll(None, T0)
+    assert getattr(caught.value, "retry_at", None) == expected
+
+
+def test_a_503_with_a_garbled_retry_after_is_a_server_error(fake: FakeX) -> None:
+    fake.fault("/2/tweets/search/recent", status=503, retry_after="soon")
+    with pytest.raises(SourceError, match="X answered 503: a server error; retrying later") as caught:
+        source(fake).poll(None, T0)
+    assert not isinstance(caught.value, RateLimited)
+
+
+def test_a_429_with_retry_after_but_no_reset_pauses_the_stream_that_long(fake: FakeX) -> None:
+    fake.fault("/2/tweets/search/recent", status=429, retry_after="300")
+    poll = source(fake).poll(None, T0)
+    assert poll.details["paused_streams"] == {"search": (T0 + timedelta(seconds=300)).isoformat()}
+    reset = T0 + timedelta(minutes=15)  # X's own x-rate-limit-reset wins over Retry-After
+    fake.fault("/2/tweets/search/recent", status=429, reset=epoch(reset), retry_after="300")
+    poll = source(fake).poll(None, T0)
+    assert poll.details["paused_streams"] == {"search": reset.isoformat()}
 
 
 def test_a_slow_answer_times_out(fake: FakeX) -> None:

@@ -4,8 +4,13 @@ It serves posts from a fixture (``tests/fixtures/x/posts.json``, times in minute
 ``GET /2/tweets/search/recent``, ``/2/users/:id/mentions``, ``/2/users/:id/tweets``,
 ``/2/users/by/username/:name``; ``since_id``, ``max_results``, ``next_token``/``pagination_token``;
 ``includes.users`` (authors missing from it stay missing: deleted accounts); ``meta.newest_id``,
-``oldest_id``, ``result_count``, ``next_token``; ``x-rate-limit-*`` headers on every answer. Faults are
-scripted per path: a status (429 with or without ``x-rate-limit-reset``, 500, 401, 403) or a delay.
+``oldest_id``, ``result_count``, ``next_token``; ``x-rate-limit-*`` headers on every answer. Like X, it
+sends only the fields asked for: ``id``, ``text`` and ``edit_history_tweet_ids`` plus ``tweet.fields``
+(``referenced_tweets`` included: ``[{"type": "retweeted"|"quoted"|"replied_to", "id": ...}]``), users'
+``id``, ``name`` and ``username`` plus ``user.fields``, and ``includes.users`` only for the ``author_id``
+expansion; a field it does not know (one X added since) is always sent. Faults are scripted per path: a
+status (429 with or without ``x-rate-limit-reset``, 5xx, 401, 403) with X's problem body, a
+``Retry-After`` header, a body of the wrong shape, a body that is not JSON at all, or a delay.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -26,12 +32,74 @@ from tests.conftest import QuietHandler, local_server
 FIXTURE = Path(__file__).parent / "fixtures" / "x" / "posts.json"
 
 
+#: The tweet and user fields X sends only when asked (docs.x.com/x-api/fundamentals/fields); the rest always come.
+OPTIONAL_TWEET_FIELDS = frozenset(
+    [
+        "attachments",
+        "author_id",
+        "context_annotations",
+        "conversation_id",
+        "created_at",
+        "edit_controls",
+        "entities",
+        "geo",
+        "in_reply_to_user_id",
+        "lang",
+        "non_public_metrics",
+        "note_tweet",
+        "organic_metrics",
+        "possibly_sensitive",
+        "promoted_metrics",
+        "public_metrics",
+        "referenced_tweets",
+        "reply_settings",
+        "source",
+        "withheld",
+    ]
+)
+OPTIONAL_USER_FIELDS = frozenset(
+    [
+        "created_at",
+        "description",
+        "entities",
+        "location",
+        "most_recent_tweet_id",
+        "pinned_tweet_id",
+        "profile_image_url",
+        "protected",
+        "public_metrics",
+        "url",
+        "verified",
+        "verified_type",
+        "withheld",
+    ]
+)
+
+
 @dataclass
 class Fault:
+    """One scripted answer: ``status`` with X's problem body (or ``body`` as JSON, or ``raw`` bytes as-is)."""
+
     status: int = 200
     reset: int | None = None
     delay: float = 0.0
     times: int = 1
+    retry_after: str | None = None
+    body: Any = None
+    raw: bytes | None = None
+    content_type: str = "application/json; charset=utf-8"
+
+
+def problem(status: int) -> dict[str, Any]:
+    """X API v2's error body for ``status`` (an RFC 7807 problem, as X sends for 429 and 5xx)."""
+    phrase = HTTPStatus(status).phrase
+    return {"title": phrase, "detail": phrase, "type": "about:blank", "status": status}
+
+
+def fields(item: dict[str, Any], asked: dict[str, list[str]], name: str, optional: frozenset[str]) -> dict[str, Any]:
+    """``item`` as X would send it: the optional fields only when ``name`` (``tweet.fields``...) asks for them."""
+    wanted = set(",".join(asked.get(name, [])).split(","))
+    return {k: v for k, v in item.items() if k not in optional or k in wanted}
 
 
 @dataclass
@@ -74,6 +142,7 @@ class FakeX:
     # -- answering -------------------------------------------------------------------------------
 
     def answer(self, path: str, query: dict[str, list[str]], auth: str) -> tuple[int, dict[str, str], Any]:
+        """(status, headers, body): a body of ``bytes`` goes out as it is, anything else as JSON."""
         self.requests.append((path, query))
         reset = int(self.now.timestamp()) + 900
         headers = {
@@ -89,21 +158,18 @@ class FakeX:
                     faults.pop(0)
                 if fault.delay:
                     time.sleep(fault.delay)
+                if fault.retry_after is not None:
+                    headers["retry-after"] = fault.retry_after
                 if fault.status == 429:
                     headers.pop("x-rate-limit-reset")
                     if fault.reset is not None:
                         headers["x-rate-limit-reset"] = str(fault.reset)
                     headers["x-rate-limit-remaining"] = "0"
-                    return (
-                        429,
-                        headers,
-                        {
-                            "title": "Too Many Requests",
-                            "detail": "Too Many Requests",
-                            "type": "about:blank",
-                            "status": 429,
-                        },
-                    )
+                if fault.raw is not None or fault.body is not None:
+                    headers["content-type"] = fault.content_type
+                    return fault.status, headers, fault.raw if fault.raw is not None else fault.body
+                if fault.status == 429:
+                    return 429, headers, problem(429)
                 if fault.status == 403:
                     return (
                         403,
@@ -118,7 +184,7 @@ class FakeX:
                         },
                     )
                 if fault.status != 200:
-                    return fault.status, headers, {"title": "Error", "status": fault.status}
+                    return fault.status, headers, problem(fault.status)
         if auth != f"Bearer {self.token}":
             return (
                 401,
@@ -146,7 +212,7 @@ class FakeX:
                         ]
                     },
                 )
-            return 200, headers, {"data": {k: user[k] for k in ("id", "name", "username")}}
+            return 200, headers, {"data": fields(user, query, "user.fields", OPTIONAL_USER_FIELDS)}
         if parts == ["2", "tweets", "search", "recent"]:
             chosen = [p for p in self.posts if "search" in p.get("channels", [])]
             return 200, headers, self.page(chosen, query, "next_token")
@@ -162,7 +228,10 @@ class FakeX:
         offset = int(query.get(token_name, ["0"])[0] or 0)
         matching = sorted((p for p in chosen if int(p["id"]) > since), key=lambda p: -int(p["id"]))
         window = matching[offset : offset + size]
-        data = [{k: v for k, v in p.items() if k != "channels"} for p in window]
+        data = [
+            fields({k: v for k, v in p.items() if k != "channels"}, query, "tweet.fields", OPTIONAL_TWEET_FIELDS)
+            for p in window
+        ]
         meta: dict[str, Any] = {"result_count": len(data)}
         if data:
             meta["newest_id"], meta["oldest_id"] = data[0]["id"], data[-1]["id"]
@@ -171,8 +240,12 @@ class FakeX:
         body: dict[str, Any] = {"meta": meta}
         if data:
             body["data"] = data
-            authors = {p.get("author_id") for p in data}
-            body["includes"] = {"users": [self.users[a] for a in authors if a in self.users]}
+        if data and "author_id" in ",".join(query.get("expansions", [])).split(","):
+            authors = {p.get("author_id") for p in window}
+            users = [
+                fields(self.users[a], query, "user.fields", OPTIONAL_USER_FIELDS) for a in authors if a in self.users
+            ]
+            body["includes"] = {"users": users}
         return body
 
 
@@ -184,9 +257,9 @@ def serve(fake: FakeX) -> Iterator[FakeX]:
         def do_GET(self) -> None:
             url = urlparse(self.path)
             status, headers, body = fake.answer(url.path, parse_qs(url.query), self.headers.get("Authorization", ""))
-            payload = json.dumps(body).encode()
+            payload = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("content-type", "application/json; charset=utf-8")
+            self.send_header("content-type", headers.pop("content-type", "application/json; charset=utf-8"))
             self.send_header("content-length", str(len(payload)))
             for name, value in headers.items():
                 self.send_header(name, value)
