@@ -70,3 +70,27 @@ def test_a_candidate_is_judged_recorded_and_can_be_rolled_back(tmp_path: Path, s
     assert undone["to_version"] == attempt["to_version"]
     assert live_model_dir(store, None) == MODEL_DIR
     assert [r["action"] for r in store.models.history()] == ["rollback", "swap", "rejected"]
+
+
+def test_the_daemon_retrains_in_its_own_thread_and_reads_with_the_new_model_once_live(tmp_path: Path) -> None:
+    import io
+
+    from notifiers.log import LogNotifier
+    from passaparola.daemon import Daemon
+    from tests.conftest import settings_from
+
+    settings = settings_from(f'[storage]\npath = "{tmp_path / "d.db"}"\n[analysis]\nretrain_every_days = 7\n', tmp_path)
+    store = Store.open(tmp_path / "d.db")
+    reloaded: list[int] = []
+    daemon = Daemon(
+        settings, store, LogNotifier(stream=io.StringIO()), taggers=[], clock=lambda: T0,
+        reload_taggers=lambda: reloaded.append(1) or [],
+    )  # fmt: skip
+    assert "retrain" in {tag for job in daemon.scheduler.jobs for tag in job.tags}
+    daemon.retrain()  # no corrections yet: the thread says so and changes nothing
+    assert daemon._retraining is not None
+    daemon._retraining.join(timeout=60)
+    assert store.models.history() == [] and reloaded == []
+    daemon._model_swapped.set()  # as the thread does after a swap
+    daemon.inbound()
+    assert reloaded == [1]
