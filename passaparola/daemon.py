@@ -1,6 +1,12 @@
 """The long-running loop: a `schedule.Scheduler` instance with one guarded job per source, an inbound job,
 an advocates job, a rules job, an outbox job, a maintenance job and, when switched on, a retraining job whose
 work runs in a thread of its own. A failing job never stops the others; SIGTERM/SIGINT end the loop between jobs.
+
+In `run`, no job may hold up another: polls run in a small pool of threads (a source still polling is not started
+again; a slow feed delays only itself), delivery runs in a thread of its own (a slow mail server delays only the
+alerts), and the loop itself keeps the schedule and the heartbeat. Each thread has its own connection to the
+database (WAL lets them write in turn); reading mentions is serialised, since one pipeline serves every source.
+`cycle` (``run --once``) does the same work in order, in the calling thread.
 """
 
 from __future__ import annotations
@@ -11,12 +17,14 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import schedule
 
+from listener.model import Mention
 from notifiers.alert import Alert, Notifier
 from passaparola.config import Settings, SourceSpec
 from passaparola.pipeline import deliver, evaluate, ingest_inbound, poll_source, score_advocates, triage
@@ -29,6 +37,10 @@ log = logging.getLogger("passaparola.daemon")
 
 Clock = Callable[[], datetime]
 HEARTBEAT_EVERY_SECONDS = 5.0
+#: At most this many sources poll at once (each waits on the network, not on the CPU).
+MAX_POLL_THREADS = 8
+#: How long the first cycle's rules wait for its polls: long enough for healthy sources, short for a stuck one.
+FIRST_POLLS_WAIT_SECONDS = 5.0
 
 
 def system_clock() -> datetime:
@@ -50,6 +62,13 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.reload_taggers = reload_taggers
+        self._owner = threading.get_ident()  # the thread whose connection ``store`` is
+        self._local = threading.local()
+        self._opened: list[Store] = []
+        self._opened_lock = threading.Lock()
+        self._reading = threading.Lock()
+        self._workers: dict[str, ThreadPoolExecutor] = {}
+        self._in_flight: dict[str, Future[None]] = {}
         self._retraining: threading.Thread | None = None
         self._model_swapped = threading.Event()
         self.store = store
@@ -66,11 +85,10 @@ class Daemon:
     # -- jobs ------------------------------------------------------------------------------------
 
     def poll(self, spec: SourceSpec) -> None:
-        self._pick_up_model()
         poll_source(
             spec,
-            self.store,
-            self.taggers,
+            self._store_here(),
+            [_Serialised(t, self._reading) for t in self.taggers],
             self.clock(),
             self.settings.daemon.retry_base_seconds,
             self.settings.daemon.retry_max_seconds,
@@ -81,7 +99,7 @@ class Daemon:
         """Webhook bodies the web app queued: through the same ingest path as polls."""
         self._pick_up_model()
         page_ids = {s.name: s.source.page_id for s in self.settings.sources if s.type == "facebook"}
-        ingest_inbound(self.store, self.taggers, page_ids, self.clock())
+        ingest_inbound(self.store, [_Serialised(t, self._reading) for t in self.taggers], page_ids, self.clock())
 
     def advocates(self) -> None:
         score_advocates(self.settings.advocates, self.store, self.clock())
@@ -103,7 +121,7 @@ class Daemon:
         triage(self.settings.triage, self.store, now)
 
     def deliver(self) -> None:
-        deliver(self.store, self.notifier, self.clock(), self.rng, self.policies)
+        deliver(self._store_here(), self.notifier, self.clock(), self.rng, self.policies)
 
     def retrain(self) -> None:
         """Start building a candidate model on the team's corrections, in a thread with its own connection
@@ -137,31 +155,89 @@ class Daemon:
             log.info("reading new mentions with the retrained model")
 
     def cycle(self) -> None:
-        """One full cycle: every source, then the rules, then the outbox (`run --once`)."""
+        """One full cycle: every source, then the rules, then the outbox. In order for `run --once`; under `run`
+        the polls and the delivery go to their threads, so a slow source does not hold up the first cycle."""
         for spec in self.settings.sources:
-            guarded(f"source:{spec.name}", functools.partial(self.poll, spec), self._record)()
+            self._aside("polls", f"source:{spec.name}", functools.partial(self.poll, spec))()
+        polling = [f for name, f in self._in_flight.items() if name.startswith("source:")]
+        wait(polling, timeout=FIRST_POLLS_WAIT_SECONDS)  # the rules see what came in quickly; slow sources go on
         guarded("inbound", self.inbound, self._record)()
         guarded("advocates", self.advocates, self._record)()
         guarded("rules", self.evaluate, self._record)()
-        guarded("outbox", self.deliver, self._record)()
+        self._aside("delivery", "outbox", self.deliver)()
 
     def _schedule_jobs(self) -> None:
         jitter = self.settings.daemon.jitter
         for spec in self.settings.sources:
-            self._every(spec.every_seconds, jitter, f"source:{spec.name}", functools.partial(self.poll, spec))
-        self._every(self.settings.daemon.inbound_every_seconds, 0, "inbound", self.inbound)
-        self._every(self.settings.daemon.advocates_every_seconds, jitter, "advocates", self.advocates)
-        self._every(self.settings.daemon.rules_every_seconds, jitter, "rules", self.evaluate)
-        self._every(self.settings.daemon.maintenance_every_seconds, jitter, "maintenance", self.maintain)
-        self._every(self.settings.daemon.outbox_every_seconds, jitter, "outbox", self.deliver)
+            name = f"source:{spec.name}"
+            self._every(
+                spec.every_seconds, jitter, name, self._aside("polls", name, functools.partial(self.poll, spec))
+            )
+        daemon = self.settings.daemon
+        self._every(daemon.inbound_every_seconds, 0, "inbound", guarded("inbound", self.inbound, self._record))
+        advocates = guarded("advocates", self.advocates, self._record)
+        self._every(daemon.advocates_every_seconds, jitter, "advocates", advocates)
+        self._every(daemon.rules_every_seconds, jitter, "rules", guarded("rules", self.evaluate, self._record))
+        maintain = guarded("maintenance", self.maintain, self._record)
+        self._every(daemon.maintenance_every_seconds, jitter, "maintenance", maintain)
+        self._every(daemon.outbox_every_seconds, jitter, "outbox", self._aside("delivery", "outbox", self.deliver))
         if days := self.settings.analysis.retrain_every_days:
-            self._every(days * 86_400, 0, "retrain", self.retrain)
+            self._every(days * 86_400, 0, "retrain", guarded("retrain", self.retrain, self._record))
+
+    def _aside(self, pool: str, name: str, job: Callable[[], None]) -> Callable[[], None]:
+        """``job`` as the loop runs it: handed to the ``pool`` threads while `run` is on (and skipped while the
+        previous run is still going), or run in place when no pool is open (`cycle`)."""
+        guarded_job = guarded(name, job, self._record)
+
+        def hand_over() -> None:
+            workers = self._workers.get(pool)
+            if workers is None:
+                guarded_job()
+                return
+            running = self._in_flight.get(name)
+            if running is not None and not running.done():
+                log.debug("%s still running: this turn is skipped", name)
+                return
+            self._in_flight[name] = workers.submit(guarded_job)
+
+        return hand_over
+
+    def _store_here(self) -> Store:
+        """The connection of the calling thread: the daemon's own in its thread, a thread's own elsewhere."""
+        if threading.get_ident() == self._owner:
+            return self.store
+        store = getattr(self._local, "store", None)
+        if store is None:
+            storage = self.settings.storage
+            store = Store.open(storage.path, storage.busy_timeout_seconds, shared=True)  # closed by the loop's thread
+            self._local.store = store
+            with self._opened_lock:
+                self._opened.append(store)
+        return store
+
+    def _open_pools(self) -> None:
+        polls = min(MAX_POLL_THREADS, max(1, len(self.settings.sources)))
+        self._workers = {
+            "polls": ThreadPoolExecutor(polls, thread_name_prefix="poll"),
+            "delivery": ThreadPoolExecutor(1, thread_name_prefix="deliver"),
+        }
+
+    def _close_pools(self) -> None:
+        """Let what is running finish (each poll and delivery has its own time limit), then close their connections."""
+        for workers in self._workers.values():
+            workers.shutdown(wait=True, cancel_futures=True)
+        self._workers, self._in_flight = {}, {}
+        with self._opened_lock:
+            for store in self._opened:
+                store.close()
+            self._opened.clear()
 
     def _every(self, seconds: int, jitter: float, name: str, job: Callable[[], None]) -> None:
+        """Schedule ``job`` (already guarded) every ``seconds``, plus up to ``jitter`` of them at random."""
         latest = int(seconds * (1 + jitter))
         every = self.scheduler.every(seconds)
         every = every.to(latest) if latest > seconds else every  # schedule picks a random interval each run
-        every.seconds.do(guarded(name, job, self._record)).tag(name)
+        every.seconds.do(job).tag(name)
 
     # -- loop ------------------------------------------------------------------------------------
 
@@ -169,15 +245,21 @@ class Daemon:
         """Run a first full cycle at once, then the schedule, until ``stop`` is set (or ``duration`` ends)."""
         deadline = time.monotonic() + duration if duration else None
         log.info("daemon started: %d sources, %d rules", len(self.settings.sources), len(self.settings.rules))
-        self.cycle()
-        while not stop.is_set():
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            self.scheduler.run_pending()
-            self._heartbeat()
-            idle = self.scheduler.idle_seconds
-            wait = 1.0 if idle is None else min(max(idle, 0.0), 1.0)
-            stop.wait(wait)
+        self._heartbeat()
+        self._open_pools()
+        try:
+            self.cycle()
+            while not stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                self._pick_up_model()
+                self.scheduler.run_pending()
+                self._heartbeat()
+                idle = self.scheduler.idle_seconds
+                wait = 1.0 if idle is None else min(max(idle, 0.0), 1.0)
+                stop.wait(wait)
+        finally:
+            self._close_pools()
         log.info("daemon stopped")
 
     def _record(self, name: str, seconds: float, error: Exception | None) -> None:
@@ -186,7 +268,7 @@ class Daemon:
             self._disk_full(name, error)
             return
         try:
-            self.store.record_job(name, seconds, error is None, self.clock())
+            self._store_here().record_job(name, seconds, error is None, self.clock())
         except Exception:
             log.warning("could not record job %s", name, exc_info=True)
 
@@ -198,7 +280,7 @@ class Daemon:
         if self._disk_full_told is not None and now - self._disk_full_told < timedelta(hours=1):
             return
         self._disk_full_told = now
-        size = self.store.file_size()
+        size = self._store_here().file_size()
         alert = Alert(
             key=f"disk_full:{now:%Y-%m-%dT%H}",
             kind="disk_full",
@@ -249,3 +331,14 @@ def guarded(
                 record(name, took, failure)
 
     return run
+
+
+class _Serialised:
+    """A tagger shared by threads: one batch at a time (the pipeline and its model are not thread-safe)."""
+
+    def __init__(self, tagger: Tagger, lock: threading.Lock) -> None:
+        self.tagger, self.lock = tagger, lock
+
+    def tag(self, mentions: Sequence[Mention]) -> list[Mapping[str, object]]:
+        with self.lock:
+            return list(self.tagger.tag(mentions))
