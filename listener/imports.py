@@ -14,7 +14,9 @@ Columns (CSV header or JSONL keys); ``id``, ``text``, ``published_at`` and ``aut
 ``rating``      a review's stars, 1 to 5
 =============== ===========================================================================================
 
-Every row is checked on its own: a bad row is reported with its line and reason and the others go on.
+Every row is checked on its own: a bad row is reported with its line and reason and the others go on. A cell
+of any size is read (the file is in memory already); text past `listener.model.MAX_TEXT_CHARS` is cut, an
+over-long id refuses its row.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from listener.model import Author, Mention
+from listener.model import Author, Mention, clean_text
 
 REQUIRED = ("id", "text", "published_at", "author")
 OPTIONAL = ("channel", "author_id", "url", "language", "rating")
 CHANNELS = ("phone", "email", "review", "chat", "store", "site", "other")
 MAX_ID_CHARS = 200
+#: Free text, where a lone surrogate is cleaned out; in any other field it names or links something and is refused.
+FREE_TEXT = ("text", "author")
 
 
 class ImportFileError(Exception):
@@ -47,6 +51,23 @@ class Rejected:
     reason: str
 
 
+def lone_surrogate(value: str) -> bool:
+    """Whether ``value`` holds half of a UTF-16 pair (a JSON ``"\\ud83d"``): SQLite cannot store it as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def surrogate_problem(name: str) -> str:
+    """The reason a field with a lone surrogate is refused, naming the field and the fix."""
+    return (
+        f'{name} holds a lone surrogate (half of an emoji, e.g. "\\ud83d" without its pair); '
+        f"send {name} as UTF-8 text, or escape both halves of the pair (\\ud83d\\ude00)"
+    )
+
+
 def _rows(path: Path, fmt: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
     try:
         text = path.read_text(encoding="utf-8-sig")  # Excel writes a BOM
@@ -55,6 +76,9 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]
     except OSError as error:
         raise ImportFileError(f"{path}: cannot read it ({error.strerror})") from None
     if fmt == "csv":
+        # csv refuses a cell over 128 KiB and stops the whole file there; no cell can outgrow the file already
+        # read, so let the limit cover it (raised only: the limit is process-wide and others may rely on theirs).
+        csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
         reader = csv.DictReader(io.StringIO(text, newline=""))
         header = reader.fieldnames or []
         missing = [c for c in REQUIRED if c not in header]
@@ -83,12 +107,18 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]
 
 
 def mention_from_row(row: Mapping[str, Any], now: datetime, platform: str = "import") -> Mention:
-    """Build the mention (on ``platform``: imports, or ``web`` for the intake webhook) or raise `ValueError`
-    naming the field and the fix."""
+    """Build the mention (on ``platform``: imports, or ``site`` for the intake webhook) or raise `ValueError`
+    naming the field and the fix. A lone surrogate is cleaned out of free text and refuses any other field."""
     unknown = [k for k in row if k not in REQUIRED + OPTIONAL]
     if unknown:
-        raise ValueError(f"unknown field(s) {', '.join(map(str, unknown))}; use {', '.join(REQUIRED + OPTIONAL)}")
+        shown = ", ".join(ascii(k) if lone_surrogate(str(k)) else str(k) for k in unknown)
+        raise ValueError(f"unknown field(s) {shown}; use {', '.join(REQUIRED + OPTIONAL)}")
     values = {k: ("" if row.get(k) is None else str(row[k]).strip()) for k in REQUIRED + OPTIONAL}
+    for name, value in values.items():
+        if lone_surrogate(value):
+            if name not in FREE_TEXT:
+                raise ValueError(surrogate_problem(name))
+            values[name] = clean_text(value)
     for name in REQUIRED:
         if not values[name]:
             raise ValueError(f"{name} is empty; every row needs {', '.join(REQUIRED)}")

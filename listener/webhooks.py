@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from listener.facebook import read_comment
-from listener.imports import mention_from_row
-from listener.model import BrandReply, Mention, Poll
+from listener.imports import FREE_TEXT, lone_surrogate, mention_from_row, surrogate_problem
+from listener.model import BrandReply, Mention, Poll, clean_text
 
 #: The most mentions one intake request may carry (all are checked before any is accepted).
 MAX_INTAKE_ITEMS = 100
@@ -78,6 +79,30 @@ def intake_items(payload: Any) -> list[Mapping[str, Any]]:
     if not all(isinstance(item, dict) for item in items):
         raise ValueError("every item must be a JSON object with id, text, published_at and author")
     return items
+
+
+def unpaired(items: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``item N: reason`` for each field name, or value outside free text, holding a lone surrogate.
+
+    JSON lets a body escape half an emoji (``"\\ud83d"``); SQLite cannot store it, and in an id it would make a
+    key that matches nothing the caller sends again, so it is refused rather than guessed at.
+    """
+    problems = []
+    for index, item in enumerate(items):
+        for name, value in item.items():
+            if lone_surrogate(str(name)):
+                problems.append(f"item {index}: the field name {name!a} holds a lone surrogate; fix the name")
+            elif isinstance(value, str) and name not in FREE_TEXT and lone_surrogate(value):
+                problems.append(f"item {index}: {surrogate_problem(str(name))}")
+    return problems
+
+
+def queued_body(item: Mapping[str, Any]) -> str:
+    """The item as JSON to queue, its free text cleaned of lone surrogates as the stored mention will be."""
+    cleaned = {
+        k: clean_text(v) if isinstance(v, str) and k in FREE_TEXT and lone_surrogate(v) else v for k, v in item.items()
+    }
+    return json.dumps(cleaned, ensure_ascii=False)
 
 
 def intake_mentions(items: Sequence[Mapping[str, Any]], now: datetime) -> tuple[list[Mention], list[str]]:

@@ -14,7 +14,7 @@ from typing import ClassVar
 from notifiers.alert import Alert
 from rules.base import StoreView, cooling_down
 from rules.spikes import explain_burst
-from rules.unanswered import describe
+from rules.unanswered import describe, who
 
 
 @dataclass
@@ -37,11 +37,11 @@ class NegativeMention:
             tier = tiered.get(mention.author.key, "")
             if mention.author.reach < self.min_reach and not tier:
                 continue
-            who = f"{tier.upper()} @{mention.author.handle}" if tier else f"@{mention.author.handle}"
+            by = f"{tier.upper()} {who(mention.author)}" if tier else who(mention.author)
             yield Alert(
                 key=f"negative_mention:{mention.key}",
                 kind=self.kind,
-                title=f"Negative mention by {who} ({mention.author.reach:,} followers) on {mention.platform}",
+                title=f"Negative mention by {by} ({mention.author.reach:,} followers) on {mention.platform}",
                 body=describe(conversation, now),
                 level="warning",
                 route=self.route,

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from listener.imports import read_import
+from listener.model import MAX_TEXT_CHARS
 from tests.conftest import PASSAPAROLA, T0, run_cli
 
 HEADER = "id,text,published_at,author,channel,author_id,url,language,rating\n"
@@ -89,3 +90,39 @@ def test_an_unreadable_file_stores_nothing_and_says_why(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "missing column(s) text, published_at, author; unknown column(s) message, when" in result.stderr
     assert not (tmp_path / "p.db").exists() or stored(tmp_path) == []
+
+
+def test_a_megabyte_cell_is_cut_or_rejected_on_its_own_line_and_the_other_rows_are_stored(tmp_path: Path) -> None:
+    """csv stops a whole file at a cell over 128 KiB; a huge text is cut as Mention cuts it, a huge id refused."""
+    huge = "parola " * 150_000  # about 1 MB, with a quoted newline so the row spans two lines
+    csv_file = tmp_path / "export.csv"
+    csv_file.write_text(
+        HEADER
+        + "r-1,Prima riga,2026-03-02T08:00:00Z,Anna,email,,,,\n"
+        + f'r-2,"{huge}\n{huge}",2026-03-02T08:00:00Z,Sofia Marino,review,,,,\n'
+        + f"{'x' * 1_000_000},Id enorme,2026-03-02T08:00:00Z,Paolo,phone,,,,\n"
+        + "r-4,Ultima riga,2026-03-02T08:00:00Z,Luca,chat,,,,\n",
+        encoding="utf-8",
+    )
+    mentions, rejected = read_import(csv_file, T0)
+    assert [m.key for m in mentions] == ["import:r-1", "import:r-2", "import:r-4"]
+    assert len(mentions[1].text) == MAX_TEXT_CHARS and mentions[1].text.endswith("…")
+    assert [(r.line, r.reason) for r in rejected] == [(5, "id is longer than 200 characters")]
+    result = run_cli([*PASSAPAROLA, "import", str(csv_file), "--config", str(config(tmp_path))])
+    assert result.returncode == 1 and "(3 new, 0 already stored); 1 rejected" in result.stdout, result.stderr
+    assert f"{csv_file}:5: rejected: id is longer than 200 characters" in result.stderr
+    assert [k for k, _, _ in stored(tmp_path)] == ["import:r-1", "import:r-2", "import:r-4"]
+
+
+def test_a_lone_surrogate_is_cleaned_from_text_and_refuses_an_id(tmp_path: Path) -> None:
+    """JSON may escape half an emoji; SQLite cannot store it, so text is cleaned and an id names the problem."""
+    jsonl = tmp_path / "chat.jsonl"
+    rows = [
+        {"id": "j-1", "text": "Grazie \ud83d", "published_at": "2026-03-02T08:00:00Z", "author": "Sofia \ud83d"},
+        {"id": "j-\ud83d", "text": "Ciao", "published_at": "2026-03-02T08:00:00Z", "author": "Tom"},
+    ]
+    jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    result = run_cli([*PASSAPAROLA, "import", str(jsonl), "--config", str(config(tmp_path))])
+    assert result.returncode == 1 and "(1 new, 0 already stored); 1 rejected" in result.stdout, result.stderr
+    assert f"{jsonl}:2: rejected: id holds a lone surrogate" in result.stderr
+    assert stored(tmp_path) == [("import:j-1", "other", "Grazie ?")]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from listener import Author, Mention, Poll
+from listener.imports import mention_from_row
 from rules import NegativeMention, NegativeSpike
 from storage import Store
 from tests.conftest import T0
@@ -91,3 +93,17 @@ def test_an_ordinary_hour_a_small_sample_and_a_cold_start_are_not_spikes(store: 
         say(calm, f"q{n}", T0 - timedelta(minutes=6 + n * 5), "positive")
     assert list(rule.evaluate(calm, T0)) == []  # 50% as usual
     calm.close()
+
+
+def test_a_negative_mention_by_name_has_no_at_but_a_handle_keeps_it(store: Store) -> None:
+    """An imported call or a site comment carries a name, not a handle: the title must not read "@Sofia Marino"."""
+    row = {"id": "c-1", "text": "Capsule rotte di nuovo", "published_at": T0.isoformat(), "author": "Sofia Marino"}
+    called = replace(mention_from_row(row, T0), tags={"sentiment": "negative", "language": "it", "topics": []})
+    store.save_poll("import", "import", Poll(mentions=(called,)), T0)
+    say(store, "2", T0, "negative", reach=50_000)
+    alerts = sorted(NegativeMention(min_reach=0).evaluate(store, T0 + timedelta(minutes=5)), key=lambda a: a.key)
+    assert [a.title for a in alerts] == [
+        "Negative mention by Sofia Marino (0 followers) on import",
+        "Negative mention by @user2 (50,000 followers) on x",
+    ]
+    assert alerts[0].body.startswith("Sofia Marino on import, 5 min ago:")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from listener import Poll
+from listener import Author, Poll
+from listener.imports import mention_from_row
 from passaparola.pipeline import triage
 from rules import SourceFailing, Unanswered
 from rules.triage import TriageSettings
@@ -77,3 +78,20 @@ def test_a_rate_limit_pauses_without_counting_as_a_failure(store: Store) -> None
     store.record_failure("x", "x", "429", T0, T0 + timedelta(minutes=15), counted=False)
     health = store.source_health("x")
     assert health.consecutive_failures == 0 and health.next_retry_at == T0 + timedelta(minutes=15)
+
+
+def test_a_handle_gets_an_at_and_a_name_does_not(store: Store) -> None:
+    """Imports and the site know only a name (stored as the handle too): "@Sofia Marino" is nobody's handle."""
+    row = {"id": "c-1", "text": "Il pacco è arrivato rotto", "published_at": T0.isoformat(), "author": "Sofia Marino"}
+    store.save_poll("import", "import", Poll(mentions=(mention_from_row(row, T0),)), T0)
+    site = mention_from_row({**row, "id": "s-1", "author": "Carla B."}, T0, platform="site")
+    store.save_poll("intake", "site", Poll(mentions=(site,)), T0)
+    facebook = replace(mention("fb"), platform="facebook", author=Author("facebook", "9", "Luisa Verdi", "Luisa Verdi"))
+    store.save_poll("page", "facebook", Poll(mentions=(facebook, mention("1"))), T0)
+    alerts = {a.key: a for a in Unanswered().evaluate(settled(store), T0 + timedelta(minutes=61))}
+    imported, carla, luisa, anna = (alerts[f"sla_breach:{k}"] for k in ("import:c-1", "site:s-1", "facebook:fb", "x:1"))
+    assert imported.title == "No answer after 60 min (+1 min): Sofia Marino on import"
+    assert imported.body.startswith("Sofia Marino on import, 61 min ago:")
+    assert carla.title.endswith(": Carla B. on site") and luisa.title.endswith(": Luisa Verdi on facebook")
+    assert anna.title.endswith(": @anna on x") and "@anna (Anna Rossi) on x" in anna.body
+    assert not any("@Sofia" in a.title + a.body or "@Carla" in a.title or "@Luisa" in a.title for a in alerts.values())

@@ -200,6 +200,57 @@ def test_intake_is_idempotent_on_the_callers_id_and_lands_as_site_mentions(web: 
     assert stored.due_at == stored.mention.published_at + timedelta(minutes=60)
 
 
+@pytest.mark.parametrize(
+    "authorization",
+    [INTAKE, f"Token {INTAKE}", f"Bearer{INTAKE}", "Bearer", f"Basic {INTAKE}"],
+    ids=["bare-token", "other-scheme", "no-space", "no-token", "basic"],
+)
+def test_intake_refuses_anything_but_authorization_bearer_token(
+    web: tuple[httpx.Client, Store], authorization: str
+) -> None:
+    client, store = web
+    response = client.post("/intake", json=item("c1"), headers={"Authorization": authorization})
+    assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+    assert "Authorization: Bearer <web.intake_token>" in response.json()["error"]
+    assert INTAKE not in response.text and inbound_rows(store) == 0
+
+
+def test_intake_takes_the_bearer_scheme_in_any_case(web: tuple[httpx.Client, Store]) -> None:
+    client, store = web
+    for number, scheme in enumerate(["bearer", "BEARER", "Bearer"]):
+        response = client.post("/intake", json=item(f"c{number}"), headers={"Authorization": f"{scheme} {INTAKE}"})
+        assert response.status_code == 202, response.text
+    assert inbound_rows(store) == 3
+
+
+def raw_item(**fields: str) -> bytes:
+    """An intake body written by hand, so that ``\\ud83d`` reaches the server as JSON's escape of half an emoji."""
+    values = {"id": "c9", "text": "Ottimo", "published_at": "2026-03-02T09:55:00+01:00", "author": "Carla B.", **fields}
+    return ("{" + ", ".join(f'"{k}": "{v}"' for k, v in values.items()) + "}").encode()
+
+
+def test_a_lone_surrogate_refuses_an_id_naming_it_and_is_cleaned_from_text(web: tuple[httpx.Client, Store]) -> None:
+    client, store = web
+    good = {"Authorization": f"Bearer {INTAKE}", "Content-Type": "application/json"}
+    assert client.post("/intake", json=item("c1"), headers=good).status_code == 202
+    for body, field in [
+        (raw_item(id="c\\ud83d"), "id"),
+        (raw_item(url="https://aurora.example/\\ude00"), "url"),
+        (raw_item(**{"te\\ud83dxt": "x"}), "the field name"),
+    ]:
+        refused = client.post("/intake", content=body, headers=good)
+        assert refused.status_code == 400, refused.text
+        [problem] = refused.json()["problems"]
+        assert problem.startswith(f"item 0: {field} ") and "lone surrogate" in problem
+    assert inbound_rows(store) == 1  # the earlier item is still queued, nothing else
+    cleaned = client.post("/intake", content=raw_item(text="Grazie \\ud83d", author="Sofia \\ud83d"), headers=good)
+    assert cleaned.status_code == 202 and cleaned.json()["results"][0]["status"] == "accepted"
+    assert ingest_inbound(store, [], {}, T0) == 2
+    stored = store.conversation("site:c9")
+    assert stored is not None and stored.mention.text == "Grazie ?" and stored.mention.author.handle == "Sofia ?"
+    assert store.conversation("site:c1") is not None
+
+
 def test_healthz_tells_a_stale_loop_from_a_live_one(web: tuple[httpx.Client, Store]) -> None:
     client, store = web
     assert client.get("/healthz").status_code == 503

@@ -2,8 +2,8 @@
 through the same path as polling, so a comment heard by webhook and by polling is stored once.
 
 Every refusal says what is wrong and stores nothing: 401/403 for a bad token or signature, 413 for a body over
-``web.max_body_bytes``, 415 for a body that is not JSON, 400 for JSON of the wrong shape, 422 (with one line
-per bad item) for intake items that break the schema.
+``web.max_body_bytes``, 415 for a body that is not JSON, 400 for JSON of the wrong shape or text that is not valid
+Unicode (a lone surrogate outside free text), 422 (with one line per bad item) for intake items that break the schema.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from listener.facebook import FacebookSource
-from listener.webhooks import facebook_poll, intake_items, intake_mentions, valid_signature
+from listener.webhooks import facebook_poll, intake_items, intake_mentions, queued_body, unpaired, valid_signature
 from passaparola.web.context import Web, error
 
 
@@ -42,6 +42,22 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as problem:
         raise HTTPException(400, f"the body is not UTF-8 JSON ({problem}); send a JSON object") from None
+
+
+def bearer(header: str) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (the scheme in any case, as RFC 7235 says), else None.
+
+    A bare token is refused: it is no standard form, and accepting it hides a caller's broken header.
+    """
+    scheme, space, token = header.partition(" ")
+    token = token.lstrip(" ")  # RFC 6750 allows more than one space after the scheme
+    if scheme.lower() != "bearer" or not space or not token:
+        return None
+    return token
+
+
+def unauthorized(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
 def routes(web: Web) -> list[Route]:
@@ -87,13 +103,14 @@ def routes(web: Web) -> list[Route]:
         token = settings.web.intake_token
         if token is None:
             return error(404, "the intake webhook is off; set web.intake_token to turn it on")
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").encode("utf-8")
-        if not hmac.compare_digest(given, token.get_secret_value().encode("utf-8")):
-            return JSONResponse(
-                {"error": "missing or wrong bearer token; send Authorization: Bearer <web.intake_token>"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
+        given = bearer(request.headers.get("authorization", ""))
+        if given is None:
+            return unauthorized(
+                "missing or malformed Authorization header; send exactly Authorization: Bearer <web.intake_token> "
+                "(the word Bearer, a space, then the token)"
             )
+        if not hmac.compare_digest(given.encode("utf-8"), token.get_secret_value().encode("utf-8")):
+            return unauthorized("wrong bearer token; send Authorization: Bearer <web.intake_token>")
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return error(415, "send Content-Type: application/json")
         payload = parse_json(await read_body(request, limit))
@@ -101,10 +118,13 @@ def routes(web: Web) -> list[Route]:
             items = intake_items(payload)
         except ValueError as problem:
             return error(422, str(problem))
+        broken = unpaired(items)
+        if broken:
+            return error(400, "nothing was stored; these fields are not valid Unicode text", problems=broken)
         mentions, problems = intake_mentions(items, clock())
         if problems:
             return error(422, "nothing was stored; fix these items and send them again", problems=problems)
-        queued = [(m.key, json.dumps(item, ensure_ascii=False)) for m, item in zip(mentions, items, strict=True)]
+        queued = [(m.key, queued_body(item)) for m, item in zip(mentions, items, strict=True)]
         fresh = await db.call("receive", "intake", "intake", queued, clock())
         results = [
             {"id": m.platform_id, "key": m.key, "status": "accepted" if new else "duplicate"}
