@@ -8,6 +8,12 @@ seconds. Malformed feeds keep what can be read; a body with no feed in it fails 
 Google Alerts links go through ``google.com/url``: the real target is stored instead. Dates feedparser cannot
 read (Italian day and month names, "March 14, 2025") are read by `localized_date`; a date nobody can read falls
 back to the fetch time, marked ``metrics["published_at_guessed"] = 1`` and logged with the raw date.
+
+A brand post answers what the feed says it answers (`reply_target`): the entry named by ``thr:in-reply-to``,
+the comment a WordPress "In reply to NAME." / "In risposta a NAME" links to (or, unlinked, that author's
+comments in the thread). Discourse's RSS carries no reply-to post, and feedparser's sanitizer drops the
+data-* attributes of its quotes, so a Discourse staff post falls back to its topic. Only a brand post with none
+of these answers everyone earlier in its thread, and only while ``brand_post_answers_thread`` is on.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from multiprocessing import get_context
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urldefrag, urlsplit
 
-from listener.fetch import Fetcher
+from listener.fetch import Fetcher, PrivateAllowance
 from listener.model import EVERYONE_IN_THREAD, Author, BrandReply, Mention, Poll, SourceError
 
 #: Longest author field handed to feedparser: its author parsing is where the known slow regular expressions are.
@@ -40,6 +46,14 @@ _AUTHOR_TAGS = re.compile(
     re.I,
 )
 _DISCOURSE_TOPIC = re.compile(r"^(/t/[^/]+/\d+)(?:/\d+)?/?$")
+#: WordPress's threaded-comment prefix, linked in the body ("In reply to <a href=…#comment-12>Elena</a>.").
+_REPLY_WORDS = r"(?:in\s+reply\s+to|in\s+risposta\s+a)"
+_REPLY_LINK = re.compile(
+    r"^(?:\s|<(?:p|div)\b[^>]*>)*" + _REPLY_WORDS + r"\s*<a\b[^>]*?\bhref\s*=\s*[\"']([^\"']+)[\"'][^>]*>(.*?)</a>",
+    re.I | re.S,
+)
+#: The same prefix as plain text, in a title or body: "In risposta a Federico", "In reply to Ann: thanks".
+_REPLY_NAME = re.compile(r"^" + _REPLY_WORDS + r"\s+(.{1,100}?)\s*(?:[.:,;!]\s|[.:,;!]?$)", re.I | re.S)
 #: Hosts whose ``/url?url=…`` (or ``q=``) is a click-through redirect, as in every Google Alerts link.
 _GOOGLE_REDIRECT_HOSTS = frozenset({"google.com", "www.google.com"})
 
@@ -159,6 +173,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
     parsed = feedparser.parse(_trim_authors(body), response_headers=dict(headers))
     entries = []
     for entry in parsed.entries:
+        reply = entry.get("thr_in-reply-to") if isinstance(entry.get("thr_in-reply-to"), dict) else {}
         when = entry.get("published_parsed") or entry.get("updated_parsed")
         raw_date = "" if when else str(entry.get("published") or entry.get("updated") or "")
         entries.append(
@@ -170,9 +185,9 @@ def parse_feed(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
                 "author": entry.get("author", ""),
                 "published": datetime.fromtimestamp(calendar.timegm(when), UTC).isoformat() if when else None,
                 "unread_date": raw_date[:200],  # kept only to say which date could not be read
-                "in_reply_to": (entry.get("thr_in-reply-to") or {}).get("href", "")
-                if isinstance(entry.get("thr_in-reply-to"), dict)
-                else "",
+                "in_reply_to": str(reply.get("href", "")),
+                "in_reply_to_ref": str(reply.get("ref", "")),
+                "content": str((entry.get("content") or [{}])[0].get("value", "")),
             }
         )
     bozo = parsed.get("bozo_exception")
@@ -192,9 +207,40 @@ def thread_of(link: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{topic.group(1)}" if topic else page
 
 
+@dataclass(frozen=True)
+class ReplyTarget:
+    """What a post says it answers: an entry (its id or link), else an author in its thread."""
+
+    entry_id: str = ""
+    link: str = ""
+    author: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.entry_id or self.link or self.author)
+
+
+def reply_target(entry: Mapping[str, Any]) -> ReplyTarget:
+    """The reply structure a feed gives for one entry, most precise first (see the module's docstring)."""
+    if entry.get("in_reply_to_ref") or entry.get("in_reply_to"):
+        return ReplyTarget(entry_id=entry.get("in_reply_to_ref", ""), link=entry.get("in_reply_to", ""))
+    bodies = [str(entry.get("content", "")), str(entry.get("summary", ""))]
+    for body in bodies:
+        if linked := _REPLY_LINK.match(body):
+            return ReplyTarget(link=html.unescape(linked.group(1)), author=plain_text(linked.group(2)))
+    for text in [plain_text(str(entry.get("title", "")))] + [plain_text(b) for b in bodies]:
+        if named := _REPLY_NAME.match(text):
+            return ReplyTarget(author=named.group(1).strip())
+    return ReplyTarget()
+
+
 @dataclass
 class FeedSource:
-    """One RSS or Atom feed. Brand posts in a thread answer everything said before them in that thread."""
+    """One RSS or Atom feed. A brand post answers what the feed says it answers; failing that, its thread.
+
+    ``allow_private`` is false, or a list of hosts ("intranet.example", "intranet.example:8443") and networks
+    ("10.1.2.0/24") this source may reach though they are not public, at any redirect hop. ``true`` still
+    means "any private address at any hop", deprecated: it is logged at start-up.
+    """
 
     kind: ClassVar[str] = "feed"
     name: str
@@ -203,7 +249,8 @@ class FeedSource:
     keywords: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     brand_authors: list[str] = field(default_factory=list)
-    allow_private: bool = False
+    allow_private: bool | list[str] = False
+    brand_post_answers_thread: bool = True
     timeout_seconds: float = 10.0
     deadline_seconds: float = 30.0
     max_bytes: int = 5_000_000
@@ -218,13 +265,19 @@ class FeedSource:
             raise ValueError(f"platform {self.platform!r} is not one of forum, review, web")
         if self.max_redirects > 5 or min(self.timeout_seconds, self.deadline_seconds, self.max_bytes) <= 0:
             raise ValueError("limits must be positive, and max_redirects at most 5")
+        self._allowance = PrivateAllowance.parse(self.allow_private)
+        if self._allowance.everything:
+            log.warning(
+                "feed %s: allow_private = true lets every redirect hop reach any private address; deprecated, "
+                'list the hosts or networks it needs instead, e.g. allow_private = ["%s"]',
+                self.name,
+                parts.hostname,
+            )
         self._pool: ProcessPoolExecutor | None = None
 
     @property
     def fetcher(self) -> Fetcher:
-        return Fetcher(
-            self.timeout_seconds, self.deadline_seconds, self.max_bytes, self.max_redirects, self.allow_private
-        )
+        return Fetcher(self.timeout_seconds, self.deadline_seconds, self.max_bytes, self.max_redirects, self._allowance)
 
     def _parse(self, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
         if self._pool is None:
@@ -282,14 +335,32 @@ class FeedSource:
             return False
         return not self.keywords or any(term.lower() in lowered for term in self.keywords)
 
+    def _ident(self, entry_id: str) -> str:
+        return hashlib.sha256(f"{self.url}\0{entry_id}".encode()).hexdigest()[:32]
+
+    def _answers(self, target: ReplyTarget, by_link: Mapping[str, str]) -> tuple[str, str]:
+        """``(in_reply_to, to_author_id)`` for a brand post: the entry it answers, else the author it addresses."""
+        if target.entry_id:
+            return self._ident(target.entry_id), ""  # ids are hashed alike, so an entry from an earlier poll matches
+        parent = by_link.get(target.link)
+        if parent:
+            return parent, ""
+        if target.author:
+            return "", target.author.lower()
+        return "", ""  # it answers an entry this feed no longer carries: nothing it could be taken for
+
     def _items(self, entries: list[dict[str, Any]], now: datetime) -> tuple[list[Mention], list[BrandReply]]:
         brand = {a.lower() for a in self.brand_authors}
         mentions: list[Mention] = []
         replies: list[BrandReply] = []
+        by_link: dict[str, str] = {}
+        for entry in entries:
+            if entry["id"] and entry["link"]:
+                by_link.setdefault(entry["link"], self._ident(entry["id"]))
         for entry in entries:
             if not entry["id"]:
                 continue  # neither guid nor link: nothing stable to know it by
-            ident = hashlib.sha256(f"{self.url}\0{entry['id']}".encode()).hexdigest()[:32]
+            ident = self._ident(entry["id"])
             link = real_target(entry["link"]) if urlsplit(entry["link"]).scheme in ("http", "https") else ""
             published = datetime.fromisoformat(entry["published"]) if entry["published"] else now
             guessed = {} if entry["published"] else {"published_at_guessed": 1}  # the fetch time, a last resort
@@ -300,6 +371,11 @@ class FeedSource:
                 title = ""  # WordPress comment titles name the author; some feeds repeat the title in the body
             text = " — ".join(p for p in (title, summary) if p)
             if author.lower() in brand:
+                target = reply_target(entry)
+                if target:
+                    in_reply_to, to_author = self._answers(target, by_link)
+                else:  # no reply structure: the source's policy decides, as before
+                    in_reply_to, to_author = "", EVERYONE_IN_THREAD if self.brand_post_answers_thread else ""
                 replies.append(
                     BrandReply(
                         platform=self.platform,
@@ -307,8 +383,9 @@ class FeedSource:
                         source=self.name,
                         published_at=published,
                         author_handle=author,
+                        in_reply_to=in_reply_to,
                         thread_id=thread,
-                        to_author_id=EVERYONE_IN_THREAD,
+                        to_author_id=to_author,
                         text=text,
                         url=link,
                     )

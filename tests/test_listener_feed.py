@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from listener.feed import FeedSource, localized_date, parse_feed, plain_text, thread_of
-from listener.fetch import public_address
-from listener.model import RateLimited, SourceError
+from listener.fetch import PrivateAllowance, public_address
+from listener.model import EVERYONE_IN_THREAD, RateLimited, SourceError
 from passaparola.config import SourceSpec
 from passaparola.pipeline import poll_source
 from storage import Store
@@ -33,7 +33,8 @@ def server() -> Iterator[FeedServer]:
 
 
 def source(server: FeedServer, path: str, **options: object) -> FeedSource:
-    return FeedSource(name="forum", url=server.url(path), allow_private=True, **options)  # type: ignore[arg-type]
+    options.setdefault("allow_private", ["127.0.0.1"])  # the test server, by name, and nothing else
+    return FeedSource(name="forum", url=server.url(path), **options)  # type: ignore[arg-type]
 
 
 def route(name: str, **options: object) -> Route:
@@ -146,7 +147,7 @@ def test_italian_and_english_dates_are_read_and_an_unreadable_one_is_marked(
     server: FeedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.routes["/reviews"] = route("italian-reviews.rss")
-    feed = FeedSource(name="recensioni", url=server.url("/reviews"), platform="review", allow_private=True)
+    feed = FeedSource(name="recensioni", url=server.url("/reviews"), platform="review", allow_private=["127.0.0.1"])
     with caplog.at_level(logging.WARNING, logger="listener.feed"):
         poll = feed.poll(None, T0)
     when = {m.url.rsplit("/", 1)[1]: m.published_at for m in poll.mentions}
@@ -232,6 +233,81 @@ def test_wordpress_comments_are_answered_by_the_brand_in_the_same_post(server: F
     assert store.save_poll("blog", "feed", poll, T0).answered == 1  # Tom wrote after the brand's answer
 
 
+def wordpress_open(store: Store) -> list[str]:
+    return sorted(c.mention.author.handle.lower() for c in store.open_conversations(T0, T0 - timedelta(days=1)))
+
+
+def test_a_wordpress_reply_answers_only_the_comment_it_replies_to(server: FeedServer, store: Store) -> None:
+    server.routes["/comments"] = route("wordpress-reply-comments.rss")
+    poll = source(server, "/comments", platform="web", brand_authors=["Caffè Aurora"]).poll(None, T0)
+    [reply] = poll.replies
+    federico = next(m for m in poll.mentions if m.author.platform_id == "federico")
+    assert (reply.in_reply_to, reply.to_author_id) == (federico.platform_id, "")  # the linked comment, exactly
+    result = store.save_poll("blog", "feed", poll, T0)
+    assert (result.new_mentions, result.answered) == (5, 1)
+    assert wordpress_open(store) == ["cheap-followers", "giorgia", "luca", "sara"]  # the spam is not answered
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"<title>Di: Caff\xc3\xa8 Aurora</title>", b"<title>In risposta a Federico</title>"),  # a theme's title
+        (b"In risposta a <a href", b"In reply to <a href"),  # an English-language blog
+    ],
+    ids=["title", "english"],
+)
+def test_a_wordpress_reply_prefix_in_the_title_or_in_english_names_who_is_answered(
+    server: FeedServer, store: Store, old: bytes, new: bytes
+) -> None:
+    body = (FEEDS / "wordpress-reply-comments.rss").read_bytes()
+    if old.startswith(b"<title>"):  # no link to the parent at all: only the name, in the title
+        body = re.sub(rb"<content:encoded>.*?</content:encoded>", b"", body, count=1, flags=re.S)
+        body = body.replace(b"In risposta a Federico. ", b"")
+    assert old in body
+    server.routes["/comments"] = Route(body=body.replace(old, new, 1))
+    poll = source(server, "/comments", platform="web", brand_authors=["Caffè Aurora"]).poll(None, T0)
+    assert store.save_poll("blog", "feed", poll, T0).answered == 1
+    assert wordpress_open(store) == ["cheap-followers", "giorgia", "luca", "sara"]
+
+
+def test_thr_in_reply_to_decides_what_a_brand_entry_answers(server: FeedServer, store: Store) -> None:
+    def entry(n: int, author: str, minute: int, extra: str = "") -> str:
+        return (
+            f"<entry><id>tag:blog.example,2026:c{n}</id><title>Aurora {n}</title><author><name>{author}</name></author>"
+            f"<link href='https://blog.example/post/#c{n}'/><updated>2026-03-02T08:{minute:02d}:00Z</updated>"
+            f"{extra}</entry>"
+        )
+
+    answer = "<thr:in-reply-to ref='tag:blog.example,2026:c2' href='https://blog.example/post/#c2'/>"
+    body = (
+        "<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom' "
+        "xmlns:thr='http://purl.org/syndication/thread/1.0'><title>Comments</title>"
+        + entry(1, "anna", 0)
+        + entry(2, "bruno", 5)
+        + entry(3, "carla", 10)
+        + entry(4, "Aurora", 20, answer)
+        + "</feed>"
+    )
+    server.routes["/atom"] = Route(body=body.encode(), content_type="application/atom+xml")
+    poll = source(server, "/atom", platform="web", brand_authors=["aurora"]).poll(None, T0)
+    assert poll.replies[0].to_author_id == "" and poll.replies[0].thread_id == "https://blog.example/post/"
+    assert store.save_poll("blog", "feed", poll, T0).answered == 1
+    assert wordpress_open(store) == ["anna", "carla"]
+
+
+def test_without_reply_structure_the_policy_decides_whether_a_brand_post_answers_its_thread(
+    server: FeedServer, store: Store
+) -> None:
+    server.routes["/posts.rss"] = route("discourse-posts.rss")
+    assert source(server, "/posts.rss", brand_authors=["aurora_staff"]).poll(None, T0).replies[0].to_author_id == (
+        EVERYONE_IN_THREAD
+    )
+    quiet = source(server, "/posts.rss", brand_authors=["aurora_staff"], brand_post_answers_thread=False)
+    poll = quiet.poll(None, T0)
+    assert (poll.replies[0].in_reply_to, poll.replies[0].to_author_id) == ("", "")
+    assert store.save_poll("forum", "feed", poll, T0).answered == 0
+
+
 def test_entry_ids_do_not_move_across_polls_or_hosts_of_the_same_feed() -> None:
     body = (FEEDS / "discourse-posts.rss").read_bytes()
     first = parse_feed(body, {"content-type": "application/rss+xml", "content-location": "https://x.example/a"})
@@ -312,6 +388,81 @@ def test_redirects_are_checked_at_every_hop(server: FeedServer) -> None:
         server.routes[f"/loop{hop}"] = Route(status=302, location=f"/loop{hop + 1}")
     with pytest.raises(SourceError, match="more than 3 redirects"):
         source(server, "/loop0").poll(None, T0)
+
+
+@pytest.fixture
+def canary() -> Iterator[FeedServer]:
+    """A second server on 127.0.0.1 (another port: another service) whose feed must never be fetched."""
+    for running in FeedServer().serve():
+        running.routes["/canary"] = route("discourse-posts.rss")
+        yield running
+
+
+@pytest.mark.parametrize(
+    ("allowed", "target"),
+    [
+        (["127.0.0.1:{port}"], "http://127.0.0.1:{canary}/canary"),  # same address, a port not listed
+        (["127.0.0.1"], "http://localhost:{canary}/canary"),  # a host name not listed
+        (["127.0.0.1"], "http://127.0.0.2:{canary}/canary"),  # another loopback address
+        (["127.0.0.1"], "http://[::1]:{canary}/canary"),
+    ],
+    ids=["other-port", "other-name", "other-loopback", "ipv6-loopback"],
+)
+def test_a_redirect_may_only_reach_private_hosts_the_source_lists(
+    server: FeedServer, canary: FeedServer, store: Store, allowed: list[str], target: str
+) -> None:
+    server.routes["/feed"] = Route(status=302, location=target.format(canary=canary.port))
+    feed = source(server, "/feed", allow_private=[a.format(port=server.port) for a in allowed])
+    spec = SourceSpec("forum", "feed", 60, feed)
+    outcome = poll_source(spec, store, [], T0, 30, 900, random.Random(1))
+    assert "not in this source's allow_private" in outcome.error and "redirected there from" in outcome.error
+    assert server.hits["/feed"] == 1 and canary.hits["/canary"] == 0
+    assert store.counts()["mentions"] == 0
+
+
+def test_listed_hosts_ports_and_networks_are_reachable_at_every_hop(server: FeedServer, canary: FeedServer) -> None:
+    server.routes["/feed"] = Route(status=302, location=canary.url("/canary"))
+    for allowed in (["127.0.0.1"], [f"127.0.0.1:{server.port}", f"127.0.0.1:{canary.port}"], ["127.0.0.0/8"]):
+        assert len(source(server, "/feed", allow_private=allowed).poll(None, T0).mentions) == 4, allowed
+    assert canary.hits["/canary"] == 3
+    with pytest.raises(SourceError, match="not in this source's allow_private"):  # the feed's own URL, too
+        source(server, "/feed", allow_private=["intranet.example", "10.1.2.0/24"]).poll(None, T0)
+
+
+def test_allow_private_true_still_means_any_and_is_logged_as_deprecated(
+    server: FeedServer, canary: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.routes["/feed"] = Route(status=302, location=f"http://localhost:{canary.port}/canary")
+    with caplog.at_level(logging.WARNING, logger="listener.feed"):
+        feed = source(server, "/feed", allow_private=True)
+    assert "allow_private = true" in caplog.text and "deprecated" in caplog.text
+    assert PrivateAllowance.parse(True).describe() == "any private address"
+    try:
+        feed.poll(None, T0)
+    except SourceError as error:  # localhost may resolve to ::1 first, where nothing listens: not refused, though
+        assert "allow_private" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("intra net", "is not a host name, an IP address or a network"),
+        ("10.1.2.0/33", "is not a network"),
+        ("intranet.example:99999", "is not a port number"),
+    ],
+)
+def test_bad_allow_private_entries_are_config_problems(tmp_path: Path, entry: str, problem: str) -> None:
+    from passaparola.config import ConfigError
+
+    text = (
+        f'[[sources]]\ntype = "feed"\nname = "f"\nurl = "https://intranet.example/feed"\nallow_private = ["{entry}"]\n'
+    )
+    with pytest.raises(ConfigError) as error:
+        settings_from(text, tmp_path)
+    assert len(error.value.problems) == 1 and problem in error.value.problems[0], error.value.problems
+    good = text.replace(f'"{entry}"', '"intranet.example", "10.1.2.0/24", "[fd00::1]:8443"')
+    allowance = PrivateAllowance.parse(settings_from(good, tmp_path).sources[0].source.allow_private)
+    assert allowance.describe() == "intranet.example, fd00::1:8443, 10.1.2.0/24"
 
 
 def test_a_hostile_feed_never_stalls_the_daemon(server: FeedServer, store: Store) -> None:
