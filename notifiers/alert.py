@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 Level = Literal["info", "success", "warning", "failure"]  # the values of apprise's NotifyType
 
@@ -28,14 +29,39 @@ class Alert:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetOutcome:
+    """One destination's part in a delivery. ``target`` names it stably and without secrets (it is stored)."""
+
+    target: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
-    """What happened to one alert: delivered or not, and a line a person can act on (never a secret)."""
+    """What happened to one alert: delivered or not, and a line a person can act on (never a secret).
+
+    ``targets`` says, for a notifier with several destinations per route, which of them this attempt reached:
+    the outbox remembers them, so a retry goes only to the ones still missing.
+    """
 
     ok: bool
     detail: str = ""
+    targets: tuple[TargetOutcome, ...] = ()
 
 
 class Notifier(Protocol):
     """Delivers alerts. ``send`` never raises for a failed delivery: it says so, and the alert is retried."""
 
     def send(self, alert: Alert) -> Delivery: ...
+
+
+@runtime_checkable
+class TargetedNotifier(Notifier, Protocol):
+    """A notifier whose routes have several destinations, each delivered once.
+
+    ``send_pending`` skips the targets in ``reached`` (they have the alert already) so a partial failure is
+    retried for the failed destinations alone, never re-sent to the ones that got it.
+    """
+
+    def send_pending(self, alert: Alert, reached: Collection[str]) -> Delivery: ...

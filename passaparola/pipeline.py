@@ -4,7 +4,8 @@ poll_source: cursor -> Source.poll -> taggers (new mentions only) -> Store.save_
 advocates:   everyone who spoke re-scored -> new VIPs and advocates' praise into the outbox
 triage:      new mentions settled (priority, team, deadlines) -> open items handed to available people
 evaluate:    evaluators read the store -> alerts into the outbox (deduplicated by key)
-deliver:     due outbox rows -> Notifier.send -> marked sent, or retried later with backoff
+deliver:     due outbox rows -> Notifier.send -> marked sent, or retried later with backoff (per URL of a route:
+             a URL that has the alert never gets it again; the failed ones are retried alone)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 
 from listener.model import Mention, Poll, RateLimited, SourceError
 from listener.webhooks import facebook_poll, intake_items, intake_mentions
-from notifiers.alert import Alert, Notifier
+from notifiers.alert import Alert, Delivery, Notifier, TargetedNotifier
 from notifiers.policy import FOLDED, RoutePolicy, hold, summary
 from passaparola.config import SourceSpec
 from rules.advocates import (
@@ -237,6 +238,9 @@ def deliver(
 ) -> tuple[int, int]:
     """Send due alerts; returns (sent, failed). A crash between send and mark re-sends that one alert once.
 
+    Delivery is per target (URL of the route): an alert is sent once it reached every target; a partial failure
+    keeps the targets reached and retries, with backoff, the others alone. A partly delivered alert counts as failed.
+
     A route's policy may hold an alert (quiet hours, cooldown, rate cap); alerts a cooldown or the cap held are
     sent, once released, as one summary for the route (or as themselves when only one was held).
     """
@@ -273,15 +277,20 @@ def deliver(
 
 
 def _send(store: Store, notifier: Notifier, item: OutboxItem, now: datetime, rng: random.Random) -> bool:
+    """One attempt; a notifier with several URLs per route sends only to those the alert has not reached yet."""
     try:
-        delivery = notifier.send(item.alert)
+        if isinstance(notifier, TargetedNotifier):
+            delivery = notifier.send_pending(item.alert, item.reached)
+        else:
+            delivery = notifier.send(item.alert)
         delivered, error = delivery.ok, delivery.detail or "the notifier reported a failed delivery"
     except Exception as exc:  # a notifier must not stop the loop
+        delivery = Delivery(False)
         delivered, error = False, f"{type(exc).__name__}: {exc}"
     if delivered:
-        store.mark_sent(item.alert.key, now)
+        store.mark_sent(item.alert.key, now, delivery.targets)
         return True
     retry = backoff(item.attempts + 1, OUTBOX_RETRY_BASE.total_seconds(), OUTBOX_RETRY_MAX.total_seconds(), rng)
-    store.mark_failed(item.alert.key, now, error, now + retry)
+    store.mark_failed(item.alert.key, now, error, now + retry, delivery.targets)
     log.warning("alert %s not delivered (attempt %d): %s", item.alert.key, item.attempts + 1, error)
     return False

@@ -305,3 +305,22 @@ def m009_model_swaps(db: Database) -> None:
         pk="id",
         not_null={"action", "to_dir", "at"},
     )
+
+
+@migrations()
+def m010_outbox_targets(db: Database) -> None:
+    """Delivery per destination: which URLs of its route an alert reached, so a retry never re-sends to them.
+
+    A target is a URL in apprise's privacy form (no secrets). Rows go with their alert (erasure deletes both).
+    """
+    db.execute(
+        """CREATE TABLE outbox_targets (
+            alert_key TEXT NOT NULL REFERENCES outbox(key) ON DELETE CASCADE,
+            target TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_attempt_at TEXT,
+            last_error TEXT,
+            sent_at TEXT,
+            PRIMARY KEY (alert_key, target)
+        )"""
+    )

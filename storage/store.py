@@ -27,7 +27,7 @@ from listener.model import (
     Poll,
     SourceHealth,
 )
-from notifiers.alert import Alert
+from notifiers.alert import Alert, TargetOutcome
 from storage.board import Board
 from storage.migrations import migrations
 from storage.models import ModelSwaps
@@ -62,9 +62,12 @@ class SaveResult:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
+    """A queued alert; ``reached`` names the targets (URLs of its route) that have it already."""
+
     alert: Alert
     attempts: int
     held_reason: str = ""
+    reached: frozenset[str] = frozenset()
 
 
 class Store:
@@ -877,9 +880,12 @@ class Store:
         return mentions[0] if mentions else None
 
     def due_alerts(self, at: datetime, limit: int = 100) -> list[OutboxItem]:
-        rows = self.db.table("outbox").rows_where(
-            "sent_at IS NULL AND next_attempt_at <= ?", [iso(at)], order_by="created_at, rowid", limit=limit
+        rows = list(
+            self.db.table("outbox").rows_where(
+                "sent_at IS NULL AND next_attempt_at <= ?", [iso(at)], order_by="created_at, rowid", limit=limit
+            )
         )
+        reached = self._reached([r["key"] for r in rows])
         return [
             OutboxItem(
                 Alert(
@@ -894,12 +900,38 @@ class Store:
                 ),
                 attempts=r["attempts"],
                 held_reason=r["held_reason"] or "",
+                reached=frozenset(reached.get(r["key"], ())),
             )
             for r in rows
         ]
 
-    def mark_sent(self, key: str, at: datetime) -> None:
+    def _reached(self, keys: Sequence[str]) -> dict[str, set[str]]:
+        """The targets each of these alerts already reached (a partly delivered alert is retried for the rest)."""
+        rows = self.db.execute(
+            "SELECT alert_key, target FROM outbox_targets WHERE sent_at IS NOT NULL "
+            "AND alert_key IN (SELECT value FROM json_each(?))",
+            [json.dumps(list(keys))],
+        ).fetchall()
+        reached: dict[str, set[str]] = {}
+        for key, target in rows:
+            reached.setdefault(key, set()).add(target)
+        return reached
+
+    def _record_targets(self, key: str, at: str, targets: Sequence[TargetOutcome]) -> None:
+        """Per target of one attempt: reached (never sent to again) or failed (attempts and error kept)."""
+        for t in targets:
+            self.db.execute(
+                "INSERT INTO outbox_targets (alert_key, target, attempts, last_attempt_at, last_error, sent_at) "
+                "VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (alert_key, target) DO UPDATE SET "
+                "attempts = attempts + 1, last_attempt_at = excluded.last_attempt_at, "
+                "last_error = excluded.last_error, sent_at = coalesce(sent_at, excluded.sent_at)",
+                [key, t.target, at, None if t.ok else t.detail[:1000], at if t.ok else None],
+            )
+
+    def mark_sent(self, key: str, at: datetime, targets: Sequence[TargetOutcome] = ()) -> None:
+        """The alert reached everyone; ``targets`` are the destinations this last attempt reached."""
         with self.db.atomic():
+            self._record_targets(key, iso(at), targets)
             self.db.execute(
                 "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_attempt_at = ? WHERE key = ?",
                 [iso(at), iso(at), key],
@@ -935,8 +967,12 @@ class Store:
                 [iso(at), summary.key, json.dumps(list(keys))],
             )
 
-    def mark_failed(self, key: str, at: datetime, error: str, retry_at: datetime) -> None:
+    def mark_failed(
+        self, key: str, at: datetime, error: str, retry_at: datetime, targets: Sequence[TargetOutcome] = ()
+    ) -> None:
+        """Retry the alert at ``retry_at``; the ``targets`` this attempt reached are kept and not sent to again."""
         with self.db.atomic():
+            self._record_targets(key, iso(at), targets)
             self.db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?, last_error = ?, "
                 "next_attempt_at = ? WHERE key = ?",

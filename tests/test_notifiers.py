@@ -12,6 +12,7 @@ import pytest
 
 from notifiers import Alert, LogNotifier
 from notifiers.apprise_notifier import AppriseNotifier
+from notifiers.log import printable
 from passaparola.config import ConfigError
 from passaparola.pipeline import deliver
 from storage import Store
@@ -54,7 +55,8 @@ def test_a_json_receiver_gets_title_body_and_level(receiver: Receiver) -> None:
         Alert(key="k", kind="source_failing", title="Source down", body=HOSTILE, route="ops", level="failure")
     ).ok
     [body] = receiver.bodies
-    assert (body["title"], body["message"], body["type"]) == ("Source down", HOSTILE, "failure")
+    assert (body["title"], body["message"], body["type"]) == ("Source down", printable(HOSTILE), "failure")
+    assert "\u202e" not in body["message"] and "\\u202egnp.exe" in body["message"]  # spelled out, not obeyed
 
 
 def test_only_the_alerts_route_is_reached(receiver: Receiver, smtp: tuple[Inbox, int]) -> None:

@@ -1,0 +1,171 @@
+"""Delivery per URL of a route, through the outbox and apprise to real receivers on 127.0.0.1.
+
+A route of an e-mail address (a real SMTP server, aiosmtpd) and a JSON webhook (a local HTTP server): a failure
+of one URL must never re-send to the other, and untrusted text must reach neither with its bidi or control
+characters still able to act.
+"""
+
+from __future__ import annotations
+
+import email.header
+import json
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notifiers import Alert
+from notifiers.apprise_notifier import AppriseNotifier
+from passaparola.pipeline import deliver
+from storage import Store
+from tests.conftest import T0, Inbox, QuietHandler, local_server
+
+#: What a hostile author can put in a name or a post: a right-to-left override, an isolate, a mark, an escape.
+BIDI = "\u202e", "\u2066", "\u200f", "\x1b"
+MENTION = "rimborso mai arrivato \u202egnp.exe\u2066 \u200f\x1b[2J fine"
+
+
+def mail_url(port: int, html: bool = False) -> str:
+    url = f"mailto://127.0.0.1:{port}?from=bot@example.test&to=team@example.test&mode=insecure"
+    return url + ("&format=html" if html else "")
+
+
+@dataclass
+class Webhook:
+    """A JSON webhook that answers 500 to its first ``fail_first`` requests, then 200."""
+
+    fail_first: int = 0
+    url: str = ""
+    statuses: list[int] = field(default_factory=list)
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextmanager
+def webhook(fail_first: int = 0) -> Iterator[Webhook]:
+    state = Webhook(fail_first)
+
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", 0))
+            state.bodies.append(json.loads(self.rfile.read(length)))
+            status = 500 if len(state.statuses) < state.fail_first else 200
+            state.statuses.append(status)
+            self.send_response(status)
+            self.end_headers()
+
+    with local_server(Handler) as port:
+        state.url = f"json://127.0.0.1:{port}/hook"
+        yield state
+
+
+@pytest.fixture
+def disk_store(tmp_path: Path) -> Iterator[Store]:
+    """A store on a file, migrated as the daemon opens it."""
+    store = Store.open(tmp_path / "passaparola.db")
+    yield store
+    store.close()
+
+
+def subject(message: Message) -> str:
+    return str(email.header.make_header(email.header.decode_header(message["Subject"])))
+
+
+def parts(message: Message) -> dict[str, str]:
+    """Each leaf part of the e-mail, decoded (base64 or quoted-printable), by content type."""
+    found = {}
+    for part in message.walk():
+        if not part.is_multipart():
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            found[part.get_content_type()] = payload.decode()
+    return found
+
+
+def test_a_failed_url_is_retried_alone_and_the_other_gets_one_copy(smtp: tuple[Inbox, int], disk_store: Store) -> None:
+    inbox, port = smtp
+    with webhook(fail_first=1) as hook:
+        notifier = AppriseNotifier({"care": [mail_url(port), hook.url]}, timeout_seconds=10)
+        disk_store.enqueue([Alert(key="a", kind="unanswered", title="No answer", body="b", route="care")], T0)
+
+        assert deliver(disk_store, notifier, T0, random.Random(1)) == (0, 1)
+        assert len(inbox.messages) == 1 and hook.statuses == [500]
+        row = disk_store.db.execute("SELECT sent_at, last_error FROM outbox WHERE key = 'a'").fetchone()
+        assert row[0] is None and "1 of 2 URL(s) delivered" in row[1] and "error=500" in row[1]
+        assert deliver(disk_store, notifier, T0 + timedelta(seconds=1), random.Random(1)) == (0, 0)  # backoff
+
+        later = T0 + timedelta(hours=2)
+        assert deliver(disk_store, notifier, later, random.Random(1)) == (1, 0)
+        assert deliver(disk_store, notifier, later + timedelta(hours=2), random.Random(1)) == (0, 0)
+
+    assert len(inbox.messages) == 1  # the e-mail went out once, not once per attempt
+    assert subject(inbox.messages[0]) == "No answer"
+    assert hook.statuses == [500, 200] and hook.bodies[-1]["title"] == "No answer"
+    sent_at, attempts = disk_store.db.execute("SELECT sent_at, attempts FROM outbox WHERE key = 'a'").fetchone()
+    assert sent_at is not None and attempts == 2
+    targets = disk_store.db.execute(
+        "SELECT target, attempts, sent_at IS NOT NULL FROM outbox_targets WHERE alert_key = 'a' ORDER BY target"
+    ).fetchall()
+    assert [(t.split("://")[0], n, done) for t, n, done in targets] == [("json", 2, 1), ("mailto", 1, 1)]
+
+
+@pytest.mark.parametrize("html", [False, True])
+def test_bidi_and_control_characters_reach_no_mail_and_no_webhook_raw(
+    smtp: tuple[Inbox, int], disk_store: Store, html: bool
+) -> None:
+    inbox, port = smtp
+    with webhook() as hook:
+        notifier = AppriseNotifier({"care": [mail_url(port, html), hook.url]}, timeout_seconds=10)
+        alert = Alert(
+            key="u",
+            kind="unanswered",
+            title=f"No answer: {MENTION[:40]}",
+            body=f"@marta\u202e said:\n{MENTION}",
+            route="care",
+            level="warning",
+        )
+        disk_store.enqueue([alert], T0)
+        assert deliver(disk_store, notifier, T0, random.Random(1)) == (1, 0)
+
+    [message] = inbox.messages
+    [body] = hook.bodies
+    sent = {
+        "subject": subject(message),
+        **parts(message),
+        "webhook title": body["title"],
+        "webhook message": body["message"],
+    }
+    assert set(sent) >= {"subject", "text/plain", "webhook title", "webhook message"}
+    if html:
+        assert "text/html" in sent
+    for where, text in sent.items():
+        raw = [f"U+{ord(ch):04X}" for ch in BIDI if ch in text]
+        assert not raw, f"{where} carries {raw} raw: {text!r}"
+        assert "\\u202e" in text, f"{where} lost the override instead of spelling it out: {text!r}"
+
+
+def test_urls_that_differ_only_in_a_secret_are_two_targets(disk_store: Store) -> None:
+    with webhook(fail_first=1) as hook:
+        one, two = (hook.url.replace("json://", f"json://bot:{secret}@") for secret in ("SENTINEL-1", "SENTINEL-2"))
+        notifier = AppriseNotifier({"ops": [one, two]}, timeout_seconds=10)
+        disk_store.enqueue([Alert(key="s", kind="t", title="t", body="b", route="ops")], T0)
+        assert deliver(disk_store, notifier, T0, random.Random(1)) == (0, 1)
+        assert deliver(disk_store, notifier, T0 + timedelta(hours=2), random.Random(1)) == (1, 0)
+    assert hook.statuses == [500, 200, 200]  # each URL reached once; the one that failed was retried alone
+    targets = [row[0] for row in disk_store.db.execute("SELECT target FROM outbox_targets ORDER BY target")]
+    assert len(targets) == 2 and targets[1] == targets[0] + "#2"
+    assert not any("SENTINEL" in t for t in targets)  # stored in apprise's privacy form only
+
+
+def test_deleting_an_alert_deletes_its_delivery_state(smtp: tuple[Inbox, int], disk_store: Store) -> None:
+    _, port = smtp
+    disk_store.enqueue([Alert(key="e", kind="t", title="t", body="b", route="care")], T0)
+    assert deliver(disk_store, AppriseNotifier({"care": [mail_url(port)]}), T0, random.Random(1)) == (1, 0)
+    assert disk_store.db.execute("SELECT count(*) FROM outbox_targets").fetchone()[0] == 1
+    disk_store.db.execute("DELETE FROM outbox WHERE key = 'e'")  # what erasure does
+    assert disk_store.db.execute("SELECT count(*) FROM outbox_targets").fetchone()[0] == 0
