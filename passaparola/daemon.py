@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,8 +39,8 @@ Clock = Callable[[], datetime]
 HEARTBEAT_EVERY_SECONDS = 5.0
 #: At most this many sources poll at once (each waits on the network, not on the CPU).
 MAX_POLL_THREADS = 8
-#: How long the first cycle's rules wait for its polls: long enough for healthy sources, short for a stuck one.
-FIRST_POLLS_WAIT_SECONDS = 5.0
+#: The longest the first rules wait for the first polls (a stuck source must not keep the rules from running).
+FIRST_POLLS_LONGEST_SECONDS = 60.0
 
 
 def system_clock() -> datetime:
@@ -155,12 +155,17 @@ class Daemon:
             log.info("reading new mentions with the retrained model")
 
     def cycle(self) -> None:
-        """One full cycle: every source, then the rules, then the outbox. In order for `run --once`; under `run`
-        the polls and the delivery go to their threads, so a slow source does not hold up the first cycle."""
+        """One full cycle, in order: every source, then the rules, then the outbox (`run --once`)."""
+        self._poll_all()
+        self._after_polls()
+
+    def _poll_all(self) -> list[Future[None]]:
+        """Poll every source: in place, or handed to the poll threads while `run` is on (their futures)."""
         for spec in self.settings.sources:
             self._aside("polls", f"source:{spec.name}", functools.partial(self.poll, spec))()
-        polling = [f for name, f in self._in_flight.items() if name.startswith("source:")]
-        wait(polling, timeout=FIRST_POLLS_WAIT_SECONDS)  # the rules see what came in quickly; slow sources go on
+        return [f for name, f in self._in_flight.items() if name.startswith("source:")]
+
+    def _after_polls(self) -> None:
         guarded("inbound", self.inbound, self._record)()
         guarded("advocates", self.advocates, self._record)()
         guarded("rules", self.evaluate, self._record)()
@@ -242,14 +247,24 @@ class Daemon:
     # -- loop ------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, duration: float | None = None) -> None:
-        """Run a first full cycle at once, then the schedule, until ``stop`` is set (or ``duration`` ends)."""
-        deadline = time.monotonic() + duration if duration else None
+        """Poll every source at once, then keep the schedule until ``stop`` is set (or ``duration`` ends).
+
+        The first rules run when the first polls are in (or after `FIRST_POLLS_LONGEST_SECONDS`), while the
+        schedule already runs: a slow source delays only the first rules, never the other sources or the
+        heartbeat. ``duration`` counts from those first rules, so a short run still reads and tells."""
         log.info("daemon started: %d sources, %d rules", len(self.settings.sources), len(self.settings.rules))
         self._heartbeat()
         self._open_pools()
         try:
-            self.cycle()
+            first: list[Future[None]] | None = self._poll_all()
+            started, deadline = time.monotonic(), None
             while not stop.is_set():
+                if first is not None and (
+                    all(f.done() for f in first) or time.monotonic() - started > FIRST_POLLS_LONGEST_SECONDS
+                ):
+                    first = None
+                    self._after_polls()
+                    deadline = time.monotonic() + duration if duration else None
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 self._pick_up_model()
@@ -257,7 +272,7 @@ class Daemon:
                 self._heartbeat()
                 idle = self.scheduler.idle_seconds
                 wait = 1.0 if idle is None else min(max(idle, 0.0), 1.0)
-                stop.wait(wait)
+                stop.wait(wait if first is None else min(wait, 0.2))
         finally:
             self._close_pools()
         log.info("daemon stopped")

@@ -106,12 +106,11 @@ def test_five_slow_feeds_and_a_slow_mail_server_hold_up_nothing_else(tmp_path: P
         took = time.monotonic() - started
         store.close()
 
-    # The first cycle's rules wait up to 5 s for its polls; from then on the good feed is polled about every second
-    # (its interval) whatever the slow ones do.
+    # The good feed is polled about every second (its interval) from the start, whatever the slow ones do.
     hits = [t - started for t in Feeds.good_hits]
-    assert len(hits) >= 5, hits
-    gaps = [b - a for a, b in itertools.pairwise(hits[1:])]
-    assert max(gaps) < 2.5, gaps
+    assert len(hits) >= 6 and hits[0] < 4, hits  # bounds loose for a busy 2-core CI; the old loop made it 1 in 100 s
+    gaps = [b - a for a, b in itertools.pairwise(hits)]
+    assert max(gaps) < 4, gaps
     assert sorted(mail.sent) == ["a0", "a1", "a2"]
     fresh = [b for b in beats if b is not None]
     assert fresh and (datetime.now(UTC) - max(fresh)).total_seconds() < 15
