@@ -4,15 +4,20 @@ Secrets are references, never values: ``token = { env = "X_BEARER_TOKEN" }`` or
 ``token = { file = "/run/secrets/x_bearer_token" }``; they become `SecretStr` and print masked.
 Environment variables override keys for container use: ``PASSAPAROLA_STORAGE__PATH=/data/p.db`` sets
 ``[storage] path``, ``PASSAPAROLA_SOURCES__DEMO__EVERY_SECONDS=60`` sets ``every_seconds`` of the source
-named ``demo``. Every problem is reported as one line naming the key and what to do.
+named ``demo``; a variable the file references as a secret (``{ env = "PASSAPAROLA_INTAKE_TOKEN" }``) is that
+secret, never an override. ``[[rules]]`` tables are merged over the default rules: a table of a type tunes that
+type's default (``enabled = false`` switches it off), the other defaults keep running.
+Every problem is reported as one line naming the key and what to do.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date
@@ -578,7 +583,7 @@ def load(path: Path | None, environ: Mapping[str, str] | None = None) -> Setting
         except tomllib.TOMLDecodeError as error:
             raise ConfigError([f"{path}: not valid TOML ({error}); fix the syntax there"]) from None
     problems: list[str] = []
-    _apply_env_overrides(data, environ, problems)
+    _apply_env_overrides(data, environ, problems, secret_names=frozenset(_secret_names(data)))
     data = _resolve_secrets(data, "", environ, problems)
     settings = _validate(data, problems, origin=str(path) if path else "defaults and environment")
     if problems:
@@ -595,16 +600,36 @@ def _parse_env_value(text: str) -> Any:
         return text
 
 
-def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str], problems: list[str]) -> None:
+def _secret_names(value: Any) -> set[str]:
+    """The variables the file references as ``{ env = NAME }``: secrets, whatever prefix they carry."""
+    if isinstance(value, dict):
+        if set(value) == {"env"}:
+            return {str(value["env"])}
+        return {name for v in value.values() for name in _secret_names(v)}
+    if isinstance(value, list):
+        return {name for v in value for name in _secret_names(v)}
+    return set()
+
+
+def _apply_env_overrides(
+    data: dict[str, Any], environ: Mapping[str, str], problems: list[str], secret_names: frozenset[str] = frozenset()
+) -> None:
+    """Set keys from ``PASSAPAROLA_*`` variables, skipping those the file uses as secrets (e.g. an intake token)."""
+    default_types = {str(t["type"]) for t in DEFAULT_RULES}
     for name, text in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV or name in secret_names:
             continue
         parts = name[len(ENV_PREFIX) :].lower().split("__")
         value = _parse_env_value(text)
         if parts[0] in ("sources", "rules") and len(parts) == 3:
             tables = data.setdefault(parts[0], [])
+            if not isinstance(tables, list):
+                continue  # `_tables` names the malformed section
             ident = "name" if parts[0] == "sources" else "type"
-            match = [t for t in tables if str(t.get(ident, "")).lower() == parts[1]]
+            match = [t for t in tables if isinstance(t, dict) and str(t.get(ident, "")).lower() == parts[1]]
+            if not match and parts[0] == "rules" and parts[1] in default_types:
+                tables.append({"type": parts[1]})  # tunes a default rule the file does not list
+                match = tables[-1:]
             if not match:
                 problems.append(f"{name}: no [[{parts[0]}]] with {ident} {parts[1]!r}; fix the variable's name")
                 continue
@@ -613,7 +638,8 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str], probl
             data.setdefault(parts[0], {})[parts[1]] = value
         else:
             problems.append(
-                f"{name}: cannot tell which key it sets; use {ENV_PREFIX}SECTION__KEY or {ENV_PREFIX}SOURCES__NAME__KEY"
+                f"{name}: cannot tell which key it sets; use {ENV_PREFIX}SECTION__KEY or "
+                f'{ENV_PREFIX}SOURCES__NAME__KEY (a secret the file references as {{ env = "{name}" }} is no override)'
             )
 
 
@@ -763,13 +789,31 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
         if source is not None and schedule.enabled:
             sources.append(SourceSpec(schedule.name, schedule.type, schedule.every_seconds, source))
 
-    rule_tables = _tables(data, "rules", problems) if "rules" in data else [dict(t) for t in DEFAULT_RULES]
-    rules = [r for i, t in enumerate(rule_tables) if (r := _build(EVALUATORS, t, f"rules[{i}]", problems, ()))]
+    built = []
+    for where, table in merged_rules(_tables(data, "rules", problems)):
+        enabled = table.get("enabled", True)
+        if not isinstance(enabled, bool):
+            problems.append(
+                f"{where}.enabled: {enabled!r} is not true or false; write enabled = false to switch it off"
+            )
+            continue
+        if (rule := _build(EVALUATORS, table, where, problems, ("enabled",))) and enabled:
+            built.append((where, rule))
+    rules = [rule for _, rule in built]
+    cycle_minutes = math.ceil(int(daemon.rules_every_seconds * (1 + daemon.jitter)) / 60)  # as the daemon waits
+    for where, rule in built:  # the digest goes out only within grace_minutes of its time: a cycle must fit
+        grace = getattr(rule, "grace_minutes", None)
+        if grace is not None and grace < cycle_minutes:
+            problems.append(
+                f"{where}.grace_minutes: {grace} is shorter than a rules cycle (daemon.rules_every_seconds plus "
+                f"jitter), so a day's digest could be missed; set grace_minutes = {cycle_minutes} or more in its "
+                f'[[rules]] table (type = "{rule.kind}"), or run the rules more often'
+            )
     if known_routes is not None and ALWAYS not in known_routes:
         used = [("advocates.route", advocates.route)]
-        for index, rule in enumerate(rules):
-            used.append((f"rules[{index}].route", getattr(rule, "route", None)))
-            used += [(f"rules[{index}].escalation[{i}].route", s.route) for i, s in enumerate(rule_steps(rule))]
+        for where, rule in built:
+            used.append((f"{where}.route", getattr(rule, "route", None)))
+            used += [(f"{where}.escalation[{i}].route", s.route) for i, s in enumerate(rule_steps(rule))]
         for where, route in used:
             if route not in known_routes:
                 problems.append(
@@ -797,6 +841,26 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
     )
 
 
+def merged_rules(tables: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """The rule tables to build, each with the name problems use: the defaults, in their order, each replaced by the
+    first ``[[rules]]`` table of its type (its keys over the default's), then any further tables as written.
+
+    Tuning one rule must not silently drop the others; ``enabled = false`` is how a default is switched off."""
+    merged: dict[str, tuple[str, dict[str, Any]]] = {
+        str(t["type"]): (f"rules (default {t['type']})", dict(t)) for t in DEFAULT_RULES
+    }
+    extra: list[tuple[str, dict[str, Any]]] = []
+    replaced: set[str] = set()
+    for index, table in enumerate(tables):
+        kind = str(table.get("type", ""))
+        if kind in merged and kind not in replaced:
+            replaced.add(kind)
+            merged[kind] = (f"rules[{index}]", {**merged[kind][1], **table})
+        else:
+            extra.append((f"rules[{index}]", dict(table)))
+    return [*merged.values(), *extra]
+
+
 def rule_steps(rule: Any) -> list[Any]:
     """A rule's escalation ladder (each step has a ``route``), empty for rules without one."""
     return list(getattr(rule, "escalation", []) or [])
@@ -804,7 +868,17 @@ def rule_steps(rule: Any) -> list[Any]:
 
 def _check_routes(notify: NotifySettings, problems: list[str]) -> set[str]:
     """Parse every apprise URL without sending anything; return the routes that reach someone."""
-    problems.extend(parse_problems(notify.route_urls()))
+    urls = notify.route_urls()
+    mail = {
+        (route, index): line
+        for route, listed in urls.items()
+        for index, url in enumerate(listed)
+        if (line := _mail_problem(url)) is not None
+    }
+    problems.extend(f"notify.routes.{route}[{index}]: {line}" for (route, index), line in mail.items())
+    problems.extend(
+        p for p in parse_problems(urls) if not any(p.startswith(f"notify.routes.{r}[{i}]:") for r, i in mail)
+    )
     routes = {route for route, urls in notify.routes.items() if urls}
     if notify.config_file:
         try:
@@ -814,6 +888,37 @@ def _check_routes(notify: NotifySettings, problems: list[str]) -> set[str]:
     if not routes:
         problems.append("notify.routes: no route has a URL; add [notify.routes] with apprise URLs, or a config_file")
     return routes
+
+
+MAIL_EXAMPLE = "mailtos://user:password@smtp.example.com?from=alerts@example.com&to=care@example.com"
+
+
+def _mail_problem(url: str) -> str | None:
+    """Why apprise refuses an e-mail URL it would take with a sender, in words (never quoting the URL: it holds
+    the password). Apprise makes the sender from the login and the server (``bot@10.0.0.1``): with an IP address,
+    or no login, that is no e-mail address, and all it says is that it cannot use the URL."""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in ("mailto", "mailtos") or not rest:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return None  # not a URL at all: apprise's own message stands
+    if parts.netloc.count("@") > 1:
+        return (
+            f"the login of this {scheme}:// URL holds an @; write it as %40 "
+            f"(user%40example.com:password@smtp.example.com), as in {MAIL_EXAMPLE}"
+        )
+    if "from" in urllib.parse.parse_qs(parts.query) or not parse_problems({"mail": [url]}):
+        return None
+    joined = "&" if "?" in url else "?"
+    if parse_problems({"mail": [f"{url}{joined}from=alerts%40example.com"]}):
+        return None  # something else is wrong: apprise's own message stands
+    return (
+        f"this {scheme}:// URL has no from= address, and the sender apprise makes from the login and the server "
+        "name is not an e-mail address; add the sender as from=alerts@example.com (and the recipients as to=), "
+        f"e.g. {MAIL_EXAMPLE}"
+    )
 
 
 def _tables(data: dict[str, Any], key: str, problems: list[str]) -> list[dict[str, Any]]:

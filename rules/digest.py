@@ -1,5 +1,9 @@
 """`daily_digest`: once a day, at ``at`` on the route's clock, what the team should know about the last 24 hours.
 
+It goes out at ``at`` or at most ``grace_minutes`` later (a rules cycle that runs a little late, a cron job):
+never outside that window, so a first start at 10:00 with ``at = "08:00"`` sends the first digest tomorrow at
+08:00, not at start-up, and a daemon that was down at ``at`` skips that day rather than sending it at noon.
+
 Mentions and how their sentiment moved against the day before, what is still open and overdue, first-response
 figures and SLA compliance, what people complained about most (the topics of negative mentions, and how they
 moved), the top advocates, and open alerts. The body is plain text; with ``html`` the alert also carries an HTML
@@ -11,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -66,12 +70,18 @@ class DailyDigest:
     route: str = "care"
     html: bool = True
     top: int = 5
+    grace_minutes: int = 60
 
     def __post_init__(self) -> None:
         try:
             time.fromisoformat(self.at)
         except ValueError:
             raise ValueError(f'at: {self.at!r} is not a time of day; write "08:00"') from None
+        if not 1 <= self.grace_minutes <= 1440:
+            raise ValueError(
+                f"grace_minutes: {self.grace_minutes} is out of range; give the minutes after `at` the digest may "
+                "still go out, from 1 to 1440"
+            )
         try:
             ZoneInfo(self.timezone)
         except (ValueError, KeyError):
@@ -79,12 +89,23 @@ class DailyDigest:
                 f'timezone: unknown time zone {self.timezone!r}; use an IANA name like "Europe/Rome"'
             ) from None
 
-    def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
+    def due_day(self, now: datetime) -> date | None:
+        """The day whose digest is due at ``now``: ``at`` on that day has passed by less than ``grace_minutes``.
+
+        Yesterday is looked at too, for a window that crosses midnight (``at = "23:30"``)."""
         zone = ZoneInfo(self.timezone)
-        local = now.astimezone(zone)
-        if local.time() < time.fromisoformat(self.at):
+        today = now.astimezone(zone).date()
+        grace = timedelta(minutes=self.grace_minutes)
+        for day in (today, today - timedelta(days=1)):
+            slot = datetime.combine(day, time.fromisoformat(self.at), tzinfo=zone)
+            if slot <= now < slot + grace:
+                return day
+        return None
+
+    def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
+        day = self.due_day(now)
+        if day is None:
             return
-        day = local.date()
         start, before = now - timedelta(hours=24), now - timedelta(hours=48)
         today = view.conversations_between(start, now)
         yesterday = view.conversations_between(before, start)

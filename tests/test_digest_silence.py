@@ -73,6 +73,28 @@ def test_the_html_digest_reaches_the_mailbox_with_hostile_text_escaped_and_no_un
     assert "<script>" not in html and "&lt;script&gt;" in html and "<li>pagamenti: 5 (+5)</li>" in html
 
 
+def test_a_first_start_after_the_hour_sends_the_first_digest_at_the_next_one(store: Store) -> None:
+    a_day_of_mentions(store)
+    rule = DailyDigest(at="08:00", timezone="Europe/Rome")
+    start = MORNING + timedelta(hours=2)  # 10:00 in Rome: today's digest time has passed, nothing was sent
+    assert evaluate([rule], store, start) == 0
+    assert evaluate([rule], store, start + timedelta(hours=12)) == 0
+    tomorrow = MORNING + timedelta(days=1)
+    assert evaluate([rule], store, tomorrow - timedelta(minutes=1)) == 0
+    assert evaluate([rule], store, tomorrow + timedelta(minutes=3)) == 1  # a cycle a little late still sends it
+    assert store.last_alert_at("daily_digest", "care") == tomorrow + timedelta(minutes=3)
+
+
+def test_the_digest_window_is_grace_minutes_long_and_may_cross_midnight() -> None:
+    rule = DailyDigest(at="23:30", timezone="Europe/Rome", grace_minutes=60)
+    late = datetime(2026, 3, 3, 23, 30, tzinfo=ROME)
+    assert rule.due_day(late - timedelta(seconds=1)) is None
+    assert rule.due_day(late) == rule.due_day(late + timedelta(minutes=59)) == late.date()
+    assert rule.due_day(late + timedelta(minutes=60)) is None
+    with pytest.raises(ValueError, match="grace_minutes: 0 is out of range"):
+        DailyDigest(grace_minutes=0)
+
+
 @pytest.mark.parametrize(
     ("silent_hours", "alerts"),
     [(5, 0), (7, 1)],

@@ -101,10 +101,10 @@ def test_check_names_bad_urls_empty_routes_and_unrouted_rules(tmp_path: Path) ->
         "notify.routes.care[0]: apprise cannot use this URL (scheme nonsense); check its form in apprise's "
         "documentation",
         "notify.routes.ops: no URLs; add at least one apprise URL or remove the route",
-        "rules[1].route: 'ops' matches no notify route; add [notify.routes] ops = [...] or tag a URL 'ops' in the "
-        "apprise file",
-        "rules[5].route: 'ops' matches no notify route; add [notify.routes] ops = [...] or tag a URL 'ops' in the "
-        "apprise file",
+        "rules (default source_failing).route: 'ops' matches no notify route; add [notify.routes] ops = [...] or "
+        "tag a URL 'ops' in the apprise file",
+        "rules (default source_silent).route: 'ops' matches no notify route; add [notify.routes] ops = [...] or "
+        "tag a URL 'ops' in the apprise file",
     ]
 
 
