@@ -751,10 +751,14 @@ def _validate(data: dict[str, Any], problems: list[str], origin: str) -> Setting
             f"analysis.languages: {', '.join(map(repr, bad))} not a two-letter ISO 639-1 code the language "
             'identifier knows; use e.g. "it", "en"'
         )
-    if analysis.model_dir and not (Path(analysis.model_dir) / f"sentiment-{analysis.mode}.npz").is_file():
+    needed = (
+        ("sentiment-fast.npz", "sentiment-accurate.npz") if analysis.mode == "accurate" else ("sentiment-fast.npz",)
+    )
+    missing = [name for name in needed if not (Path(analysis.model_dir) / name).is_file()] if analysis.model_dir else []
+    if missing:  # the accurate mode reads with the fast heads first
         problems.append(
-            f"analysis.model_dir: no sentiment-{analysis.mode}.npz in {analysis.model_dir}; "
-            "train one with `passaparola sentiment train --out DIR`, or remove the key to use the shipped model"
+            f"analysis.model_dir: no {' or '.join(missing)} in {analysis.model_dir}; "
+            "train them with `passaparola sentiment train --out DIR`, or remove the key to use the shipped model"
         )
     if notify.type not in NOTIFIER_TYPES:
         problems.append(f"notify.type: unknown notifier {notify.type!r}; use one of {', '.join(NOTIFIER_TYPES)}")
