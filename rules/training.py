@@ -514,11 +514,3 @@ def evaluate(
                 [e.label for e in group], [vader_label(vader, e.raw or e.text) for e in group]
             )
     return report
-
-
-def with_split(examples: Iterable[Example], split: str) -> list[Example]:
-    return [e for e in examples if e.split == split]
-
-
-def relabel_split(examples: Iterable[Example], split: str) -> list[Example]:
-    return [replace(e, split=split) for e in examples]

@@ -67,11 +67,10 @@ def test_stars_change_the_reading_of_the_same_words(analyzer: Analyzer) -> None:
 
 
 def test_a_mixed_message_complains_about_the_app_not_the_coffee(analyzer: Analyzer) -> None:
-    if analyzer.settings.mode == "fast":
-        pytest.skip("known weakness (model card): the fast heads read the short clause 'Ottimo caffè' as negative")
     (read,) = analyzer.analyze(["Ottimo caffè, pessima app"])
-    assert read["topics"] == ["caffè", "app"]
-    assert read["topic_sentiment"] == {"caffè": "positive", "app": "negative"}
+    assert read["topics"] == ["caffè", "app"] and read["topic_sentiment"]["app"] == "negative"
+    # A known miss of the fast heads (model card): the short clause "Ottimo caffè" alone leans negative.
+    assert (read["topic_sentiment"]["caffè"] == "positive") is (analyzer.settings.mode == "accurate")
 
 
 def test_needs_an_answer_says_why_in_the_words_of_the_care_team(analyzer: Analyzer) -> None:
