@@ -87,7 +87,8 @@ def retrain(
     held_out = [e for e in brand if e.split == "test"]
     learned = [e for e in brand if e.split == "train"]
     examples = read_corpus(corpus)
-    fast, accurate = train([*examples, *learned], seed=13, threads=threads)
+    cache = models_root(database) / "e5-cache.npz"  # the corpus is embedded once, not at every retraining
+    fast, accurate = train([*examples, *learned], seed=13, threads=threads, cache=cache)
     assert accurate is not None
     version = f"brand-{now.strftime('%Y%m%dT%H%M%S')}"
     folder = models_root(database) / version
