@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -115,10 +116,14 @@ def poll_source(
     retry_max_seconds: float,
     rng: random.Random,
 ) -> PollOutcome:
-    """Poll one source unless it is paused; any failure becomes stored health, never an exception."""
+    """Poll one source unless it is paused; any failure becomes stored health, never an exception.
+
+    A failed poll's next try is counted from when the poll ended: a feed that takes its whole deadline to fail is
+    not retried on every pass."""
     health = store.source_health(spec.name)
     if health.next_retry_at is not None and health.next_retry_at > now:
         return PollOutcome(spec.name, skipped=True)
+    started = time.monotonic()
     try:
         poll = spec.source.poll(store.cursor(spec.name), now)
     except RateLimited as error:
@@ -127,7 +132,8 @@ def poll_source(
         return PollOutcome(spec.name, error=str(error))
     except Exception as error:  # a source's bug must not stop the loop: it becomes the source's health
         message = str(error) if isinstance(error, SourceError) else f"unexpected {type(error).__name__}: {error}"
-        retry_at = now + backoff(health.consecutive_failures + 1, retry_base_seconds, retry_max_seconds, rng)
+        ended = now + timedelta(seconds=time.monotonic() - started)
+        retry_at = ended + backoff(health.consecutive_failures + 1, retry_base_seconds, retry_max_seconds, rng)
         failures = store.record_failure(spec.name, spec.type, message, now, retry_at=retry_at)
         log.warning(
             "source %s failed (%d in a row, next try %s): %s",

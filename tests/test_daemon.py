@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -211,3 +212,22 @@ def test_a_full_disk_keeps_the_daemon_alive_tells_ops_once_and_loses_nothing(tmp
     daemon.poll(spec)
     assert store.counts()["mentions"] == 400 and store.cursor("s") == {"n": 400}  # fetched again, nothing lost
     store.close()
+
+
+@dataclass
+class SlowFailure:
+    """Takes two seconds, then fails: a feed that used its whole deadline."""
+
+    kind: ClassVar[str] = "slow"
+    name: str = "slow"
+
+    def poll(self, cursor: Mapping[str, Any] | None, now: datetime) -> Poll:
+        time.sleep(2.0)
+        raise SourceError("still sending after 2 s; cut short")
+
+
+def test_a_failed_polls_next_try_is_counted_from_when_it_ended(store: Store, clock: FixedClock) -> None:
+    spec = SourceSpec("slow", "slow", 60, SlowFailure())
+    poll_source(spec, store, [], clock.now, 1, 900, random.Random(1))  # backoff: 0.5 to 1 s after the poll
+    retry_at = store.source_health("slow").next_retry_at  # stored to the second
+    assert retry_at is not None and retry_at >= clock.now + timedelta(seconds=2)
