@@ -59,6 +59,24 @@ class Author:
     def key(self) -> str:
         return f"{self.platform}:{self.platform_id}"
 
+    @property
+    def has_handle(self) -> bool:
+        """Whether ``handle`` is an @-handle. Imports, the site, Facebook and feeds know only a name, which they
+        store as both handle and display name; X always has handles, even one spelled like the name."""
+        if self.platform in NAMES_ONLY:
+            return False
+        return self.platform == "x" or not self.display_name or self.handle != self.display_name
+
+    @property
+    def shown(self) -> str:
+        """How texts name the author: ``@handle`` for a handle, the bare name otherwise ("@Sofia Marino" is
+        nobody's handle)."""
+        return f"@{self.handle}" if self.has_handle else self.display_name or self.handle
+
+
+#: Platforms whose authors have a name and no handle.
+NAMES_ONLY = ("import", "site")
+
 
 @dataclass(frozen=True, slots=True)
 class Mention:

@@ -966,7 +966,7 @@ def triage_queue(config_file: str | None, member: str | None, as_json: bool) -> 
             text = " ".join(m.text.split())[:80]
             click.echo(
                 f"{m.key}  {when}  {c.priority}  {c.team or '-'}  {c.assignee or 'unassigned'}  "
-                f"@{m.author.handle}: {text!r}"
+                f"{m.author.shown}: {text!r}"
             )
     if not as_json:
         click.echo(f"{len(items)} open")

@@ -14,7 +14,7 @@ from typing import ClassVar
 from notifiers.alert import Alert
 from rules.base import StoreView, cooling_down
 from rules.spikes import explain_burst
-from rules.unanswered import describe, who
+from rules.unanswered import describe
 
 
 @dataclass
@@ -37,7 +37,7 @@ class NegativeMention:
             tier = tiered.get(mention.author.key, "")
             if mention.author.reach < self.min_reach and not tier:
                 continue
-            by = f"{tier.upper()} {who(mention.author)}" if tier else who(mention.author)
+            by = f"{tier.upper()} {mention.author.shown}" if tier else mention.author.shown
             yield Alert(
                 key=f"negative_mention:{mention.key}",
                 kind=self.kind,

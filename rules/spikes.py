@@ -56,7 +56,7 @@ def explain_burst(
     ``what`` names what was counted ("negative mentions" for a negative spike)."""
     texts = [c.mention.text for c in window]
     terms = top_terms(texts, exclude={t.lower() for t in ignore_terms})
-    authors = Counter(f"@{c.mention.author.handle}" for c in window).most_common(5)
+    authors = Counter(c.mention.author.shown for c in window).most_common(5)
     channels = Counter(c.mention.platform for c in window).most_common()
     unanswered = sum(1 for c in window if c.is_open)
     samples = sorted(window, key=lambda c: -c.mention.author.reach)[:3]
@@ -67,7 +67,7 @@ def explain_burst(
         "Channels: " + ", ".join(f"{p} {n}" for p, n in channels),
         "Samples:",
         *(
-            f"- @{c.mention.author.handle} on {c.mention.platform}: “{c.mention.text[:160]}” {c.mention.url}"
+            f"- {c.mention.author.shown} on {c.mention.platform}: “{c.mention.text[:160]}” {c.mention.url}"
             for c in samples
         ),
     ]

@@ -13,26 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import ClassVar
 
-from listener.model import Author, Conversation
+from listener.model import Conversation
 from notifiers.alert import Alert
 from rules.base import StoreView
 
 SNIPPET_CHARS = 280
-#: Platforms where people have no handle, only the name they gave (stored as the handle too).
-NAMES_ONLY = ("import", "site")
-
-
-def has_handle(author: Author) -> bool:
-    """Whether ``author.handle`` is an @-handle. Imports, the site, Facebook and feeds know only a name, which
-    they store as both handle and display name; X always has handles, even one spelled like the name."""
-    if author.platform in NAMES_ONLY:
-        return False
-    return author.platform == "x" or not author.display_name or author.handle != author.display_name
-
-
-def who(author: Author) -> str:
-    """``@handle`` for a handle, the bare name otherwise: "@Sofia Marino" is nobody's handle."""
-    return f"@{author.handle}" if has_handle(author) else author.display_name or author.handle
 
 
 def describe(conversation: Conversation, now: datetime) -> str:
@@ -40,9 +25,9 @@ def describe(conversation: Conversation, now: datetime) -> str:
     m = conversation.mention
     age = int((now - m.published_at).total_seconds() // 60)
     text = m.text if len(m.text) <= SNIPPET_CHARS else m.text[: SNIPPET_CHARS - 1] + "…"
-    shown = m.author.display_name and m.author.display_name != m.author.handle and has_handle(m.author)
+    shown = m.author.display_name and m.author.display_name != m.author.handle and m.author.has_handle
     name = f" ({m.author.display_name})" if shown else ""
-    lines = [f"{who(m.author)}{name} on {m.platform}, {age} min ago:", f"“{text}”"]
+    lines = [f"{m.author.shown}{name} on {m.platform}, {age} min ago:", f"“{text}”"]
     if m.url:
         lines.append(m.url)
     return "\n".join(lines)
@@ -78,7 +63,7 @@ class Unanswered:
             if c.due_at is None or c.warn_at is None:
                 continue
             mention = c.mention
-            handle = f"{who(mention.author)} on {mention.platform}"
+            handle = f"{mention.author.shown} on {mention.platform}"
             body = f"{describe(c, now)}\n{_handling(c)}"
             follow = "next response" if c.follows_key else "first response"
             if now < c.due_at:
