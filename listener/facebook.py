@@ -8,6 +8,8 @@ header, never in a URL, so it cannot end up in a log line.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -70,6 +72,10 @@ class FacebookSource:
 
     def _get(self, client: httpx.Client, path_or_url: str, params: Mapping[str, Any], now: datetime) -> dict:
         url = path_or_url if "://" in path_or_url else f"{self.base_url.rstrip('/')}/{self.version}/{path_or_url}"
+        if secret := self.app_secret.get_secret_value():  # apps with "Require App Secret" refuse calls without it
+            token = self.access_token.get_secret_value().encode("utf-8")
+            proof = hmac.new(secret.encode("utf-8"), token, hashlib.sha256).hexdigest()
+            params = {**params, "appsecret_proof": proof}
         try:
             response = client.get(url, params=params or None)
         except httpx.TimeoutException:

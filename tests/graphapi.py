@@ -7,6 +7,8 @@ tests can check where the token travelled.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +28,9 @@ class FakeGraph:
     page_size: int = 2
     error: dict[str, Any] | None = None  # {"status": 400, "body": {...}, "headers": {...}}
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    #: An app with "Require App Secret" on: every call must carry appsecret_proof for this secret and ``token``.
+    app_secret: str = ""
+    token: str = ""
 
     @property
     def base_url(self) -> str:
@@ -53,6 +58,14 @@ class FakeGraph:
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 segments = parts.path.strip("/").split("/")
+                if graph.app_secret:
+                    proof = hmac.new(graph.app_secret.encode(), graph.token.encode(), hashlib.sha256).hexdigest()
+                    if query.get("appsecret_proof") != proof:
+                        message = "API calls from the server require an appsecret_proof argument"
+                        if "appsecret_proof" in query:
+                            message = "Invalid appsecret_proof provided in the API argument"
+                        self.answer(400, {"error": {"message": message, "type": "GraphMethodException", "code": 100}})
+                        return
                 if segments[:1] != [VERSION]:
                     self.answer(400, {"error": {"message": "Unknown version", "code": 2500}})
                 elif segments[1:] == [PAGE_ID, "published_posts"]:

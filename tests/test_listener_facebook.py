@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -90,3 +91,14 @@ def test_config_names_what_a_facebook_source_needs(tmp_path: Path) -> None:
     assert error.value.problems == [
         "sources[0]: page_id must be the Page's numeric id (Page settings > About > Page ID)"
     ]
+
+
+def test_an_app_that_requires_the_app_secret_gets_appsecret_proof_on_every_call(graph: FakeGraph) -> None:
+    graph.app_secret, graph.token = "app-secret-value", TOKEN
+    with pytest.raises(SourceError, match="appsecret_proof"):
+        page(graph).poll(None, T0)
+    graph.requests.clear()
+    proved = replace(page(graph), app_secret=SecretStr("app-secret-value"), verify_token=SecretStr("verify"))
+    assert proved.poll(None, T0).mentions
+    assert graph.requests and all("appsecret_proof=" in path for path, _ in graph.requests)
+    assert not any("app-secret-value" in path for path, _ in graph.requests)  # the proof, never the secret

@@ -60,6 +60,11 @@ def unauthorized(message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
+#: Meta batches a Page's changes into one delivery, which can outgrow ``web.max_body_bytes`` (sized for the intake);
+#: a signed delivery is read up to this size.
+META_MAX_BODY_BYTES = 1 << 20
+
+
 def routes(web: Web) -> list[Route]:
     settings, db, clock = web.settings, web.db, web.clock
     limit = settings.web.max_body_bytes
@@ -85,7 +90,7 @@ def routes(web: Web) -> list[Route]:
 
     async def facebook_notify(request: Request) -> Response:
         source = page(request)
-        body = await read_body(request, limit)
+        body = await read_body(request, max(limit, META_MAX_BODY_BYTES))
         signature = request.headers.get("x-hub-signature-256")
         if not valid_signature(source.app_secret.get_secret_value(), body, signature):
             return error(
