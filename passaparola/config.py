@@ -287,6 +287,9 @@ class TriageConfig(Section):
     answer_policy: dict[str, str] = Field(default_factory=dict)
     high_reach: int = Field(10_000, ge=1)
     returning_days: int = Field(30, ge=0)
+    late_after_hours: int = Field(
+        48, ge=0, description="a mention first heard this long after it was written gets no SLA clock; 0: always one"
+    )
     default_team: str = ""
     vip: list[str] = Field(default_factory=list, description="handles whose mentions rise in priority")
     teams: list[TeamSettings] = Field(default_factory=list)
@@ -372,6 +375,7 @@ class TriageConfig(Section):
             members=members,
             returning_days=self.returning_days,
             vip_handles=frozenset(h.lstrip("@").lower() for h in self.vip),
+            late_after_hours=self.late_after_hours,
         )
 
 

@@ -235,6 +235,8 @@ class TriageSettings:
     members: tuple[Member, ...] = ()
     returning_days: int = 30
     vip_handles: frozenset[str] = frozenset()
+    #: A mention first heard this long after it was written (a backfill, a feed's old review) gets no SLA clock.
+    late_after_hours: int = 48
 
     def policy(self, channel: str) -> Policy:
         return self.policies.get(channel, DEFAULT_POLICIES.get(channel, "needs_answer"))
@@ -255,7 +257,8 @@ def decide(settings: TriageSettings, conversation: Conversation, follow_up: bool
 
     The clock starts at the platform's time, or when we first saw it if the platform's clock is ahead of
     ours (clock skew must never give a mention negative age). A follow-up after our answer is ``reopened``
-    and runs on the next-response target.
+    and runs on the next-response target. A mention first heard more than ``late_after_hours`` after it was
+    written stays to answer, with no deadline and so no SLA alerts.
     """
     m = conversation.mention
     sentiment = m.tags.get("sentiment")
@@ -269,15 +272,24 @@ def decide(settings: TriageSettings, conversation: Conversation, follow_up: bool
         state = "ignored"
     elif follow_up and state == "new":
         state = "reopened"
+    heard_late = (
+        settings.late_after_hours > 0
+        and conversation.seen_at is not None
+        and conversation.seen_at - m.published_at > timedelta(hours=settings.late_after_hours)
+    )
+    reason = "" if wanted else f"no answer needed on {m.platform}: {why_not}"
+    if heard_late and wanted:  # still to answer, but no deadline it could ever have met: no SLA alerts
+        days = (conversation.seen_at - m.published_at).days if conversation.seen_at else 0
+        reason = f"heard {days} days after it was written: no SLA clock (triage.late_after_hours)"
     return replace(
         conversation,
         priority=priority,
         team=settings.team_for(m.text, m.tags.get("topics") or (), m.tags.get("language")),
         target_minutes=target,
-        warn_at=settings.business.add(start, timedelta(minutes=target * settings.warn_share)),
-        due_at=settings.business.add(start, timedelta(minutes=target)),
+        warn_at=None if heard_late else settings.business.add(start, timedelta(minutes=target * settings.warn_share)),
+        due_at=None if heard_late else settings.business.add(start, timedelta(minutes=target)),
         state=state,
-        state_reason="" if wanted else f"no answer needed on {m.platform}: {why_not}",
+        state_reason=reason,
     )
 
 

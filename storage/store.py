@@ -702,7 +702,7 @@ class Store:
                         warn_at = :warn, due_at = :due, follows_key = :follows, triaged_at = :now, updated_at = :now,
                         state = CASE WHEN state = 'new' AND :state IN ('ignored', 'reopened')
                                      THEN :state ELSE state END,
-                        state_reason = CASE WHEN state = 'new' AND :state = 'ignored'
+                        state_reason = CASE WHEN state = 'new' AND (:state = 'ignored' OR :reason != '')
                                             THEN :reason ELSE state_reason END
                     WHERE key = :key
                     """,

@@ -324,3 +324,15 @@ def test_figures_give_median_p90_and_compliance(store: Store) -> None:
 def test_marking_an_unknown_mention_is_a_clear_error(store: Store) -> None:
     with pytest.raises(KeyError):
         store.mark_answered("x:nope", "giulia", rome(2, 10))
+
+
+def test_a_mention_heard_days_after_it_was_written_stays_to_answer_with_no_sla_clock(store: Store) -> None:
+    now = rome(2, 10)
+    store_at(store, now, said("old", now - timedelta(days=400), "Il pacco è arrivato rotto"), said("new", now))
+    triage(TriageSettings(), store, now)
+    old, new = store.conversation("x:old"), store.conversation("x:new")
+    assert old is not None and old.is_open and old.due_at is None and old.warn_at is None
+    assert old.state_reason == "heard 400 days after it was written: no SLA clock (triage.late_after_hours)"
+    assert new is not None and new.due_at is not None
+    alerts = list(Unanswered().evaluate(store, now + timedelta(hours=3)))
+    assert any("x:new" in a.key for a in alerts) and not any("x:old" in a.key for a in alerts)
