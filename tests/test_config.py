@@ -48,15 +48,7 @@ def test_init_writes_a_starter_that_check_accepts(tmp_path: Path) -> None:
 def test_defaults_need_no_file() -> None:
     settings = configuration.load(None, environ={})
     assert settings.storage.path == "passaparola.db"
-    assert [r.kind for r in settings.rules] == [
-        "unanswered",
-        "source_failing",
-        "volume_spike",
-        "negative_mention",
-        "negative_spike",
-        "source_silent",
-        "daily_digest",
-    ]
+    assert [r.kind for r in settings.rules] == ALL_RULES
 
 
 def test_unknown_keys_are_named_with_the_known_ones(tmp_path: Path) -> None:
