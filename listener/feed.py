@@ -3,7 +3,9 @@
 Fetched with `listener.fetch.Fetcher` (timeouts, deadline, size cap, checked redirects, private addresses
 refused), conditionally (ETag, Last-Modified: a 304 costs no parsing), then parsed from bytes by feedparser in a
 worker process under a time limit, because some hostile inputs make feedparser's regular expressions take
-seconds. Malformed feeds keep what can be read; a body with no feed in it fails the poll with the reason.
+seconds; every feed source shares one small pool of such workers (`listener.feedparse`), so memory does not
+grow with the number of feeds. Malformed feeds keep what can be read; a body with no feed in it fails the poll
+with the reason.
 
 Google Alerts links go through ``google.com/url``: the real target is stored instead. Dates feedparser cannot
 read (Italian day and month names, "March 14, 2025") are read by `localized_date`; a date nobody can read falls
@@ -18,33 +20,26 @@ of these answers everyone earlier in its thread, and only while ``brand_post_ans
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import html
 import logging
 import re
-import time
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from html.parser import HTMLParser
-from multiprocessing import get_context
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urldefrag, urlsplit
 
+from pebble import ProcessExpired
+
+from listener.feedparse import PARSE_WORKERS, PARSERS, localized_date, parse_feed
 from listener.fetch import Fetcher, PrivateAllowance
 from listener.model import EVERYONE_IN_THREAD, Author, BrandReply, Mention, Poll, SourceError
 
-#: Longest author field handed to feedparser: its author parsing is where the known slow regular expressions are.
-MAX_AUTHOR_FIELD = 512
-_AUTHOR_TAGS = re.compile(
-    rb"(<(?:author|dc:creator|managingEditor|webMaster|name)\b[^>]*>(?:<!\[CDATA\[)?)([^<\]]{%d})[^<\]]*"
-    % MAX_AUTHOR_FIELD,
-    re.I,
-)
+__all__ = ["PARSERS", "PARSE_WORKERS", "FeedSource", "localized_date", "parse_feed", "plain_text", "thread_of"]
+
 _DISCOURSE_TOPIC = re.compile(r"^(/t/[^/]+/\d+)(?:/\d+)?/?$")
 #: WordPress's threaded-comment prefix, linked in the body ("In reply to <a href=…#comment-12>Elena</a>.").
 _REPLY_WORDS = r"(?:in\s+reply\s+to|in\s+risposta\s+a)"
@@ -112,91 +107,6 @@ def real_target(link: str) -> str:
         if target.scheme in ("http", "https") and target.hostname:
             return target.geturl()
     return link
-
-
-#: How dateparser reads a feed's date it is handed alone: Italian or English names, absolute dates only ("ieri" or
-#: "qualche giorno fa" are no publication time), day, month and year all present, no zone meaning UTC as in feedparser.
-_DATEPARSER_SETTINGS = {
-    "PARSERS": ["absolute-time"],
-    "REQUIRE_PARTS": ["day", "month", "year"],
-    "TIMEZONE": "UTC",
-    "TO_TIMEZONE": "UTC",
-    "RETURN_AS_TIMEZONE_AWARE": True,
-}
-
-
-def localized_date(raw: str) -> time.struct_time | None:
-    """A date with Italian or English day and month names, as UTC; None when it is not one (feedparser tries next).
-
-    Reads RFC-822 shapes ("ven, 14 mar 2025 10:00:00 +0100") and plain ones ("domenica 1 giugno 2025 ore 9.15",
-    "Thursday, September 4, 2025 6:05 PM GMT") with dateparser. Registered with feedparser, it runs before
-    feedparser's own handlers, so it never raises.
-    """
-    import dateparser
-
-    text = raw.strip()
-    if not text or len(text) > 100:
-        return None
-    cleaned = _HOUR_WORD.sub(" ", text)  # "ore 9.15", "alle 9:15", "at 6:05": the word is not part of the time
-    cleaned = _DOTTED_TIME.sub(r"\1:\2", cleaned)
-    try:
-        moment = dateparser.parse(cleaned, languages=["it", "en"], settings=_DATEPARSER_SETTINGS)
-    except (ValueError, OverflowError, TypeError):
-        return None
-    return moment.astimezone(UTC).utctimetuple() if moment is not None else None
-
-
-_HOUR_WORD = re.compile(r"\b(?:ore|alle|at)\b", re.IGNORECASE)
-_DOTTED_TIME = re.compile(r"\b(\d{1,2})\.(\d{2})\b(?!\.\d)")
-
-
-_date_handler_registered = False
-
-
-def _register_date_handler(feedparser: Any) -> None:
-    """Once per process: feedparser alone reads neither Italian names nor "March 14, 2025"."""
-    global _date_handler_registered
-    if not _date_handler_registered:
-        feedparser.registerDateHandler(localized_date)
-        _date_handler_registered = True
-
-
-def _trim_authors(body: bytes) -> bytes:
-    return _AUTHOR_TAGS.sub(rb"\1\2", body)
-
-
-def parse_feed(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
-    """Runs in the worker: feedparser's result reduced to plain data (only plain data crosses processes)."""
-    import feedparser
-
-    _register_date_handler(feedparser)
-    parsed = feedparser.parse(_trim_authors(body), response_headers=dict(headers))
-    entries = []
-    for entry in parsed.entries:
-        reply = entry.get("thr_in-reply-to") if isinstance(entry.get("thr_in-reply-to"), dict) else {}
-        when = entry.get("published_parsed") or entry.get("updated_parsed")
-        raw_date = "" if when else str(entry.get("published") or entry.get("updated") or "")
-        entries.append(
-            {
-                "id": entry.get("id") or entry.get("link") or "",
-                "link": entry.get("link", ""),
-                "title": entry.get("title", ""),
-                "summary": entry.get("summary", ""),
-                "author": entry.get("author", ""),
-                "published": datetime.fromtimestamp(calendar.timegm(when), UTC).isoformat() if when else None,
-                "unread_date": raw_date[:200],  # kept only to say which date could not be read
-                "in_reply_to": str(reply.get("href", "")),
-                "in_reply_to_ref": str(reply.get("ref", "")),
-                "content": str((entry.get("content") or [{}])[0].get("value", "")),
-            }
-        )
-    bozo = parsed.get("bozo_exception")
-    return {
-        "version": parsed.get("version", ""),
-        "title": parsed.feed.get("title", ""),
-        "bozo": f"{type(bozo).__name__}: {bozo}" if bozo else "",
-        "entries": entries,
-    }
 
 
 def thread_of(link: str) -> str:
@@ -273,26 +183,21 @@ class FeedSource:
                 self.name,
                 parts.hostname,
             )
-        self._pool: ProcessPoolExecutor | None = None
 
     @property
     def fetcher(self) -> Fetcher:
         return Fetcher(self.timeout_seconds, self.deadline_seconds, self.max_bytes, self.max_redirects, self._allowance)
 
     def _parse(self, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
         try:
-            return self._pool.submit(parse_feed, body, headers).result(timeout=self.parse_timeout_seconds)
-        except (FutureTimeout, BrokenProcessPool):
-            pool, self._pool = self._pool, None
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.kill()  # a parse stuck in a regular expression: the worker goes, a fresh one comes
-            pool.shutdown(wait=False, cancel_futures=True)
+            return PARSERS.parse(body, headers, self.parse_timeout_seconds)
+        except FutureTimeout:
             raise SourceError(
                 f"{self.url}: parsing took longer than {self.parse_timeout_seconds:g} s (a hostile or broken feed); "
                 "skipped this time"
             ) from None
+        except ProcessExpired as error:
+            raise SourceError(f"{self.url}: the parse worker ended ({error}); skipped this time") from None
 
     def poll(self, cursor: Mapping[str, Any] | None, now: datetime) -> Poll:
         cursor = dict(cursor or {})

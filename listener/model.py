@@ -142,18 +142,40 @@ class BrandReply:
 
 
 @dataclass(frozen=True, slots=True)
+class HourCount:
+    """How many posts the platform itself counted for the source's query in one UTC hour (X's recent counts).
+
+    It is history from before passaparola listened: the volume baseline needs it on the first day.
+    ``hour`` is the hour's start, aware UTC.
+    """
+
+    hour: datetime
+    count: int
+
+    def __post_init__(self) -> None:
+        hour = utc(self.hour)
+        if (hour.minute, hour.second, hour.microsecond) != (0, 0, 0):
+            raise ValueError(f"{hour.isoformat()} is not the start of an hour")
+        if self.count < 0:
+            raise ValueError(f"a count of posts cannot be negative ({self.count})")
+        object.__setattr__(self, "hour", hour)
+
+
+@dataclass(frozen=True, slots=True)
 class Poll:
     """What one poll brought: new mentions, the brand's replies, and the cursor to store with them.
 
     ``cursor`` is opaque to everybody but the source; storage writes it in the same transaction as the
     mentions, so a crash can never advance it past unsaved data. ``details`` is what the source wants people
-    to see in its health (reads this month, estimated cost, paused streams, budget exhausted).
+    to see in its health (reads this month, estimated cost, paused streams, budget exhausted). ``history`` is
+    the platform's own hourly counts for the source's query, where it has them (X), for spike baselines.
     """
 
     mentions: tuple[Mention, ...] = ()
     replies: tuple[BrandReply, ...] = ()
     cursor: Mapping[str, Any] | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    history: tuple[HourCount, ...] = ()
 
 
 class SourceError(Exception):

@@ -6,6 +6,10 @@
 3. ``posts``: each brand account's own posts; every reply marks what it replied to as answered, wherever it
    was typed, and a post in the same conversation addressed to a mention's author counts too.
 
+Beside the streams, X's own hourly counts of the search query (``/2/tweets/counts/recent``, seven days back on the
+first poll, then each new whole hour) come with the poll as `Poll.history`: the volume baseline's first days, before
+passaparola has history of its own. A plan without counts (403) is told once in the log and never fails the poll.
+
 A retweet (``referenced_tweets`` of type ``retweeted``) is never a mention, whichever stream brings it: the
 mentions timeline lists retweets, and a retweet of a complaint would raise SLA alerts, a retweet of the brand's
 own apology would count as praise. A quote tweet says something of its own, so it is a mention.
@@ -34,7 +38,7 @@ from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
 from listener.fetch import retry_after
-from listener.model import Author, BrandReply, Mention, Poll, RateLimited, SourceError
+from listener.model import Author, BrandReply, HourCount, Mention, Poll, RateLimited, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,17 @@ PRICE_PER_READ = {"search": 0.005, "mentions": 0.001, "posts": 0.001}
 #: The longest pause a ``Retry-After`` header may ask for: a broken proxy must not silence X for a day.
 MAX_RETRY_AFTER = timedelta(hours=1)
 Stream = Literal["search", "mentions", "posts"]
+#: Tweet counts: X's own hourly counts of the query, seven days back, for the volume baseline's first days.
+COUNTS_PATH = "/2/tweets/counts/recent"
+COUNTS_REACH = timedelta(days=7)
+#: Only whole hours that ended at least this long ago are asked for (X wants ``end_time`` 10 s in the past).
+COUNTS_LAG = timedelta(seconds=30)
+COUNTS_MAX_PAGES = 10
+#: A plan without tweet counts is asked again after a day: plans change, but not by the minute.
+NO_COUNTS_PAUSE = timedelta(days=1)
+#: After any other failed counts fetch: the next try comes with the next hour, as it would anyway.
+COUNTS_RETRY = timedelta(hours=1)
+HOUR = timedelta(hours=1)
 
 
 class _MaskToken(logging.Filter):
@@ -171,6 +186,45 @@ def _page_problem(body: Any) -> str:
     return ""
 
 
+def _counts_problem(body: Any) -> str:
+    """What is wrong with the shape of a tweet counts page ("" if nothing)."""
+    if not isinstance(body, dict):
+        return f"the body is {_json_kind(body)}, not an object"
+    for name, kind in (("data", list), ("meta", dict), ("errors", list)):
+        if body.get(name) is not None and not isinstance(body[name], kind):
+            return f"'{name}' is {_json_kind(body[name])}, not {_json_kind(kind())}"
+    if "meta" not in body and "data" not in body and "errors" not in body:
+        return "it has neither 'data' nor 'meta'"
+    token = (body.get("meta") or {}).get("next_token")
+    if token is not None and not isinstance(token, str | int):
+        return f"'meta.next_token' is {_json_kind(token)}, not a string"
+    return ""
+
+
+def _start_of_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _stamp(moment: datetime) -> str:
+    """A time as X's ``start_time``/``end_time`` want it: ``YYYY-MM-DDTHH:mm:ssZ``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _bucket(bucket: Any) -> HourCount | None:
+    """One bucket of a counts page as a whole hour; None for a partial hour or a bucket of the wrong shape."""
+    try:
+        start, end, count = _time(bucket["start"]), _time(bucket["end"]), bucket["tweet_count"]
+        if not isinstance(count, int) or isinstance(count, bool) or end - start != HOUR:
+            return None
+        return HourCount(start, count)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+class _NoCounts(Exception):
+    """X answered 403 to tweet counts: the plan does not include them. Not a failure of the poll."""
+
+
 def _user_problem(body: Any) -> str:
     """What is wrong with the shape of a user lookup ("" if nothing)."""
     if not isinstance(body, dict):
@@ -227,6 +281,14 @@ class XSource:
     @property
     def search_query(self) -> str:
         return self.query or build_query(self.keywords, self.exclude, self.accounts)
+
+    @property
+    def counts_query(self) -> str:
+        """What tweet counts count: the search query itself (counts take the same operators, and none of search's
+        fields, expansions, page size or ``since_id``); with no search configured, mentions of the brand's accounts."""
+        if self.query or self.keywords:
+            return self.search_query
+        return build_query([f"@{a}" for a in self.accounts], [], self.accounts)
 
     def client(self) -> tweepy.Client:
         if self._client is None:
@@ -291,6 +353,7 @@ class XSource:
             earliest = min(datetime.fromisoformat(p) for p in paused.values())
             raise RateLimited(f"every X stream is rate-limited; resuming at {earliest.isoformat()}", earliest)
         state["budget"] = budget
+        history, counts_note = self._history(state, now) if not exhausted else ((), "")
         details = {
             "reads_this_month": budget["reads"],
             "estimated_cost_usd": budget["cost_usd"],
@@ -298,8 +361,112 @@ class XSource:
             "paused_streams": paused,
             "truncated_streams": truncated,
             "budget_exhausted": month if exhausted else "",
+            "tweet_counts": counts_note,
         }
-        return Poll(mentions=tuple(mentions.values()), replies=tuple(replies.values()), cursor=state, details=details)
+        return Poll(
+            mentions=tuple(mentions.values()),
+            replies=tuple(replies.values()),
+            cursor=state,
+            details=details,
+            history=history,
+        )
+
+    # -- tweet counts: history for the volume baseline ------------------------------------------------
+
+    def _history(self, state: dict[str, Any], now: datetime) -> tuple[tuple[HourCount, ...], str]:
+        """X's hourly counts of `counts_query`: seven days back on the first poll, then only the whole hours since
+        the last one fetched (so at most once an hour). Never fails the poll: a plan without counts is told once and
+        asked again after a day, a 429 waits for its reset, anything else for the next hour.
+
+        Returns the hours and a note for the source's health ("" when all is well).
+        """
+        counts: dict[str, Any] = dict(state.get("counts") or {})
+        paused = counts.get("paused_until")
+        if paused and datetime.fromisoformat(paused) > now:
+            return (), "no access on this plan" if counts.get("no_access") else f"paused until {paused}"
+        end = _start_of_hour(now - COUNTS_LAG)
+        start = _start_of_hour(now - COUNTS_REACH) + HOUR  # X refuses a start_time more than seven days back
+        if counts.get("until"):
+            start = max(start, datetime.fromisoformat(counts["until"]))
+        if start >= end:
+            return (), ""
+        note = ""
+        found: list[HourCount] = []
+        try:
+            found, complete = self._read_counts(start, end, now)
+        except _NoCounts as error:
+            if not counts.get("no_access"):
+                log.warning(
+                    "x source %s: your X plan has no access to tweet counts; spike baselines will build from "
+                    "passaparola's own history (X answered 403: %s). passaparola asks again in a day",
+                    self.name,
+                    error,
+                )
+            counts.update(no_access=True, paused_until=(now + NO_COUNTS_PAUSE).isoformat())
+            note = "no access on this plan"
+        except tweepy.TooManyRequests as error:
+            reset = self._resume_at(error, now)
+            counts["paused_until"] = reset.isoformat()
+            log.warning("x source %s: tweet counts rate-limited until %s", self.name, reset.isoformat())
+            note = f"paused until {reset.isoformat()}"
+        except RateLimited as error:
+            counts["paused_until"] = error.retry_at.isoformat()
+            log.warning("x source %s: tweet counts paused until %s: %s", self.name, error.retry_at.isoformat(), error)
+            note = f"paused until {error.retry_at.isoformat()}"
+        except SourceError as error:
+            counts["paused_until"] = (now + COUNTS_RETRY).isoformat()
+            log.warning("x source %s: tweet counts not read, next try in an hour: %s", self.name, error)
+            note = f"not read: {error}"[:300]
+        else:
+            if counts.pop("no_access", None):
+                log.info("x source %s: X's tweet counts are available now; spike baselines use them", self.name)
+            counts.pop("paused_until", None)
+            # A page cap that stopped early: carry on from the last hour received, never skip hours.
+            reached = max((c.hour + HOUR for c in found), default=start)
+            counts["until"] = end.isoformat() if complete else max(reached, start).isoformat()
+            if not complete and reached <= start:
+                counts["paused_until"] = (now + COUNTS_RETRY).isoformat()
+        state["counts"] = counts
+        return tuple(found), note
+
+    def _read_counts(self, start: datetime, end: datetime, now: datetime) -> tuple[list[HourCount], bool]:
+        """Every page of hourly counts in [start, end), following ``meta.next_token`` up to `COUNTS_MAX_PAGES`:
+        (the whole hours, whether it reached the last page)."""
+        client = self.client()
+
+        def request(**params: Any) -> requests.Response:
+            # tweepy 4.17's get_recent_tweets_count does not know next_token; its request() sends what it is given.
+            try:
+                return client.request("GET", COUNTS_PATH, params={k: v for k, v in params.items() if v is not None})
+            except tweepy.Forbidden as error:
+                raise _NoCounts(self._mask("; ".join(error.api_messages))[:200] or "Forbidden") from None
+
+        found: list[HourCount] = []
+        token: str | None = None
+        for _ in range(COUNTS_MAX_PAGES):
+            body = self._call(
+                now,
+                _counts_problem,
+                request,
+                query=self.counts_query,
+                granularity="hour",
+                start_time=_stamp(start),
+                end_time=_stamp(end),
+                next_token=token,
+            )
+            for bucket in body.get("data") or []:
+                hour = _bucket(bucket)
+                if hour is None:
+                    log.debug(
+                        "x source %s: counts bucket skipped (partial or of the wrong shape): %r", self.name, bucket
+                    )
+                    continue
+                found.append(hour)
+            token = (body.get("meta") or {}).get("next_token")
+            if not token:
+                return found, True
+            token = str(token)
+        return found, False
 
     def _jobs(self) -> list[tuple[Stream, str | None]]:
         jobs: list[tuple[Stream, str | None]] = []

@@ -101,6 +101,10 @@ class AppriseNotifier:
             tags |= {str(tag) for tag in service.tags}
         return tags
 
+    def target_names(self, route: str) -> list[str]:
+        """The targets of a route, as the outbox names them: each can then be sent to on its own."""
+        return [target for target, _, _ in targets(self.apprise.find(tag=route))]
+
     def deliver(self, alert: Alert, reached: Collection[str] = ()) -> list[UrlOutcome]:
         """Send to the route's URLs not in ``reached`` and report per URL.
 

@@ -181,6 +181,11 @@ class WebSettings(Section):
     session_secret: SecretStr | None = Field(None, description="signs session cookies; unset: sessions end at restart")
     session_hours: int = Field(12, ge=1, le=24 * 30)
     secure_cookies: bool = Field(False, description="send cookies over HTTPS only (behind a TLS proxy)")
+    session_idle_minutes: int = Field(0, ge=0, description="end a session unused this long; 0: only session_hours")
+    login_delay_after: int = Field(3, ge=1, description="failed log-ins of one account before each try waits 2^n s")
+    login_lock_after: int = Field(10, ge=2, description="failed log-ins of one account that lock it")
+    login_address_lock_after: int = Field(30, ge=2, description="failed log-ins from one address that lock it")
+    login_lock_minutes: int = Field(15, ge=1, le=24 * 60, description="how long a lock lasts (and failures count)")
     users: list[UserSettings] = Field(default_factory=list)
     tokens: list[TokenSettings] = Field(default_factory=list)
 
@@ -192,6 +197,8 @@ class WebSettings(Section):
             found.append(f"web.language: {self.language!r} is not offered; use it or en")
         if self.session_secret is not None and len(self.session_secret.get_secret_value()) < 32:
             found.append("web.session_secret: shorter than 32 characters; use a long random secret")
+        if self.login_delay_after >= self.login_lock_after:
+            found.append("web.login_delay_after: not below web.login_lock_after; the delay must come before the lock")
         names: set[str] = set()
         for i, user in enumerate(self.users):
             where = f"web.users[{i}]"

@@ -41,6 +41,9 @@ HEARTBEAT_EVERY_SECONDS = 5.0
 MAX_POLL_THREADS = 8
 #: The longest the first rules wait for the first polls (a stuck source must not keep the rules from running).
 FIRST_POLLS_LONGEST_SECONDS = 60.0
+#: While `run` is on, one outbox pass starts no send after this long: a mail burst that apprise paces goes on
+#: in the next passes, and alerts queued meanwhile for other URLs are not kept waiting behind it.
+DELIVERY_PASS_SECONDS = 20.0
 
 
 def system_clock() -> datetime:
@@ -121,7 +124,9 @@ class Daemon:
         triage(self.settings.triage, self.store, now)
 
     def deliver(self) -> None:
-        deliver(self._store_here(), self.notifier, self.clock(), self.rng, self.policies)
+        """Send what is due; in `run`, for at most `DELIVERY_PASS_SECONDS` (`run --once` sends everything)."""
+        budget = DELIVERY_PASS_SECONDS if self._workers else None
+        deliver(self._store_here(), self.notifier, self.clock(), self.rng, self.policies, budget)
 
     def retrain(self) -> None:
         """Start building a candidate model on the team's corrections, in a thread with its own connection

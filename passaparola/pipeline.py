@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 
 from listener.model import Mention, Poll, RateLimited, SourceError
 from listener.webhooks import facebook_poll, intake_items, intake_mentions
-from notifiers.alert import Alert, Delivery, Notifier, TargetedNotifier
+from notifiers.alert import Alert, Notifier
+from notifiers.dispatch import Attempt, send_all
 from notifiers.policy import FOLDED, RoutePolicy, hold, summary
 from passaparola.config import SourceSpec
 from rules.advocates import (
@@ -143,6 +144,10 @@ def poll_source(
             message,
         )
         return PollOutcome(spec.name, error=message)
+    # The platform's hourly counts go first: if saving the poll fails, its cursor stays behind and the same hours
+    # come again, which only replaces them; the other way round a crash would lose them for good.
+    if poll.history:
+        store.platform_counts.save(spec.name, poll.history)
     result = save_fresh(store, spec.name, spec.type, poll, taggers, now)
     log.info(
         "source %s: %d new mentions, %d new brand replies, %d answered",
@@ -241,61 +246,64 @@ def deliver(
     now: datetime,
     rng: random.Random,
     policies: Mapping[str, RoutePolicy] | None = None,
+    budget_seconds: float | None = None,
 ) -> tuple[int, int]:
     """Send due alerts; returns (sent, failed). A crash between send and mark re-sends that one alert once.
 
     Delivery is per target (URL of the route): an alert is sent once it reached every target; a partial failure
     keeps the targets reached and retries, with backoff, the others alone. A partly delivered alert counts as failed.
+    Each target sends at its own pace (`notifiers.dispatch`): a throttled mail address delays its own alerts,
+    never another URL's; with ``budget_seconds`` a target starts no send after that long, and what it did not
+    try stays due for the next pass.
 
     A route's policy may hold an alert (quiet hours, cooldown, rate cap); alerts a cooldown or the cap held are
     sent, once released, as one summary for the route (or as themselves when only one was held).
     """
     policies = policies or {}
-    sent = failed = 0
+    ready: list[OutboxItem] = []
     released: dict[str, list[OutboxItem]] = {}
+    planned: dict[str, list[str]] = {}  # route -> kinds this pass sends: the policy counts them as sent
     for item in store.due_alerts(now):
         alert = item.alert
         policy = policies.get(alert.route)
         if policy is not None:
-            verdict = hold(
-                policy,
-                alert,
-                now,
-                store.last_sent_at(alert.kind, alert.route),
-                store.sent_since(alert.route, now - timedelta(hours=1)) if policy.max_per_hour else (),
-            )
+            kinds = planned.setdefault(alert.route, [])
+            last = now if alert.kind in kinds else store.last_sent_at(alert.kind, alert.route)
+            hour = store.sent_since(alert.route, now - timedelta(hours=1)) if policy.max_per_hour else []
+            verdict = hold(policy, alert, now, last, [*hour, *[now] * len(kinds)])
             if verdict is not None:
                 store.hold(alert.key, verdict.until, verdict.reason)
                 continue
             if item.held_reason in FOLDED:
                 released.setdefault(alert.route, []).append(item)
                 continue
-        ok = _send(store, notifier, item, now, rng)
-        sent, failed = sent + ok, failed + (not ok)
+            kinds.append(alert.kind)
+        ready.append(item)
     for route, items in released.items():
         if len(items) > 1:
             folded = summary(route, [i.alert for i in items], now)
             store.fold([i.alert.key for i in items], folded, now)
             items = [OutboxItem(folded, attempts=0)]
-        ok = _send(store, notifier, items[0], now, rng)
-        sent, failed = sent + ok, failed + (not ok)
+        ready.append(items[0])
+    attempts = send_all(notifier, [(item.alert, item.reached) for item in ready], budget_seconds)
+    sent = failed = 0
+    for item, attempt in zip(ready, attempts, strict=True):
+        outcome = _record(store, item, attempt, now, rng)
+        sent, failed = sent + (outcome is True), failed + (outcome is False)
     return sent, failed
 
 
-def _send(store: Store, notifier: Notifier, item: OutboxItem, now: datetime, rng: random.Random) -> bool:
-    """One attempt; a notifier with several URLs per route sends only to those the alert has not reached yet."""
-    try:
-        if isinstance(notifier, TargetedNotifier):
-            delivery = notifier.send_pending(item.alert, item.reached)
-        else:
-            delivery = notifier.send(item.alert)
-        delivered, error = delivery.ok, delivery.detail or "the notifier reported a failed delivery"
-    except Exception as exc:  # a notifier must not stop the loop
-        delivery = Delivery(False)
-        delivered, error = False, f"{type(exc).__name__}: {exc}"
-    if delivered:
+def _record(store: Store, item: OutboxItem, attempt: Attempt, now: datetime, rng: random.Random) -> bool | None:
+    """Keep what one pass did for one alert: sent (True), failed and retried later (False), or part way (None:
+    the pass ran out of time before some targets, which stay due)."""
+    delivery = attempt.delivery
+    if delivery.ok:
         store.mark_sent(item.alert.key, now, delivery.targets)
         return True
+    if attempt.untried and all(t.ok for t in delivery.targets):
+        store.mark_reached(item.alert.key, now, delivery.targets)
+        return None
+    error = delivery.detail or "the notifier reported a failed delivery"
     retry = backoff(item.attempts + 1, OUTBOX_RETRY_BASE.total_seconds(), OUTBOX_RETRY_MAX.total_seconds(), rng)
     store.mark_failed(item.alert.key, now, error, now + retry, delivery.targets)
     log.warning("alert %s not delivered (attempt %d): %s", item.alert.key, item.attempts + 1, error)

@@ -6,6 +6,17 @@ The baseline is the mean count of the same hour of the week over the past weeks.
 at least ``min_volume`` mentions and ``factor`` times the baseline plus three Poisson deviations, so a quiet brand
 does not page anyone for five mentions. One alert per episode: after an alert the rule waits ``cooldown_hours``.
 The alert explains itself: top terms, authors, channels, samples, and how many are still unanswered.
+
+On the first days the history need not be passaparola's own. Where the platform counts a source's query by the
+hour (X's recent counts, seven days back), the hours before passaparola first stored a mention of that source are
+read from those counts (`storage.counts.PlatformCounts.uncovered`): so a crisis in the first hours after a first
+start is a spike when X says the hour is far above usual. From that first stored mention on, passaparola's own
+history takes over, hour by hour. The alert says when its baseline came from the platform.
+
+`negative_spike` (`rules.negative`) keeps its warm-up: platforms count posts, not negative posts, so no count says
+what share of an hour was negative. Its usual share comes from scored mentions by publication time, and the first
+poll's back-fill (X's recent search reaches seven days back) already gives it one once that sample spans its
+warm-up: a share can be read from a sample of the posts, a volume cannot.
 """
 
 from __future__ import annotations
@@ -13,10 +24,10 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 from listener.model import Conversation
 from notifiers.alert import Alert
@@ -74,6 +85,26 @@ def explain_burst(
     return "\n".join(lines)
 
 
+#: How alerts name the platform a baseline's counts came from (a source's kind otherwise).
+PLATFORM_NAMES = {"x": "X", "facebook": "Facebook"}
+
+
+@runtime_checkable
+class PlatformHistory(Protocol):
+    """The platforms' own hourly counts, as the volume baseline reads them (`storage.counts.PlatformCounts`)."""
+
+    def uncovered(self, since: datetime, until: datetime) -> Mapping[datetime, int]: ...
+
+    def platforms(self) -> list[str]: ...
+
+
+def platform_history(view: StoreView) -> PlatformHistory | None:
+    """The view's platform counts (``store.platform_counts``), or None for a view without them: then the baseline is
+    passaparola's own history alone, as before platforms had counts."""
+    history = getattr(view, "platform_counts", None)
+    return history if isinstance(history, PlatformHistory) else None
+
+
 @dataclass
 class VolumeSpike:
     """Alerts when the last ``window_minutes`` hold far more mentions than usual for that hour of the week."""
@@ -91,10 +122,23 @@ class VolumeSpike:
 
     def baseline(self, view: StoreView, now: datetime) -> float | None:
         """Expected mentions in a window like the current one; None while warming up."""
+        found = self._baseline(view, now)
+        return found[0] if found else None
+
+    def _baseline(self, view: StoreView, now: datetime) -> tuple[float, str] | None:
+        """(expected mentions, a line saying the platform's counts went into it, or ""); None while warming up.
+
+        Each past hour counts the mentions stored for it, plus, for the hours before passaparola's own history of a
+        source began, what that source's platform counted beyond them: history reaches as far back as either does.
+        """
         window = timedelta(minutes=self.window_minutes)
         start = now - window
         since = start - timedelta(weeks=self.history_weeks)
-        counts = view.hourly_counts(since, start)
+        counts = dict(view.hourly_counts(since, start))
+        platform = platform_history(view)
+        extra = dict(platform.uncovered(since, start)) if platform is not None else {}
+        for hour, count in extra.items():
+            counts[hour] = counts.get(hour, 0) + count
         if not counts:
             return None
         first = min(counts)
@@ -104,25 +148,42 @@ class VolumeSpike:
         per_hour = self.window_minutes / 60
         if history_hours >= self.min_weeks * 7 * 24:
             same_hours = [start - timedelta(weeks=w) for w in range(1, self.history_weeks + 1)]
-            samples = [counts.get(h.replace(minute=0, second=0, microsecond=0), 0) for h in same_hours if h >= first]
-            return per_hour * sum(samples) / len(samples)
-        return per_hour * sum(counts.values()) / max(history_hours, 1.0)
+            used = [h.replace(minute=0, second=0, microsecond=0) for h in same_hours if h >= first]
+            expected = per_hour * sum(counts.get(h, 0) for h in used) / len(used)
+            from_platform = any(h in extra for h in used)
+        else:
+            expected = per_hour * sum(counts.values()) / max(history_hours, 1.0)
+            from_platform = bool(extra)
+        if not from_platform or platform is None:
+            return expected, ""
+        names = [PLATFORM_NAMES.get(kind, kind) for kind in platform.platforms()]
+        days = max(round((max(extra) - min(extra)).total_seconds() / 86400 + 1 / 24), 1)
+        source = f"{' and '.join(names)}'s counts" if names else "the platform's own counts"
+        return (
+            expected,
+            f"Baseline from {source} for the past {days} days, where passaparola's own history does not reach yet.",
+        )
 
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
         if cooling_down(view, self.kind, self.route, self.cooldown_hours, now):
             return
-        expected = self.baseline(view, now)
-        if expected is None:
+        found = self._baseline(view, now)
+        if found is None:
             return
+        expected, basis = found
         window = view.conversations_between(now - timedelta(minutes=self.window_minutes), now)
         threshold = max(self.min_volume, self.factor * expected + 3 * math.sqrt(expected))
         if len(window) < threshold:
             return
+        body = explain_burst(window, expected, self.ignore_terms)
+        if basis:  # right after the counts it explains
+            head, _, rest = body.partition("\n")
+            body = f"{head}\n{basis}\n{rest}"
         yield Alert(
             key=f"volume_spike:{self.route}:{now.strftime('%Y-%m-%dT%H:%M')}",
             kind=self.kind,
             title=f"Mention spike: {len(window)} in {self.window_minutes} min, about {expected:.1f} expected",
-            body=explain_burst(window, expected, self.ignore_terms),
+            body=body,
             level="warning",
             route=self.route,
             mentions=tuple(c.mention.key for c in window[:50]),

@@ -324,3 +324,63 @@ def m010_outbox_targets(db: Database) -> None:
             PRIMARY KEY (alert_key, target)
         )"""
     )
+
+
+@migrations()
+def m011_platform_counts(db: Database) -> None:
+    """Posts a platform counted per UTC hour for a source's query (X's recent counts): what the volume baseline
+    reads for the hours before passaparola's own history of that source began. A re-fetched hour replaces its row.
+
+    The index answers "when did passaparola first store a mention of this source" without reading every mention.
+    """
+    db.execute(
+        """CREATE TABLE platform_counts (
+            source TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (source, hour)
+        )"""
+    )
+    db.execute("CREATE INDEX mentions_source_first_seen ON mentions(source, first_seen_at)")
+
+
+@migrations()
+def m012_sessions(db: Database) -> None:
+    """Log-in sessions held server-side (the id's SHA-256 only), failed log-ins per account and per client
+    address (for the growing delay and the temporary lock), and passwords people changed themselves."""
+    db.execute(
+        """CREATE TABLE web_sessions (
+            id INTEGER PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            user_name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            revoked_at TEXT,
+            revoked_reason TEXT,
+            address TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT ''
+        )"""
+    )
+    db.execute("CREATE INDEX web_sessions_user ON web_sessions(user_name) WHERE revoked_at IS NULL")
+    db.execute("CREATE INDEX web_sessions_expires ON web_sessions(expires_at)")
+    db.execute(
+        """CREATE TABLE login_failures (
+            kind TEXT NOT NULL CHECK (kind IN ('account', 'address')),
+            subject TEXT NOT NULL,
+            failures INTEGER NOT NULL,
+            first_at TEXT NOT NULL,
+            last_at TEXT NOT NULL,
+            locked_until TEXT,
+            PRIMARY KEY (kind, subject)
+        )"""
+    )
+    db.execute("CREATE INDEX login_failures_last ON login_failures(last_at)")
+    db.execute(
+        """CREATE TABLE web_passwords (
+            user_name TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            replaces TEXT NOT NULL,
+            changed_at TEXT NOT NULL
+        )"""
+    )

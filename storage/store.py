@@ -29,9 +29,11 @@ from listener.model import (
 )
 from notifiers.alert import Alert, TargetOutcome
 from storage.board import Board
+from storage.counts import PlatformCounts
 from storage.migrations import migrations
 from storage.models import ModelSwaps
 from storage.people import People, delete_mentions
+from storage.sessions import Sessions
 from storage.times import iso, parse_time
 
 #: Tag names stored in their own columns; any other tag goes to ``mention_tags.extra``.
@@ -76,6 +78,8 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.people = People(db)
+        self.platform_counts = PlatformCounts(db)
+        self.sessions = Sessions(db)
         self.models = ModelSwaps(db)
         self.board = Board(db, self._conversations)
 
@@ -936,6 +940,11 @@ class Store:
                 "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_attempt_at = ? WHERE key = ?",
                 [iso(at), iso(at), key],
             )
+
+    def mark_reached(self, key: str, at: datetime, targets: Sequence[TargetOutcome]) -> None:
+        """Some targets have the alert and the others were not tried yet: keep who has it, count no attempt."""
+        with self.db.atomic():
+            self._record_targets(key, iso(at), targets)
 
     def last_sent_at(self, kind: str, route: str) -> datetime | None:
         """When an alert of this kind last reached this route (cooldowns; a folded alert reached it in a summary)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.header
 import json
 import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from notifiers import Alert
 from notifiers.apprise_notifier import AppriseNotifier
 from passaparola.pipeline import deliver
 from storage import Store
-from tests.conftest import T0, Inbox, QuietHandler, local_server
+from tests.conftest import T0, Inbox, QuietHandler, free_port, local_server
 
 #: What a hostile author can put in a name or a post: a right-to-left override, an isolate, a mark, an escape.
 BIDI = "\u202e", "\u2066", "\u200f", "\x1b"
@@ -44,6 +46,7 @@ class Webhook:
     url: str = ""
     statuses: list[int] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)
 
 
 @contextmanager
@@ -54,6 +57,7 @@ def webhook(fail_first: int = 0) -> Iterator[Webhook]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
             state.bodies.append(json.loads(self.rfile.read(length)))
+            state.arrived.append(time.monotonic())
             status = 500 if len(state.statuses) < state.fail_first else 200
             state.statuses.append(status)
             self.send_response(status)
@@ -169,3 +173,65 @@ def test_deleting_an_alert_deletes_its_delivery_state(smtp: tuple[Inbox, int], d
     assert disk_store.db.execute("SELECT count(*) FROM outbox_targets").fetchone()[0] == 1
     disk_store.db.execute("DELETE FROM outbox WHERE key = 'e'")  # what erasure does
     assert disk_store.db.execute("SELECT count(*) FROM outbox_targets").fetchone()[0] == 0
+
+
+class TimedInbox(Inbox):
+    """An SMTP inbox that notes when each message arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived: list[float] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.arrived.append(time.monotonic())
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def timed_smtp() -> Iterator[tuple[TimedInbox, int]]:
+    inbox, port = TimedInbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+def test_a_throttled_mail_address_delays_only_its_own_alerts(
+    timed_smtp: tuple[TimedInbox, int], disk_store: Store
+) -> None:
+    """apprise waits about 5.5 s between two mails through one ``mailto://``: the chat URL of the same route
+    and another route's webhook get every alert meanwhile, not one per mail."""
+    inbox, port = timed_smtp
+    with webhook() as care_chat, webhook() as ops_chat:
+        notifier = AppriseNotifier({"care": [mail_url(port), care_chat.url], "ops": [ops_chat.url]}, timeout_seconds=10)
+        alerts = [Alert(key=f"c{i}", kind="unanswered", title=f"care {i}", body="b", route="care") for i in range(2)]
+        alerts += [Alert(key=f"o{i}", kind="source_failing", title=f"ops {i}", body="b", route="ops") for i in range(2)]
+        disk_store.enqueue(alerts, T0)
+
+        assert deliver(disk_store, notifier, T0, random.Random(1)) == (4, 0)
+
+    assert len(inbox.messages) == 2 and inbox.arrived[1] - inbox.arrived[0] > 4  # apprise's own pace, kept
+    second_mail = inbox.arrived[1]
+    for chat in (care_chat, ops_chat):
+        assert len(chat.arrived) == 2 and max(chat.arrived) < second_mail - 3
+
+
+def test_a_pass_out_of_time_keeps_the_rest_due_without_counting_an_attempt(
+    timed_smtp: tuple[TimedInbox, int], disk_store: Store
+) -> None:
+    inbox, port = timed_smtp
+    with webhook() as chat:
+        notifier = AppriseNotifier({"care": [mail_url(port), chat.url]}, timeout_seconds=10)
+        disk_store.enqueue(
+            [Alert(key=f"a{i}", kind="unanswered", title=f"n{i}", body="b", route="care") for i in range(3)], T0
+        )
+
+        assert deliver(disk_store, notifier, T0, random.Random(1), budget_seconds=1) == (2, 0)
+        assert len(inbox.messages) == 2 and len(chat.arrived) == 3  # the mail lane stopped; the chat did not
+        row = disk_store.db.execute("SELECT sent_at, attempts, last_error FROM outbox WHERE key = 'a2'").fetchone()
+        assert row == (None, 0, None)  # not failed, not retried later: due now
+
+        assert deliver(disk_store, notifier, T0, random.Random(1)) == (1, 0)
+    assert len(inbox.messages) == 3 and len(chat.arrived) == 3  # the chat never got a second copy

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from listener.feed import FeedSource, localized_date, parse_feed, plain_text, thread_of
+from listener.feed import PARSE_WORKERS, PARSERS, FeedSource, localized_date, parse_feed, plain_text, thread_of
 from listener.fetch import PrivateAllowance, public_address
 from listener.model import EVERYONE_IN_THREAD, RateLimited, SourceError
 from passaparola.config import SourceSpec
@@ -58,9 +58,10 @@ def test_discourse_posts_arrive_once_and_the_staff_answer_closes_its_topic(serve
 
     # A restart: a new source object with the stored cursor; the server says 304 and nothing is parsed.
     again = source(server, "/posts.rss", brand_authors=["aurora_staff"])
+    parsed = PARSERS.parsed
     unchanged = again.poll(store.cursor("forum"), T0 + timedelta(minutes=5))
     assert unchanged.mentions == () and unchanged.details["not_modified"] is True
-    assert server.conditional_hits["/posts.rss"] == 1 and again._pool is None  # a 304 costs no parsing
+    assert server.conditional_hits["/posts.rss"] == 1 and PARSERS.parsed == parsed  # a 304 costs no parsing
 
     # The feed changes its ETag but not its entries: same ids, nothing stored twice.
     server.routes["/posts.rss"].etag = '"v2"'
@@ -497,3 +498,45 @@ def test_feedparsers_own_corpus_never_raises() -> None:
     for path in files:
         result = parse_feed(path.read_bytes(), {"content-type": "application/xml"})
         assert isinstance(result["entries"], list)
+
+
+def big_feed(entries: int) -> bytes:
+    items = "".join(
+        f"<item><title>Caffè Aurora {i}</title><link>https://blog.example/p/{i}</link>"
+        f"<description>{'la macchina Aurora non parte ' * 40}</description></item>"
+        for i in range(entries)
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'.encode()
+
+
+def test_a_parse_past_its_time_limit_is_skipped_and_the_next_feed_parses(server: FeedServer) -> None:
+    server.routes["/huge"] = Route(body=big_feed(3000))
+    server.routes["/posts.rss"] = route("discourse-posts.rss")
+    with pytest.raises(SourceError, match=r"parsing took longer than 0.05 s"):
+        source(server, "/huge", parse_timeout_seconds=0.05, max_bytes=50_000_000).poll(None, T0)
+    assert len(source(server, "/posts.rss").poll(None, T0).mentions) == 4  # a fresh worker took its place
+
+
+def test_every_feed_source_shares_one_small_pool_of_parse_workers(server: FeedServer) -> None:
+    """31 feeds once started 31 workers of about 130 MB each; now they queue for the same few."""
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    server.routes["/posts.rss"] = route("discourse-posts.rss")
+    feeds = [source(server, "/posts.rss") for _ in range(12)]
+    with ThreadPoolExecutor(6) as polls:
+        counts = list(polls.map(lambda feed: len(feed.poll(None, T0).mentions), feeds))
+    assert counts == [4] * 12
+    assert 1 <= len(multiprocessing.active_children()) <= PARSE_WORKERS
+
+
+def test_the_command_spawned_workers_import_is_free_of_the_daemon() -> None:
+    """A spawned worker re-imports its parent's main module: the ``passaparola`` command's must be light."""
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "passaparola"
+    assert "from passaparola.__main__ import main" in script.read_text()
+    heavy = "('spacy', 'numpy', 'passaparola.cli')"
+    probe = f"import sys, passaparola.__main__; print(sorted(m for m in {heavy} if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "[]\n"

@@ -7,12 +7,13 @@ import random
 import sqlite3
 import subprocess
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from pydantic import SecretStr
 
 from listener import RateLimited, SourceError, XSource
@@ -140,7 +141,7 @@ def test_retweets_are_never_mentions_but_quote_tweets_are(fake: FakeX, store: St
     assert quote.text == "Finalmente una risposta, grazie @AuroraAiuta!" and quote.author.handle == "liamb"
     assert store.conversation("x:3101") is None and store.conversation("x:3102") is None
     assert poll.cursor is not None and poll.cursor["streams"]["mentions:AuroraCaffe"]["since_id"] == "3102"
-    reads = [q for p, q in fake.requests if p.endswith(("/mentions", "/tweets", "/recent"))]
+    reads = [q for p, q in fake.requests if p.endswith(("/mentions", "/tweets", "/search/recent"))]
     assert reads and all("referenced_tweets" in q["tweet.fields"][0].split(",") for q in reads)
 
 
@@ -431,3 +432,187 @@ def test_query_builder_quotes_phrases_and_excludes_the_brand() -> None:
 
 def test_rate_limited_is_a_source_error() -> None:
     assert issubclass(RateLimited, SourceError)
+
+
+# -- tweet counts: X's own hourly history of the query, for the volume baseline's first days -------------------
+
+COUNTS = "/2/tweets/counts/recent"
+#: At T0 (09:00) X's seven days reach back to 23 February 09:00; the first whole hour inside them starts at 10:00,
+#: and the last one asked for ends at 08:00 (08:00-09:00 may be asked for only from 09:00:10 on).
+FIRST_HOUR = datetime(2026, 2, 23, 10, tzinfo=UTC)
+WEEK = [FIRST_HOUR + timedelta(hours=n) for n in range(166)]
+
+
+def hourly(fake: FakeX) -> dict[datetime, int]:
+    """Eight days of counts on the double (one more than X reaches), 3 to 7 posts an hour."""
+    fake.hour_counts = {T0 - timedelta(hours=n): 3 + n % 5 for n in range(1, 8 * 24)}
+    return fake.hour_counts
+
+
+def test_tweet_counts_bring_the_past_seven_days_by_the_hour_on_the_first_poll(fake: FakeX) -> None:
+    counts = hourly(fake)
+    poll = source(fake).poll(None, T0)
+    [asked] = [q for p, q in fake.requests if p == COUNTS]
+    assert asked == {
+        "query": [
+            '(aurora OR "caffè aurora" OR #AuroraCaffe) -boreale -from:AuroraCaffe -from:AuroraAiuta -is:retweet'
+        ],
+        "granularity": ["hour"],
+        "start_time": ["2026-02-23T10:00:00Z"],
+        "end_time": ["2026-03-02T08:00:00Z"],
+    }  # the search query, and none of search's fields, expansions, page size or since_id
+    assert [(c.hour, c.count) for c in poll.history] == [(h, counts[h]) for h in WEEK]
+    assert poll.cursor is not None and poll.cursor["counts"] == {"until": "2026-03-02T08:00:00+00:00"}
+    assert poll.details["tweet_counts"] == "" and len(poll.mentions) == 4
+    fake.requests.clear()
+    source(fake, keywords=[], streams=["mentions"]).poll(None, T0)  # no search: the accounts' mentions are counted
+    assert [q["query"] for p, q in fake.requests if p == COUNTS] == [
+        ["(@AuroraCaffe OR @AuroraAiuta) -from:AuroraCaffe -from:AuroraAiuta -is:retweet"]
+    ]
+
+
+def test_tweet_counts_follow_next_token_to_the_last_page(fake: FakeX) -> None:
+    counts = hourly(fake)
+    fake.counts_page_size = 50
+    poll = source(fake, streams=["mentions"]).poll(None, T0)
+    pages = [q for p, q in fake.requests if p == COUNTS]
+    assert [q.get("next_token") for q in pages] == [None, ["50"], ["100"], ["150"]]
+    assert [(c.hour, c.count) for c in poll.history] == [(h, counts[h]) for h in WEEK]
+    assert poll.cursor is not None and poll.cursor["counts"]["until"] == "2026-03-02T08:00:00+00:00"
+
+
+def test_after_the_first_poll_only_new_whole_hours_are_asked_for_at_most_once_an_hour(
+    fake: FakeX, store: Store
+) -> None:
+    hourly(fake)
+    spec = SourceSpec("x", "x", 60, source(fake, streams=["mentions"]))
+    asked = []
+    for minutes in (0, 20, 40, 61, 62):
+        fake.now = T0 + timedelta(minutes=minutes)
+        fake.requests.clear()
+        assert poll_source(spec, store, [], fake.now, 60, 900, random.Random(1)).error == ""
+        asked.append([(q["start_time"][0], q["end_time"][0]) for p, q in fake.requests if p == COUNTS])
+    assert asked == [
+        [("2026-02-23T10:00:00Z", "2026-03-02T08:00:00Z")],
+        [("2026-03-02T08:00:00Z", "2026-03-02T09:00:00Z")],
+        [],
+        [("2026-03-02T09:00:00Z", "2026-03-02T10:00:00Z")],
+        [],
+    ]
+    stored = store.platform_counts.of("x")
+    assert list(stored) == [*WEEK, T0 - timedelta(hours=1), T0] and stored[T0 - timedelta(hours=1)] == 4
+
+
+def test_a_refetched_hour_replaces_its_count(fake: FakeX, store: Store) -> None:
+    counts = hourly(fake)
+    spec = SourceSpec("x", "x", 60, source(fake, streams=["mentions"]))
+    poll_source(spec, store, [], T0, 60, 900, random.Random(1))
+    hour = T0 - timedelta(hours=5)
+    assert store.platform_counts.of("x") == {h: counts[h] for h in WEEK}
+    fake.hour_counts[hour] = 99
+    store.db.execute("UPDATE sources SET cursor = NULL")  # a lost cursor: the same seven days come again
+    poll_source(spec, store, [], T0, 60, 900, random.Random(1))
+    assert store.platform_counts.of("x") == {**{h: counts[h] for h in WEEK}, hour: 99}
+    assert store.db.execute("SELECT count(*) FROM platform_counts").fetchone()[0] == len(WEEK)
+
+
+def test_a_plan_without_tweet_counts_is_told_once_and_the_poll_goes_on(
+    fake: FakeX, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="listener.x")
+    hourly(fake)
+    fake.counts_access = False
+    spec = SourceSpec("x", "x", 60, source(fake))
+    outcome = poll_source(spec, store, [], T0, 60, 900, random.Random(1))
+    assert outcome.error == "" and outcome.new_mentions == 4 and COUNTS in fake.paths()
+    told = "your X plan has no access to tweet counts; spike baselines will build from passaparola's own history"
+    assert caplog.text.count(told) == 1 and "client" not in store.source_health("x").last_error
+    assert store.source_health("x").details["tweet_counts"] == "no access on this plan"
+    assert store.platform_counts.of("x") == {}
+    for at, asks in ((T0 + timedelta(hours=2), False), (T0 + timedelta(days=1, minutes=1), True)):
+        fake.now = at
+        fake.requests.clear()
+        assert poll_source(spec, store, [], at, 60, 900, random.Random(1)).error == ""
+        assert (COUNTS in fake.paths()) is asks  # not again for a day; then again, quietly
+    assert caplog.text.count(told) == 1 and store.source_health("x").consecutive_failures == 0
+    fake.counts_access = True  # the plan changed
+    fake.now = T0 + timedelta(days=2, minutes=2)
+    poll_source(spec, store, [], fake.now, 60, 900, random.Random(1))
+    assert len(store.platform_counts.of("x")) == 167 and store.source_health("x").details["tweet_counts"] == ""
+    assert "X's tweet counts are available now" in caplog.text
+
+
+def test_a_429_on_tweet_counts_waits_for_the_reset_and_spares_the_poll(fake: FakeX) -> None:
+    hourly(fake)
+    reset = T0 + timedelta(minutes=15)
+    fake.fault(COUNTS, status=429, reset=epoch(reset))
+    x = source(fake)
+    poll = x.poll(None, T0)
+    assert {m.platform_id for m in poll.mentions} == {"3001", "3002", "3003", "3007"} and poll.history == ()
+    assert poll.details["tweet_counts"] == f"paused until {reset.isoformat()}" and poll.details["paused_streams"] == {}
+    fake.now = T0 + timedelta(minutes=14)
+    fake.requests.clear()
+    later = x.poll(poll.cursor, fake.now)
+    assert COUNTS not in fake.paths() and later.history == ()
+    fake.now = reset
+    resumed = x.poll(later.cursor, reset)
+    assert [q["start_time"] for p, q in fake.requests if p == COUNTS] == [["2026-02-23T10:00:00Z"]]
+    assert len(resumed.history) == 167 and resumed.details["tweet_counts"] == ""
+    fake.now = T0
+    fake.fault(COUNTS, status=429, retry_after="300")  # no x-rate-limit-reset: Retry-After says how long
+    poll = source(fake).poll(None, T0)
+    assert poll.details["tweet_counts"] == f"paused until {(T0 + timedelta(seconds=300)).isoformat()}"
+
+
+@pytest.mark.parametrize(
+    ("fault", "note"),
+    [
+        ({"status": 500}, "not read: X answered 500: a server error; retrying later"),
+        ({"body": {"data": {"tweet_count": 3}}}, "not read: X answered with JSON of an unexpected shape"),
+    ],
+    ids=["500", "data-object"],
+)
+def test_other_tweet_counts_faults_spare_the_poll_and_wait_an_hour(
+    fake: FakeX, store: Store, fault: dict[str, Any], note: str
+) -> None:
+    hourly(fake)
+    fake.fault(COUNTS, **fault)
+    spec = SourceSpec("x", "x", 60, source(fake))
+    assert poll_source(spec, store, [], T0, 60, 900, random.Random(1)).new_mentions == 4
+    health = store.source_health("x")
+    assert health.details["tweet_counts"].startswith(note) and health.consecutive_failures == 0
+    fake.now = T0 + timedelta(minutes=30)
+    fake.requests.clear()
+    poll_source(spec, store, [], fake.now, 60, 900, random.Random(1))
+    assert COUNTS not in fake.paths()
+    fake.now = T0 + timedelta(hours=1)  # the next hour: asked again, the seven days moved on by an hour
+    poll_source(spec, store, [], fake.now, 60, 900, random.Random(1))
+    assert list(store.platform_counts.of("x")) == [*WEEK[1:], T0 - timedelta(hours=1)]
+
+
+def test_the_double_answers_tweet_counts_as_x_does(fake: FakeX) -> None:
+    counts = hourly(fake)
+    url, auth = fake.base_url + COUNTS, {"Authorization": f"Bearer {TOKEN}"}
+    assert requests.get(url, params={"query": "aurora"}, timeout=5).status_code == 401
+    bad = requests.get(url, params={"query": "aurora", "granularity": "week"}, headers=auth, timeout=5)
+    assert bad.status_code == 400 and bad.json() == {
+        "errors": [
+            {
+                "parameters": {"granularity": ["week"]},
+                "message": "The `granularity` query parameter value [week] is not one of [minute,hour,day]",
+            }
+        ],
+        "title": "Invalid Request",
+        "detail": "One or more parameters to your request was invalid.",
+        "type": "https://api.twitter.com/2/problems/invalid-request",
+    }
+    old = requests.get(url, params={"query": "aurora", "start_time": "2026-02-23T08:00:00Z"}, headers=auth, timeout=5)
+    assert old.status_code == 400 and "'start_time' must be on or after 2026-02-23T09:00Z" in old.text
+    days = requests.get(url, params={"query": "aurora", "granularity": "day"}, headers=auth, timeout=5).json()
+    assert [(b["start"], b["end"]) for b in days["data"][:2]] == [
+        ("2026-02-23T09:00:00.000Z", "2026-02-24T00:00:00.000Z"),  # partial at the start, as X sends it
+        ("2026-02-24T00:00:00.000Z", "2026-02-25T00:00:00.000Z"),
+    ]
+    assert days["data"][-1]["end"] == "2026-03-02T08:59:30.000Z" and "next_token" not in days["meta"]
+    whole = [n for h, n in counts.items() if T0 - timedelta(days=7) <= h <= T0 - timedelta(hours=2)]
+    assert days["meta"]["total_tweet_count"] == sum(whole)  # only the whole hours inside a bucket count

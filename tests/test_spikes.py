@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from listener import Author, Mention, Poll
+from listener.model import HourCount
 from rules import VolumeSpike
 from storage import Store
 from tests.conftest import T0
@@ -107,3 +108,69 @@ def test_one_alert_per_episode_thanks_to_the_cooldown(store: Store) -> None:
     store.enqueue(rule.evaluate(store, NOW), NOW)
     assert list(rule.evaluate(store, NOW + timedelta(minutes=30))) == []
     assert store.last_alert_at("volume_spike", "care") == NOW
+
+
+# -- the first day: X's counts stand in for the history passaparola does not have yet ---------------------------
+
+
+def platform(store: Store, first: datetime, last: datetime, per_hour: int) -> None:
+    """X's counts for the hours ``first`` to ``last`` (both included), ``per_hour`` posts each, as polls store them."""
+    hours = int((last - first).total_seconds() // 3600) + 1
+    store.platform_counts.save("s", [HourCount(first + timedelta(hours=n), per_hour) for n in range(hours)])
+
+
+def listened(store: Store, at: datetime, published: list[datetime], prefix: str) -> None:
+    """One poll at ``at`` bringing mentions published at ``published``."""
+    mentions = tuple(
+        Mention(
+            platform="x",
+            platform_id=f"{prefix}-{n}",
+            source="s",
+            text="Ho provato la miscela nuova, buona",
+            published_at=moment,
+            author=Author(platform="x", platform_id=f"{prefix}{n}", handle=f"user{n}"),
+        )
+        for n, moment in enumerate(published)
+    )
+    store.save_poll("s", "x", Poll(mentions=mentions), at)
+
+
+def test_a_crisis_on_day_one_is_a_spike_from_the_platforms_history_and_not_without_it(store: Store) -> None:
+    started = NOW - timedelta(minutes=45)  # the first start: its first poll back-fills two posts of the hour before
+    listened(store, started, [NOW - timedelta(minutes=110), NOW - timedelta(minutes=80)], "backfill")
+    burst(store, 30)
+    assert list(VolumeSpike().evaluate(store, NOW)) == []  # passaparola's own history: 45 minutes, a warm-up
+    # What that first poll fetched: seven days of X's hourly counts of the same query, three posts an hour.
+    platform(store, started - timedelta(days=7) + timedelta(minutes=45), NOW - timedelta(hours=2), 3)
+    [alert] = VolumeSpike().evaluate(store, NOW)
+    assert alert.title == "Mention spike: 30 in 60 min, about 3.0 expected"  # 07:00-08:00: 2 stored, X said 3
+    assert alert.body.splitlines()[:2] == [
+        "30 mentions against about 3.0 usual for this hour; 30 still unanswered.",
+        "Baseline from X's counts for the past 7 days, where passaparola's own history does not reach yet.",
+    ]
+
+
+def test_on_day_one_a_busy_brands_usual_hour_is_no_spike(store: Store) -> None:
+    started = NOW - timedelta(minutes=45)
+    listened(store, started, [NOW - timedelta(minutes=80)], "backfill")
+    burst(store, 30)
+    platform(store, started - timedelta(days=7) + timedelta(minutes=45), NOW - timedelta(hours=2), 20)
+    assert VolumeSpike().baseline(store, NOW) == 20.0 and list(VolumeSpike().evaluate(store, NOW)) == []
+
+
+def test_own_history_takes_over_for_the_hours_it_covers(store: Store) -> None:
+    started = NOW - timedelta(hours=11)  # Sunday 22:00: ten hours of own history, short of the 24-hour warm-up
+    listened(store, started, [started - timedelta(minutes=10)], "backfill")
+    for hour in range(10):
+        at = started + timedelta(hours=hour)
+        listened(store, at + timedelta(hours=1), [at + timedelta(minutes=m) for m in (0, 15, 30, 45)], f"h{hour}")
+    burst(store, 30)
+    platform(store, started - timedelta(days=7) + timedelta(hours=1), started - timedelta(hours=1), 4)
+    # X's counts for the hours passaparola heard itself say 100 an hour (a word in the query that took off
+    # elsewhere): passaparola's own 4 an hour are what the window is compared with, so 30 is still a spike.
+    platform(store, started, NOW - timedelta(hours=2), 100)
+    [alert] = VolumeSpike().evaluate(store, NOW)
+    assert alert.title == "Mention spike: 30 in 60 min, about 4.0 expected"
+    assert "Baseline from X's counts for the past 7 days" in alert.body
+    assert store.platform_counts.uncovered(NOW - timedelta(weeks=4), NOW)[started - timedelta(hours=1)] == 3
+    assert started not in store.platform_counts.uncovered(NOW - timedelta(weeks=4), NOW)

@@ -11,6 +11,14 @@ sends only the fields asked for: ``id``, ``text`` and ``edit_history_tweet_ids``
 expansion; a field it does not know (one X added since) is always sent. Faults are scripted per path: a
 status (429 with or without ``x-rate-limit-reset``, 5xx, 401, 403) with X's problem body, a
 ``Retry-After`` header, a body of the wrong shape, a body that is not JSON at all, or a delay.
+
+``GET /2/tweets/counts/recent`` counts ``hour_counts`` (posts per UTC hour, by the hour's start) in buckets of
+``granularity`` (minute, hour or day; anything else is X's 400 invalid-request body), between ``start_time``
+(default and earliest: seven days before ``now``) and ``end_time`` (default ``now`` minus 30 s, at the latest 10 s
+before ``now``); partial buckets at either end, as X sends them, count only the whole hours inside them.
+``{"data": [{"end", "start", "tweet_count"}], "meta": {"total_tweet_count", "next_token"}}``, oldest first,
+``counts_page_size`` buckets a page (0: one page). ``counts_access = False`` answers 403 client-not-enrolled,
+as X does for a plan without counts.
 """
 
 from __future__ import annotations
@@ -90,6 +98,36 @@ class Fault:
     content_type: str = "application/json; charset=utf-8"
 
 
+#: X's 403 for an app whose plan or enrollment does not include the endpoint.
+CLIENT_FORBIDDEN = {
+    "title": "Client Forbidden",
+    "type": "https://api.twitter.com/2/problems/client-forbidden",
+    "detail": "This request must be made using an approved developer account that is enrolled in the requested "
+    "endpoint.",
+    "reason": "client-not-enrolled",
+    "registration_url": "https://developer.x.com/en/portal/product",
+    "required_enrollment": "Appropriate Level of API Access",
+}
+#: The bucket lengths tweet counts know.
+GRANULARITY = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+COUNTS_REACH = timedelta(days=7)
+
+
+def stamp(moment: datetime) -> str:
+    """A time as X writes it in bodies: ``2026-03-02T08:00:00.000Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def invalid(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """X API v2's 400 body: each bad parameter with its value and a message."""
+    return {
+        "errors": errors,
+        "title": "Invalid Request",
+        "detail": "One or more parameters to your request was invalid.",
+        "type": "https://api.twitter.com/2/problems/invalid-request",
+    }
+
+
 def problem(status: int) -> dict[str, Any]:
     """X API v2's error body for ``status`` (an RFC 7807 problem, as X sends for 429 and 5xx)."""
     phrase = HTTPStatus(status).phrase
@@ -112,6 +150,9 @@ class FakeX:
     requests: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
     remaining: int = 450
     base_url: str = ""
+    hour_counts: dict[datetime, int] = field(default_factory=dict)
+    counts_access: bool = True
+    counts_page_size: int = 0
 
     @classmethod
     def from_fixture(cls, token: str, now: datetime, path: Path = FIXTURE) -> FakeX:
@@ -171,18 +212,7 @@ class FakeX:
                 if fault.status == 429:
                     return 429, headers, problem(429)
                 if fault.status == 403:
-                    return (
-                        403,
-                        headers,
-                        {
-                            "title": "Client Forbidden",
-                            "type": "https://api.twitter.com/2/problems/client-forbidden",
-                            "detail": "This request must be made using an "
-                            "approved developer account that is enrolled in the requested endpoint.",
-                            "reason": "client-not-enrolled",
-                            "status": 403,
-                        },
-                    )
+                    return 403, headers, {**CLIENT_FORBIDDEN, "status": 403}
                 if fault.status != 200:
                     return fault.status, headers, problem(fault.status)
         if auth != f"Bearer {self.token}":
@@ -213,6 +243,11 @@ class FakeX:
                     },
                 )
             return 200, headers, {"data": fields(user, query, "user.fields", OPTIONAL_USER_FIELDS)}
+        if parts == ["2", "tweets", "counts", "recent"]:
+            if not self.counts_access:
+                return 403, headers, {**CLIENT_FORBIDDEN, "status": 403}
+            status, body = self.counts(query)
+            return status, headers, body
         if parts == ["2", "tweets", "search", "recent"]:
             chosen = [p for p in self.posts if "search" in p.get("channels", [])]
             return 200, headers, self.page(chosen, query, "next_token")
@@ -221,6 +256,71 @@ class FakeX:
             chosen = [p for p in self.posts if channel in p.get("channels", [])]
             return 200, headers, self.page(chosen, query, "pagination_token")
         return 404, headers, {"title": "Not Found", "status": 404}
+
+    def counts(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        """Recent tweet counts, or X's 400 for a missing query, an unknown granularity or times out of range."""
+        errors: list[dict[str, Any]] = []
+        if not query.get("query", [""])[0]:
+            errors.append({"parameters": {"query": [""]}, "message": "The `query` query parameter can not be empty"})
+        granularity = query.get("granularity", ["hour"])[0]
+        if granularity not in GRANULARITY:
+            errors.append(
+                {
+                    "parameters": {"granularity": [granularity]},
+                    "message": f"The `granularity` query parameter value [{granularity}] is not one of "
+                    "[minute,hour,day]",
+                }
+            )
+        earliest, latest = self.now - COUNTS_REACH, self.now - timedelta(seconds=10)
+        times: dict[str, datetime] = {}
+        for name, default in (("start_time", earliest), ("end_time", self.now - timedelta(seconds=30))):
+            raw = query.get(name, [""])[0]
+            try:
+                times[name] = datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone(UTC) if raw else default
+            except ValueError:
+                errors.append({"parameters": {name: [raw]}, "message": f"Invalid '{name}':'{raw}'."})
+        start, end = times.get("start_time", earliest), times.get("end_time", latest)
+        if start < earliest:
+            errors.append(
+                {
+                    "parameters": {"start_time": [query["start_time"][0]]},
+                    "message": f"Invalid 'start_time':'{query['start_time'][0]}'. 'start_time' must be on or after "
+                    f"{earliest.strftime('%Y-%m-%dT%H:%MZ')}",
+                }
+            )
+        if end > latest:
+            errors.append(
+                {
+                    "parameters": {"end_time": [query["end_time"][0]]},
+                    "message": f"Invalid 'end_time':'{query['end_time'][0]}'. 'end_time' must be a minimum of 10 "
+                    "seconds prior to the request time.",
+                }
+            )
+        if not errors and end <= start:
+            errors.append(
+                {
+                    "parameters": {"start_time": [query.get("start_time", [""])[0]]},
+                    "message": "Invalid 'start_time'. 'start_time' must be before 'end_time'.",
+                }
+            )
+        if errors:
+            return 400, invalid(errors)
+        step = GRANULARITY[granularity]
+        buckets: list[dict[str, Any]] = []
+        at = start
+        while at < end:
+            boundary = datetime.fromtimestamp((at.timestamp() // step.total_seconds() + 1) * step.total_seconds(), UTC)
+            until = min(boundary, end)
+            hours = (n for h, n in self.hour_counts.items() if at <= h and h + timedelta(hours=1) <= until)
+            buckets.append({"end": stamp(until), "start": stamp(at), "tweet_count": sum(hours)})
+            at = until
+        offset = int(query.get("next_token", ["0"])[0] or 0)
+        size = self.counts_page_size or len(buckets)
+        data = buckets[offset : offset + size]
+        meta: dict[str, Any] = {"total_tweet_count": sum(b["tweet_count"] for b in data)}
+        if offset + size < len(buckets):
+            meta["next_token"] = str(offset + size)
+        return 200, {"data": data, "meta": meta}
 
     def page(self, chosen: list[dict[str, Any]], query: dict[str, list[str]], token_name: str) -> dict[str, Any]:
         since = int(query.get("since_id", ["0"])[0])

@@ -7,6 +7,8 @@ one table, measured in the same run, on a file database in WAL mode. The ratio i
 Analysis: mentions per second through the whole spaCy pipeline (language, sentiment, brand, topics,
 needs-answer) in each mode, each in its own process pinned to one core with one thread, against VADER alone
 in the same process; and the process's peak resident memory once the pipeline is loaded and has run.
+
+Feeds (`tools.bench_feeds`): the running daemon's peak memory, workers included, with 1, 10 and 50 feed sources.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlite_utils import Database
 
 from listener import DemoSource, Mention, Poll
 from storage import Store
+from tools.bench_feeds import bench_feeds
 from tools.bench_scale import bench_scale, cycle_worker
 
 POLL_SIZE = 100
@@ -139,6 +142,9 @@ def main() -> None:
     if sys.argv[1:2] == ["--scale"]:  # the scale part alone
         print(json.dumps(bench_scale(), indent=2))
         return
+    if sys.argv[1:2] == ["--feeds"]:  # the daemon's memory with 1, 10 and 50 feeds, alone
+        print(json.dumps(bench_feeds(), indent=2))
+        return
     count = 20_000
     mentions, polls = sample(count)
     store_times, bare_times = [], []
@@ -162,6 +168,7 @@ def main() -> None:
     print(f"ratio store / bare             : {store_rate / bare_rate:10.2f}")
     figures["analysis"] = bench_analysis()
     figures["scale"] = bench_scale()
+    figures["feeds"] = bench_feeds()
     out = Path("var") / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

@@ -19,12 +19,14 @@ from starlette.routing import Route
 
 from passaparola import __version__
 from passaparola.web import service
-from passaparola.web.auth import check_csrf, csrf_token
+from passaparola.web.auth import Refused, check_csrf, client_address, csrf_token, session_of
 from passaparola.web.context import Web, error
 from passaparola.web.exports import export_response
 from passaparola.web.service import Principal, ServiceError
 from passaparola.web.webhooks import parse_json, read_body
 from rules.sentiment import LABELS
+from storage.sessions import SessionRow
+from storage.times import iso
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,16 @@ ENDPOINTS = (
     ),
     Endpoint("GET", "/api/sources", "supervisor", "Each source's health"),
     Endpoint("GET", "/api/teach", "agent", "The last day's mentions the model is least sure of, to label"),
+    Endpoint(
+        "POST",
+        "/api/password",
+        "agent",
+        "Change your own password (12+ characters, not your name); your other sessions end",
+        body={"current": "string", "new": "string"},
+    ),
+    Endpoint("GET", "/api/sessions", "admin", "Live log-in sessions (user, since, last seen, address, browser), locks"),
+    Endpoint("POST", "/api/sessions/{id}/revoke", "admin", "End one session"),
+    Endpoint("POST", "/api/sessions/revoke", "admin", "End every session of one user", body={"user": "string"}),
 )
 
 
@@ -168,7 +180,50 @@ def routes(web: Web) -> list[Route]:
         return {k: str(v) for k, v in body.items() if isinstance(v, str | int | float)}
 
     async def me(request: Request, who: Principal, body: dict[str, Any]) -> Any:
-        return {"name": who.name, "role": who.role, "member": who.member, "csrf": csrf_token(request)}
+        found = session_of(request)
+        session = {"id": found.id, "expires_at": iso(found.expires_at)} if found and who.via == "session" else None
+        return {"name": who.name, "role": who.role, "member": who.member, "csrf": csrf_token(request),
+                "session": session}  # fmt: skip
+
+    async def password(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        current, new = body.get("current"), body.get("new")
+        if not isinstance(current, str) or not isinstance(new, str):
+            raise ServiceError(400, 'send {"current": "your password", "new": "the new one"}')
+        try:
+            ended = await web.gate.change_password(who, session_of(request), current, new, client_address(request))
+        except Refused as refused:
+            if not refused.retry_after:
+                raise
+            headers = {"Retry-After": str(refused.retry_after)}
+            return JSONResponse({"error": str(refused)}, status_code=refused.status, headers=headers)
+        return {"changed": True, "sessions_ended": ended}
+
+    def session_row(row: SessionRow, current: SessionRow | None) -> dict[str, Any]:
+        return {"id": row.id, "user": row.user, "since": iso(row.created_at), "last_seen": iso(row.last_seen_at),
+                "expires_at": iso(row.expires_at), "address": row.address, "agent": row.user_agent,
+                "current": current is not None and row.id == current.id}  # fmt: skip
+
+    async def sessions(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        live, locks = await web.gate.live()
+        current = session_of(request)
+        return {
+            "items": [session_row(row, current) for row in live],
+            "locks": [{"kind": f.kind, "subject": f.subject, "failures": f.failures,
+                       "locked_until": iso(f.locked_until) if f.locked_until else None} for f in locks],
+        }  # fmt: skip
+
+    async def revoke(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        wanted = request.path_params["id"]
+        ended = await web.gate.revoke(int(wanted), who) if wanted.isdigit() else None
+        if ended is None:
+            raise ServiceError(404, f"no live session {wanted}; see GET /api/sessions")
+        return {"revoked": session_row(ended, None)}
+
+    async def revoke_user(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+        user = body.get("user")
+        if not isinstance(user, str) or not user:
+            raise ServiceError(400, 'send {"user": "their name"}')
+        return {"user": user, "revoked": await web.gate.revoke_user(user, who)}
 
     async def inbox(request: Request, who: Principal, body: dict[str, Any]) -> Any:
         params = dict(request.query_params)
@@ -239,6 +294,10 @@ def routes(web: Web) -> list[Route]:
         ("GET", "/api/advocates/export"): export,
         ("GET", "/api/sources"): sources,
         ("GET", "/api/teach"): teach,
+        ("POST", "/api/password"): password,
+        ("GET", "/api/sessions"): sessions,
+        ("POST", "/api/sessions/{id}/revoke"): revoke,
+        ("POST", "/api/sessions/revoke"): revoke_user,
     } | {("POST", f"/api/mentions/{{key}}/{name}"): action(name) for name in service.ACTIONS}
     served = []
     # Specific paths first: /api/advocates/export before /api/advocates/{person}/..., actions before the mention.

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from passaparola.config import Settings
 from passaparola.web import api, metrics, pages, webhooks
+from passaparola.web.auth import Gate
 from passaparola.web.context import HERE, Clock, build, error
 from passaparola.web.service import ServiceError
 from storage.store import Store
@@ -64,9 +65,35 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class ServerSessions:
+    """Looks the cookie's session id up in the database once per request, before any route runs.
+
+    What it finds (or None) is ``scope["state"]["login"]`` for `Gate.principal`; an id that is unknown,
+    ended, expired or idle too long is dropped from the cookie. Static files skip the look-up.
+    """
+
+    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not str(scope.get("path", "")).startswith("/static/"):
+            session = scope.get("session")
+            token = session.get("sid") if isinstance(session, dict) else None
+            login = await self.gate.resolve(token) if isinstance(token, str) and token else None
+            if login is None and isinstance(session, dict):
+                session.pop("sid", None)
+            scope.setdefault("state", {})["login"] = login
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings, store: Store, clock: Clock) -> Starlette:
     """The app over ``store`` (opened with ``shared=True``); ``clock`` gives the time (tests fix it)."""
     web = build(settings, store, clock)
+    web.gate.connect(web.db, clock)
+    ended = store.sessions.revoke_others(web.gate.users, clock(), "removed from the config")
+    if ended:
+        log.info("ended %d log-in sessions of people no longer in web.users", ended)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -114,5 +141,6 @@ def create_app(settings: Settings, store: Store, clock: Clock) -> Starlette:
             same_site="lax",
             https_only=settings.web.secure_cookies,
         ),
+        Middleware(ServerSessions, gate=web.gate),
     ]
     return Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error})

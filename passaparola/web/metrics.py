@@ -3,6 +3,7 @@ collector): the web app and the loop may be different processes, and the databas
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -10,6 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from storage.sessions import KINDS
 from storage.store import Store
 
 
@@ -62,6 +64,14 @@ class StoreCollector(Collector):
                 (now - beat).total_seconds(),
             )
         yield GaugeMetricFamily("passaparola_database_bytes", "Database size with its WAL", self.store.file_size())
+        yield GaugeMetricFamily("passaparola_web_sessions", "Live log-in sessions", self.store.sessions.live_count(now))
+        locked = GaugeMetricFamily(
+            "passaparola_login_locked", "Accounts and client addresses locked out of log-in now", labels=["kind"]
+        )
+        counts = Counter(f.kind for f in self.store.sessions.locks(now))
+        for kind in KINDS:
+            locked.add_metric([kind], counts[kind])
+        yield locked
 
 
 def render(store: Store, clock: Callable[[], datetime]) -> bytes:

@@ -8,13 +8,12 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from passaparola.web import service
-from passaparola.web.auth import check_csrf, csrf_token
+from passaparola.web.auth import MIN_PASSWORD, Refused, check_csrf, client_address, csrf_token, session_of
 from passaparola.web.context import Web, language, local_path, translate
 from passaparola.web.exports import export_response
 from passaparola.web.service import Principal, ServiceError
@@ -52,8 +51,11 @@ def chart(data: dict[str, Any]) -> dict[str, Any]:
 def routes(web: Web) -> list[Route]:
     settings = web.settings
 
+    def lang_of(request: Request) -> str:
+        return language(request.query_params.get("lang", ""), request.session, settings.web.language)
+
     def render(request: Request, name: str, who: Principal | None, code: int = 200, **context: Any) -> Response:
-        lang = language(request.query_params.get("lang", ""), request.session, settings.web.language)
+        lang = lang_of(request)
         flash = request.session.pop("flash", None)
         context |= {
             "request": request,
@@ -96,28 +98,82 @@ def routes(web: Web) -> list[Route]:
     async def home(request: Request) -> Response:
         return RedirectResponse("/inbox", status_code=303)
 
+    def refusal(request: Request, name: str, who: Principal | None, refused: Refused, **context: Any) -> Response:
+        """The form again with the refusal in the page's language (and ``Retry-After`` when throttled)."""
+        response = render(request, name, who, refused.status, failed=refused.text(lang_of(request)), **context)
+        if refused.retry_after:
+            response.headers["Retry-After"] = str(refused.retry_after)
+        return response
+
     async def login(request: Request) -> Response:
         target = local_path(request.query_params.get("next"), "/inbox")
         if request.method == "GET":
-            return render(request, "login.html", None, next=target, failed=False, page="login")
+            return render(request, "login.html", None, next=target, failed="", typed="", page="login")
         form = dict((await request.form()).items())
         try:
             check_csrf(request, None, str(form.get("csrf", "")))
         except ServiceError as refused:
             return render(request, "error.html", None, 403, status=403, message=str(refused), page="login")
-        who = await run_in_threadpool(web.gate.login, str(form.get("name", "")), str(form.get("password", "")))
-        target = local_path(str(form.get("next", "")), "/inbox")
-        if who is None:
-            return render(request, "login.html", None, 401, next=target, failed=True, page="login")
+        name, target = str(form.get("name", ""))[:200], local_path(str(form.get("next", "")), "/inbox")
+        try:
+            made = await web.gate.log_in(
+                name,
+                str(form.get("password", "")),
+                client_address(request),
+                request.headers.get("user-agent", ""),
+                replacing=request.session.get("sid"),  # rotation: the browser's previous session ends
+            )
+        except Refused as refused:
+            return refusal(request, "login.html", None, refused, next=target, typed=name, page="login")
+        if made is None:  # the name stays typed: a typo in the password should not cost the name too
+            failed = translate("login_failed", lang_of(request))
+            return render(request, "login.html", None, 401, next=target, failed=failed, typed=name, page="login")
         lang = request.session.get("lang")
-        request.session.clear()  # a fresh session (and CSRF token) at log-in: no fixation
-        request.session.update({"user": who.name, **({"lang": lang} if lang else {})})
+        request.session.clear()  # a fresh cookie (and CSRF token) at log-in: no fixation
+        request.session.update({"sid": made[1], **({"lang": lang} if lang else {})})
         return RedirectResponse(target, status_code=303)
 
     @page("agent", "logout")
     async def logout(request: Request, who: Principal, form: dict[str, Any]) -> Response:
+        token = request.session.get("sid")
+        if isinstance(token, str):
+            await web.gate.log_out(token)  # ended server-side: a copy of the cookie opens nothing any more
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
+
+    @page("agent", "password")
+    async def password(request: Request, who: Principal, form: dict[str, Any] | None = None) -> Response:
+        context: dict[str, Any] = {"minimum": MIN_PASSWORD, "page": "password"}
+        if form is None:
+            return render(request, "password.html", who, failed="", **context)
+        new = str(form.get("new", ""))
+        try:
+            if new != str(form.get("again", "")):
+                raise Refused(400, "password_mismatch")
+            current = str(form.get("current", ""))
+            ended = await web.gate.change_password(who, session_of(request), current, new, client_address(request))
+        except Refused as refused:
+            return refusal(request, "password.html", who, refused, **context)
+        return back(request, {}, "/password", translate("password_changed", lang_of(request)).format(n=ended))
+
+    @page("admin", "sessions")
+    async def sessions(request: Request, who: Principal) -> Response:
+        live, locks = await web.gate.live()
+        current = session_of(request)
+        return render(request, "sessions.html", who, live=live, locks=locks, current=current.id if current else 0,
+                      page="sessions")  # fmt: skip
+
+    @page("admin", "sessions")
+    async def revoke_session(request: Request, who: Principal, form: dict[str, Any]) -> Response:
+        ended = await web.gate.revoke(int(request.path_params["id"]), who)
+        key = "session_revoked" if ended else "session_gone"
+        return back(request, form, "/sessions", translate(key, lang_of(request)), "ok" if ended else "error")
+
+    @page("admin", "sessions")
+    async def revoke_user(request: Request, who: Principal, form: dict[str, Any]) -> Response:
+        user = str(form.get("user", ""))
+        ended = await web.gate.revoke_user(user, who)
+        return back(request, form, "/sessions", translate("sessions_revoked", lang_of(request)).format(n=ended))
 
     @page("agent", "inbox")
     async def inbox(request: Request, who: Principal) -> Response:
@@ -225,6 +281,10 @@ def routes(web: Web) -> list[Route]:
         Route("/", home),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
+        Route("/password", password, methods=["GET", "POST"]),
+        Route("/sessions", sessions),
+        Route("/sessions/revoke-user", revoke_user, methods=["POST"]),
+        Route("/sessions/{id:int}/revoke", revoke_session, methods=["POST"]),
         Route("/inbox", inbox),
         Route("/inbox/bulk", inbox_bulk, methods=["POST"]),
         Route("/mentions/{key:path}/act", act, methods=["POST"]),
