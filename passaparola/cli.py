@@ -16,7 +16,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from pydantic import SecretStr
@@ -27,6 +27,8 @@ from notifiers.alert import Alert, Notifier
 from notifiers.apprise_notifier import AppriseNotifier
 from notifiers.log import LogNotifier, printable
 from passaparola import config as configuration
+from passaparola.actions import MentionActions, PeopleActions, Refusal, operator
+from passaparola.actions.listing import queue
 from passaparola.config import ConfigError, Settings, SourceSpec, UserSettings
 from passaparola.daemon import Daemon, system_clock
 from passaparola.drill import SCENARIOS, DrillError, run_drill
@@ -41,8 +43,6 @@ from passaparola.exports import (
 )
 from passaparola.pipeline import score_advocates
 from passaparola.retraining import brand_examples, live_model_dir, retrain, rollback
-from passaparola.web import WebServer, create_app
-from passaparola.web.auth import hash_password
 from rules.advocates import TIERS, score_person, suggest_offer
 from rules.analysis import Analyzer
 from rules.analysis import signals as reading_signals
@@ -50,8 +50,12 @@ from rules.engagement import ReplyContext, holding_reply, lint_reply, verdict
 from rules.sentiment import CHANNELS, LABELS, MODEL_DIR, MODES, ModelError, ReadingModel, SentimentClassifier, Signals
 from rules.training import CORPUS, Example, evaluate
 from rules.triage import figures
+from storage.board import InboxFilter
 from storage.people import PeopleError
 from storage.store import StorageError, Store
+
+if TYPE_CHECKING:
+    from passaparola.web import WebServer
 
 log = logging.getLogger("passaparola")
 EXIT_CONFIG = 2
@@ -228,7 +232,10 @@ def run(ctx: click.Context, config_file: str | None, once: bool) -> None:
 
 
 def start_web(settings: Settings) -> WebServer:
-    """The web app in a thread, on its own connection to the database."""
+    """The web app in a thread, on its own connection to the database (its modules load only then: a daemon
+    without the web app does not carry them)."""
+    from passaparola.web import WebServer, create_app
+
     try:
         shared = Store.open(settings.storage.path, settings.storage.busy_timeout_seconds, shared=True)
     except StorageError as error:
@@ -262,6 +269,8 @@ def demo_settings(db: Path, alerts: Path, web_port: int | None = None, password:
         defaults = configuration.load(demo_config, environ={})
     web = defaults.web
     if web_port is not None:
+        from passaparola.web.auth import hash_password
+
         user = UserSettings(name="demo", role="admin", password_hash=SecretStr(hash_password(password)), member="")
         web = web.model_copy(update={"enabled": True, "port": web_port, "users": [user]})
     return replace(
@@ -448,6 +457,8 @@ def hash_password_command(from_stdin: bool) -> None:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     if len(password) < 10:
         fail(["the password is shorter than 10 characters; choose a longer one"])
+    from passaparola.web.auth import hash_password
+
     click.echo(hash_password(password))
 
 
@@ -832,13 +843,8 @@ def _configured_model_dir(settings: Settings) -> Path | None:
 @click.option("--by", default="cli", show_default=True, help="Who corrects (kept with the label).")
 def sentiment_correct(config_file: str | None, mention: str, label: str, by: str) -> None:
     """Set MENTION's sentiment (its key, e.g. x:1800...); it wins over the model and survives reanalysis."""
-    store = open_store(load_settings(config_file))
-    try:
-        store.correct_sentiment(mention, label, by, system_clock())
-    except KeyError:
-        fail([f"no mention {mention!r}; keys look like platform:id (see `passaparola status`)"])
-    finally:
-        store.close()
+    with _acting(config_file) as (settings, store):
+        MentionActions(settings, store).correct(operator(by), mention, label, system_clock())
     click.echo(f"{mention}: sentiment {label} (corrected by {by})")
 
 
@@ -911,12 +917,17 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-def _known_mention(store: Store, key: str) -> Conversation:
-    found = store.conversation(key)
-    if found is None:
+@contextmanager
+def _acting(config_file: str | None) -> Iterator[tuple[Settings, Store]]:
+    """Settings and an open store for a command that acts (`passaparola.actions`); a refusal is a clear exit 2."""
+    settings = load_settings(config_file)
+    store = open_store(settings)
+    try:
+        yield settings, store
+    except Refusal as refusal:
+        fail([str(refusal)])
+    finally:
         store.close()
-        fail([f"no mention {key!r}; keys look like x:1234567890 (see `passaparola triage queue`)"])
-    return found
 
 
 def _known_member(settings: Settings, name: str) -> None:
@@ -935,41 +946,30 @@ def triage_group() -> None:
 @click.option("--member", help="Only this person's items.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
 def triage_queue(config_file: str | None, member: str | None, as_json: bool) -> None:
-    """Open mentions, most urgent first, with time left, priority, team and assignee."""
+    """Open mentions, most urgent first, with time left, priority, team and assignee (the inbox's rows)."""
     settings = load_settings(config_file)
+    if member is not None:
+        _known_member(settings, member)
     store = open_store(settings)
     now = system_clock()
     try:
-        items = [c for c in store.open_items() if member is None or c.assignee == member]
+        rows = list(queue(store, now, InboxFilter(assignee=member or "")))
     finally:
         store.close()
-    for c in items:
-        m = c.mention
-        left = (c.due_at - now).total_seconds() / 60 if c.due_at else None
-        row = {
-            "key": m.key,
-            "due_at": c.due_at.isoformat() if c.due_at else None,
-            "minutes_left": None if left is None else round(left),
-            "state": c.state,
-            "priority": c.priority,
-            "team": c.team,
-            "assignee": c.assignee,
-            "channel": m.platform,
-            "author": m.author.handle,
-            "sentiment": m.tags.get("sentiment"),
-            "text": m.text,
-        }
+    for row in rows:
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
-        else:
-            when = "?" if left is None else f"{left:+.0f} min" if left < 0 else f"{left:.0f} min left"
-            text = " ".join(m.text.split())[:80]
-            click.echo(
-                f"{m.key}  {when}  {c.priority}  {c.team or '-'}  {c.assignee or 'unassigned'}  "
-                f"{m.author.shown}: {text!r}"
-            )
+            continue
+        left = row["minutes_left"]
+        when = "?" if left is None else f"{left:+d} min" if left < 0 else f"{left} min left"
+        text = " ".join(row["text"].split())[:80]
+        shown = f"@{row['author']['handle']}" if row["author"]["handle"] else row["author"]["name"]
+        click.echo(
+            f"{row['key']}  {when}  {row['priority']}  {row['team'] or '-'}  {row['assignee'] or 'unassigned'}  "
+            f"{printable(shown)}: {printable(repr(text))}"
+        )
     if not as_json:
-        click.echo(f"{len(items)} open")
+        click.echo(f"{len(rows)} open")
 
 
 @triage_group.command("assign")
@@ -978,16 +978,8 @@ def triage_queue(config_file: str | None, member: str | None, as_json: bool) -> 
 @click.argument("member")
 def triage_assign(config_file: str | None, key: str, member: str) -> None:
     """Give mention KEY to MEMBER by hand."""
-    settings = load_settings(config_file)
-    _known_member(settings, member)
-    store = open_store(settings)
-    try:
-        c = _known_mention(store, key)
-        if not c.is_open:
-            fail([f"{key} is {c.state}; only open mentions can be assigned"])
-        store.assign([(key, member, "assigned by hand", False)], system_clock())
-    finally:
-        store.close()
+    with _acting(config_file) as (settings, store):
+        MentionActions(settings, store).assign(operator("cli"), key, member, system_clock())
     click.echo(f"{key}: assigned to {member}")
 
 
@@ -1000,13 +992,8 @@ def triage_assign(config_file: str | None, key: str, member: str) -> None:
 )
 def triage_answered(config_file: str | None, key: str, by: str, at: datetime | None) -> None:
     """Mark KEY answered, for channels with no reply signal (imports, intake, a phone call back)."""
-    settings = load_settings(config_file)
-    store = open_store(settings)
-    try:
-        _known_mention(store, key)
-        c = store.mark_answered(key, by, system_clock(), answered_at=at)
-    finally:
-        store.close()
+    with _acting(config_file) as (settings, store):
+        c = MentionActions(settings, store).answered(operator(by), key, system_clock(), at=at)
     click.echo(f"{key}: answered by {c.answered_by or by} after {_minutes(c.response_seconds)}")
 
 
@@ -1017,14 +1004,9 @@ def triage_answered(config_file: str | None, key: str, by: str, at: datetime | N
 @click.option("--by", "by", default="cli", show_default=True)
 def triage_ignore(config_file: str | None, key: str, reason: str, by: str) -> None:
     """Close KEY without an answer, with the reason."""
-    settings = load_settings(config_file)
-    store = open_store(settings)
-    try:
-        _known_mention(store, key)
-        store.mark_ignored(key, reason, by, system_clock())
-    finally:
-        store.close()
-    click.echo(f"{key}: ignored ({reason})")
+    with _acting(config_file) as (settings, store):
+        c = MentionActions(settings, store).ignore(operator(by), key, reason, system_clock())
+    click.echo(f"{key}: ignored ({printable(c.state_reason)})")
 
 
 def _set_away(config_file: str | None, member: str, away: bool) -> None:
@@ -1128,12 +1110,9 @@ def lint_reply_command(
     c: Conversation | None = None
     median: float | None = None
     if key or holding:
-        store = open_store(settings)
-        try:
-            c = _known_mention(store, key) if key else None
+        with _acting(config_file) as (_, store):
+            c = MentionActions(settings, store).known(key) if key else None
             median = _recent_median(store, channel or (c.mention.platform if c else ""), system_clock())
-        finally:
-            store.close()
     if holding:
         language = (c.mention.tags.get("language") if c else None) or settings.analysis.languages[0]
         handle = c.mention.author.handle if c else "name"
@@ -1170,15 +1149,9 @@ def lint_reply_command(
 @click.option("--by", "by", required=True, help="Who takes charge.")
 def alerts_ack(config_file: str | None, key: str, by: str) -> None:
     """Acknowledge a breach (KEY: the mention, or the alert's key): its escalation ladder stops."""
-    settings = load_settings(config_file)
-    store = open_store(settings)
-    try:
-        mention_key = store.alert_mention(key) or key
-        _known_mention(store, mention_key)
-        c = store.acknowledge(mention_key, by, system_clock())
-    finally:
-        store.close()
-    click.echo(f"{mention_key}: acknowledged by {c.acknowledged_by}; no further escalation")
+    with _acting(config_file) as (settings, store):
+        c = MentionActions(settings, store).acknowledge(operator(by), key, system_clock())
+    click.echo(f"{c.mention.key}: acknowledged by {c.acknowledged_by}; no further escalation")
 
 
 # -- advocates: people, scores, offers, exports, testimonials, erasure ---------------------------------------
@@ -1191,7 +1164,7 @@ def _people_store(config_file: str | None) -> Iterator[tuple[Settings, Store]]:
     store = open_store(settings)
     try:
         yield settings, store
-    except (PeopleError, ExportError) as error:
+    except (PeopleError, ExportError, Refusal) as error:
         fail([str(error)])
     finally:
         store.close()
@@ -1287,8 +1260,7 @@ def advocates_suggest(config_file: str | None) -> None:
 def advocates_link(config_file: str | None, person: str, author: str, by: str) -> None:
     """Make AUTHOR (platform:id) one of PERSON's accounts; scores add up from the next run."""
     with _people_store(config_file) as (settings, store):
-        person_id = store.people.resolve(person)
-        store.people.link(person_id, author, by, system_clock())
+        person_id = PeopleActions(store).link(operator(by), person, author, system_clock())
         _rescored(settings, store)
     click.echo(f"{author} is now person {person_id}")
 
@@ -1300,7 +1272,7 @@ def advocates_link(config_file: str | None, person: str, author: str, by: str) -
 def advocates_unlink(config_file: str | None, author: str, by: str) -> None:
     """Give AUTHOR a person of their own again."""
     with _people_store(config_file) as (settings, store):
-        person_id = store.people.unlink(author, by, system_clock())
+        person_id = PeopleActions(store).unlink(operator(by), author, system_clock())
         _rescored(settings, store)
     click.echo(f"{author} is now person {person_id}")
 
@@ -1312,8 +1284,7 @@ def advocates_unlink(config_file: str | None, author: str, by: str) -> None:
 def advocates_opt_out(config_file: str | None, person: str, undo: bool) -> None:
     """PERSON gets no offers (exports show offer_consent false)."""
     with _people_store(config_file) as (_settings, store):
-        person_id = store.people.resolve(person)
-        store.people.opt_out(person_id, not undo, system_clock())
+        person_id = PeopleActions(store).opt_out(operator("cli"), person, not undo, system_clock())
     click.echo(f"person {person_id}: {'may get offers again' if undo else 'opted out of offers'}")
 
 
@@ -1452,16 +1423,11 @@ def testimonials_agree(config_file: str | None, mention: str, revoke: bool, by: 
 def erase(config_file: str | None, who: str, yes: bool) -> None:
     """Remove a person (id, author key or @handle) everywhere, and never ingest or target them again."""
     with _people_store(config_file) as (_settings, store):
-        store.people.sync(system_clock())
-        person_id = store.people.resolve(who)
-        accounts = store.people.authors(person_id)
+        people = PeopleActions(store)
         if not yes:
-            fail(
-                [
-                    f"erase would remove person {person_id} ({', '.join(a.key for a in accounts)}) and all they said; "
-                    "add --yes to confirm"
-                ]
-            )
-        counts = store.people.erase(person_id, system_clock())
-    done = ", ".join(f"{n} {table}" for table, n in counts.items() if n)
-    click.echo(f"person {person_id} erased ({done or 'nothing stored'}); their accounts are suppressed")
+            person_id, accounts = people.erasure(operator("cli"), who, system_clock())
+            removed = f"person {person_id} ({', '.join(accounts)})"
+            fail([f"erase would remove {removed} and all they said; add --yes to confirm"])
+        erased = people.erase(operator("cli"), who, system_clock())
+    done = ", ".join(f"{n} {table}" for table, n in erased.removed.items() if n)
+    click.echo(f"person {erased.person_id} erased ({done or 'nothing stored'}); their accounts are suppressed")

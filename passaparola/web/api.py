@@ -18,11 +18,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from passaparola import __version__
+from passaparola.actions import MENTION_ACTIONS, Actor, Refusal, listing
 from passaparola.web import service
 from passaparola.web.auth import Refused, check_csrf, client_address, csrf_token, session_of
 from passaparola.web.context import Web, error
 from passaparola.web.exports import export_response
-from passaparola.web.service import Principal, ServiceError
 from passaparola.web.webhooks import parse_json, read_body
 from rules.sentiment import LABELS
 from storage.sessions import SessionRow
@@ -157,19 +157,19 @@ def routes(web: Web) -> list[Route]:
         if not raw.strip():
             return {}
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise ServiceError(415, "send Content-Type: application/json")
+            raise Refusal(415, "send Content-Type: application/json")
         data = parse_json(raw)
         if not isinstance(data, dict):
-            raise ServiceError(400, "send a JSON object")
+            raise Refusal(400, "send a JSON object")
         return data
 
-    def endpoint(role: str, handler: Callable[[Request, Principal, dict[str, Any]], Awaitable[Any]]) -> Any:
+    def endpoint(role: str, handler: Callable[[Request, Actor, dict[str, Any]], Awaitable[Any]]) -> Any:
         async def run(request: Request) -> Response:
             try:
                 who = web.gate.require(request, role)
                 check_csrf(request, who, "")
                 result = await handler(request, who, await body_of(request))
-            except ServiceError as refused:
+            except Refusal as refused:
                 headers = {"WWW-Authenticate": "Bearer"} if refused.status == 401 else None
                 return JSONResponse({"error": str(refused)}, status_code=refused.status, headers=headers)
             return result if isinstance(result, Response) else JSONResponse(result)
@@ -179,16 +179,16 @@ def routes(web: Web) -> list[Route]:
     def fields(body: dict[str, Any]) -> dict[str, str]:
         return {k: str(v) for k, v in body.items() if isinstance(v, str | int | float)}
 
-    async def me(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def me(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         found = session_of(request)
         session = {"id": found.id, "expires_at": iso(found.expires_at)} if found and who.via == "session" else None
         return {"name": who.name, "role": who.role, "member": who.member, "csrf": csrf_token(request),
                 "session": session}  # fmt: skip
 
-    async def password(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def password(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         current, new = body.get("current"), body.get("new")
         if not isinstance(current, str) or not isinstance(new, str):
-            raise ServiceError(400, 'send {"current": "your password", "new": "the new one"}')
+            raise Refusal(400, 'send {"current": "your password", "new": "the new one"}')
         try:
             ended = await web.gate.change_password(who, session_of(request), current, new, client_address(request))
         except Refused as refused:
@@ -203,7 +203,7 @@ def routes(web: Web) -> list[Route]:
                 "expires_at": iso(row.expires_at), "address": row.address, "agent": row.user_agent,
                 "current": current is not None and row.id == current.id}  # fmt: skip
 
-    async def sessions(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def sessions(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         live, locks = await web.gate.live()
         current = session_of(request)
         return {
@@ -212,31 +212,31 @@ def routes(web: Web) -> list[Route]:
                        "locked_until": iso(f.locked_until) if f.locked_until else None} for f in locks],
         }  # fmt: skip
 
-    async def revoke(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def revoke(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         wanted = request.path_params["id"]
         ended = await web.gate.revoke(int(wanted), who) if wanted.isdigit() else None
         if ended is None:
-            raise ServiceError(404, f"no live session {wanted}; see GET /api/sessions")
+            raise Refusal(404, f"no live session {wanted}; see GET /api/sessions")
         return {"revoked": session_row(ended, None)}
 
-    async def revoke_user(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def revoke_user(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         user = body.get("user")
         if not isinstance(user, str) or not user:
-            raise ServiceError(400, 'send {"user": "their name"}')
+            raise Refusal(400, 'send {"user": "their name"}')
         return {"user": user, "revoked": await web.gate.revoke_user(user, who)}
 
-    async def inbox(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def inbox(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         params = dict(request.query_params)
-        f = service.inbox_filter(params, settings)
+        f = listing.inbox_filter(params, settings)
         number = int(params["page"]) if params.get("page", "").isdigit() else 1
-        return await web.db.run(lambda store: service.inbox(store, web.clock(), f, number))
+        return await web.db.run(lambda store: listing.inbox(store, web.clock(), f, number))
 
-    async def mention(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def mention(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         key = request.path_params["key"]
         return await web.db.run(lambda store: service.mention(settings, store, web.clock(), key))
 
-    def action(name: str) -> Callable[[Request, Principal, dict[str, Any]], Awaitable[Any]]:
-        async def run(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    def action(name: str) -> Callable[[Request, Actor, dict[str, Any]], Awaitable[Any]]:
+        async def run(request: Request, who: Actor, body: dict[str, Any]) -> Any:
             key = request.path_params["key"]
             return await web.db.run(
                 lambda store: service.act(settings, store, web.clock(), who, key, name, fields(body))
@@ -244,36 +244,36 @@ def routes(web: Web) -> list[Route]:
 
         return run
 
-    async def lint(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def lint(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         key, draft = request.path_params["key"], str(body.get("draft", ""))
         return await web.db.run(lambda store: service.lint(settings, store, who, key, draft))
 
-    async def bulk(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def bulk(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         keys = body.get("keys")
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise ServiceError(400, 'keys must be a list of mention keys, e.g. ["x:123", "facebook:456"]')
+            raise Refusal(400, 'keys must be a list of mention keys, e.g. ["x:123", "facebook:456"]')
         act = str(body.get("action", ""))
         return await web.db.run(lambda store: service.bulk(settings, store, web.clock(), who, keys, act, fields(body)))
 
-    async def cockpit(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def cockpit(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         span = service.days_param(request.query_params.get("days", ""))
         return await web.db.run(lambda store: service.cockpit(settings, store, web.clock(), span))
 
-    async def advocates(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def advocates(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         tiers = request.query_params.getlist("tier")
         return await web.db.run(lambda store: service.advocates(settings, store, web.clock(), tiers))
 
-    async def explain(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def explain(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         person = request.path_params["person"]
         return await web.db.run(lambda store: service.explain(settings, store, web.clock(), person))
 
-    async def export(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def export(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         return await export_response(web, request)
 
-    async def sources(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def sources(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         return await web.db.run(lambda store: service.sources(settings, store, web.clock()))
 
-    async def teach(request: Request, who: Principal, body: dict[str, Any]) -> Any:
+    async def teach(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         return await web.db.run(lambda store: service.teach(store, web.clock()))
 
     async def description(request: Request) -> Response:
@@ -282,7 +282,7 @@ def routes(web: Web) -> list[Route]:
     async def unknown(request: Request) -> Response:
         return error(404, f"no API endpoint {request.method} {request.url.path}; see /api/openapi.json")
 
-    handlers: dict[tuple[str, str], Callable[[Request, Principal, dict[str, Any]], Awaitable[Any]]] = {
+    handlers: dict[tuple[str, str], Callable[[Request, Actor, dict[str, Any]], Awaitable[Any]]] = {
         ("GET", "/api/me"): me,
         ("GET", "/api/inbox"): inbox,
         ("GET", "/api/mentions/{key}"): mention,
@@ -298,7 +298,7 @@ def routes(web: Web) -> list[Route]:
         ("GET", "/api/sessions"): sessions,
         ("POST", "/api/sessions/{id}/revoke"): revoke,
         ("POST", "/api/sessions/revoke"): revoke_user,
-    } | {("POST", f"/api/mentions/{{key}}/{name}"): action(name) for name in service.ACTIONS}
+    } | {("POST", f"/api/mentions/{{key}}/{name}"): action(name) for name in MENTION_ACTIONS}
     served = []
     # Specific paths first: /api/advocates/export before /api/advocates/{person}/..., actions before the mention.
     for e in sorted(ENDPOINTS, key=lambda e: (e.path.count("{"), -len(e.path))):

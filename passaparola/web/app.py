@@ -20,11 +20,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from passaparola.actions import Refusal
 from passaparola.config import Settings
 from passaparola.web import api, metrics, pages, webhooks
 from passaparola.web.auth import Gate
 from passaparola.web.context import HERE, Clock, build, error
-from passaparola.web.service import ServiceError
 from storage.store import Store
 
 log = logging.getLogger("passaparola.web")
@@ -109,7 +109,7 @@ def create_app(settings: Settings, store: Store, clock: Clock) -> Starlette:
     async def metrics_endpoint(request: Request) -> Response:
         try:
             web.gate.require(request, "admin")
-        except ServiceError as refused:
+        except Refusal as refused:
             return error(refused.status, str(refused))
         body = await web.db.run(lambda s: metrics.render(s, clock))
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -35,9 +35,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from passaparola.actions import Actor, Refusal
 from passaparola.config import UserSettings, WebSettings
 from passaparola.web.i18n import translate
-from passaparola.web.service import Principal, ServiceError
 from storage.sessions import Failures, SessionRow, StoredPassword
 from storage.store import Store
 
@@ -72,7 +72,7 @@ class Runner(Protocol):
     async def run(self, work: Callable[[Store], T]) -> T: ...
 
 
-class Refused(ServiceError):
+class Refused(Refusal):
     """A refusal the pages show in their own language: ``key`` in the catalogue, with ``{n}`` filled in."""
 
     def __init__(self, status: int, key: str, n: int = 0, retry_after: int = 0) -> None:
@@ -148,7 +148,7 @@ class Gate:
     def __init__(self, web: WebSettings) -> None:
         self.users = {u.name: u for u in web.users}
         self.tokens = [
-            (hashlib.sha256(t.token.get_secret_value().encode()).digest(), Principal(t.name, t.role, "", "token"))
+            (hashlib.sha256(t.token.get_secret_value().encode()).digest(), Actor(t.name, t.role, "", "token"))
             for t in web.tokens
         ]
         self.throttle = Throttle(web)
@@ -169,8 +169,8 @@ class Gate:
 
     # -- passwords -----------------------------------------------------------------------------------
 
-    def _principal(self, user: UserSettings) -> Principal:
-        return Principal(user.name, user.role, user.member or user.name, "session")
+    def _principal(self, user: UserSettings) -> Actor:
+        return Actor(user.name, user.role, user.member or user.name, "session")
 
     def hash_of(self, user: UserSettings, own: StoredPassword | None) -> str:
         """The hash that counts: the person's own, unless the config's has changed since (an admin's reset)."""
@@ -179,7 +179,7 @@ class Gate:
             return own.password_hash
         return configured
 
-    def verify(self, name: str, password: str, own: StoredPassword | None = None) -> Principal | None:
+    def verify(self, name: str, password: str, own: StoredPassword | None = None) -> Actor | None:
         """The person if ``password`` is theirs (argon2: slow on purpose; call it through `check`)."""
         user = self.users.get(name)
         stored = self.hash_of(user, own) if user else _DUMMY
@@ -189,7 +189,7 @@ class Gate:
             return None
         return self._principal(user) if user is not None else None
 
-    def login(self, name: str, password: str) -> Principal | None:
+    def login(self, name: str, password: str) -> Actor | None:
         """Check against the config alone (no throttling, no store): for tools and tests."""
         return self.verify(name, password)
 
@@ -199,7 +199,7 @@ class Gate:
         found = await self._store().run(lambda store: store.sessions.failures(_keys(name, address)))
         return self.throttle.wait(found, now)
 
-    async def check(self, name: str, password: str, address: str) -> Principal | None:
+    async def check(self, name: str, password: str, address: str) -> Actor | None:
         """Throttle, then argon2 in the bounded pool; counts a failure, clears the account's on success.
 
         Raises `Refused` (429) while the account or the address must wait or is locked. The counters are read
@@ -254,7 +254,7 @@ class Gate:
 
     async def log_in(
         self, name: str, password: str, address: str, agent: str, replacing: str | None = None
-    ) -> tuple[Principal, str] | None:
+    ) -> tuple[Actor, str] | None:
         """A new session (its secret id for the cookie) if the password is right; the old one ends."""
         who = await self.check(name, password, address)
         if who is None:
@@ -276,7 +276,7 @@ class Gate:
         await self._store().run(lambda store: store.sessions.end(token, now, "logout"))
 
     async def change_password(
-        self, who: Principal, session: SessionRow | None, current: str, new: str, address: str
+        self, who: Actor, session: SessionRow | None, current: str, new: str, address: str
     ) -> int:
         """Set ``who``'s own password (the current one required) and end their other sessions; how many."""
         user = self.users.get(who.name)
@@ -306,17 +306,17 @@ class Gate:
         now = self.clock()
         return await self._store().run(lambda store: (store.sessions.live(now, self.idle), store.sessions.locks(now)))
 
-    async def revoke(self, session_id: int, by: Principal) -> SessionRow | None:
+    async def revoke(self, session_id: int, by: Actor) -> SessionRow | None:
         now = self.clock()
         return await self._store().run(lambda store: store.sessions.revoke(session_id, now, f"revoked by {by.name}"))
 
-    async def revoke_user(self, user: str, by: Principal) -> int:
+    async def revoke_user(self, user: str, by: Actor) -> int:
         now = self.clock()
         return await self._store().run(lambda store: store.sessions.revoke_user(user, now, f"revoked by {by.name}"))
 
     # -- callers -------------------------------------------------------------------------------------
 
-    def token(self, given: str) -> Principal | None:
+    def token(self, given: str) -> Actor | None:
         digest = hashlib.sha256(given.encode()).digest()
         found = None
         for expected, principal in self.tokens:  # compare against every token: no early exit to time
@@ -324,7 +324,7 @@ class Gate:
                 found = principal
         return found
 
-    def principal(self, request: Request) -> Principal | None:
+    def principal(self, request: Request) -> Actor | None:
         """The caller: a bearer token if one is sent, else the user of the live server-side session.
 
         The session was looked up once for this request (`app.ServerSessions`), before any route ran.
@@ -336,13 +336,13 @@ class Gate:
         user = self.users.get(login.user) if login is not None else None
         return self._principal(user) if user is not None else None
 
-    def require(self, request: Request, role: str) -> Principal:
+    def require(self, request: Request, role: str) -> Actor:
         """The caller if they hold ``role`` (401 when nobody is logged in, 403 when the role is too low)."""
         who = self.principal(request)
         if who is None:
-            raise ServiceError(401, "log in, or send Authorization: Bearer <an API token from web.tokens>")
+            raise Refusal(401, "log in, or send Authorization: Bearer <an API token from web.tokens>")
         if not who.can(role):
-            raise ServiceError(403, f"{who.name} is {who.role}; this needs {role} or above")
+            raise Refusal(403, f"{who.name} is {who.role}; this needs {role} or above")
         return who
 
 
@@ -366,11 +366,11 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-def check_csrf(request: Request, who: Principal | None, given: str) -> None:
+def check_csrf(request: Request, who: Actor | None, given: str) -> None:
     """Refuse a state-changing request from a browser session without the session's token (403)."""
     if request.method in SAFE_METHODS or (who is not None and who.via == "token"):
         return
     expected = request.session.get("csrf")
     given = given or request.headers.get("x-csrf-token", "")
     if not isinstance(expected, str) or not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise ServiceError(403, "missing or wrong CSRF token; reload the page and try again")
+        raise Refusal(403, "missing or wrong CSRF token; reload the page and try again")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from passaparola.actions import Refusal
 from passaparola.exports import FORMATS, advocate_export
 from passaparola.web.context import Web
-from passaparola.web.service import ServiceError
 from rules.advocates import TIERS
 from storage.store import Store
 
@@ -17,14 +17,14 @@ async def export_response(web: Web, request: Request) -> Response:
     params = request.query_params
     fmt = params.get("format", "csv")
     if fmt not in FORMATS:
-        raise ServiceError(400, f"format={fmt!r} is not offered; use csv or json")
+        raise Refusal(400, f"format={fmt!r} is not offered; use csv or json")
     tiers = tuple(params.getlist("tier"))
     if bad := [t for t in tiers if t not in TIERS]:
-        raise ServiceError(400, f"tier={bad[0]!r} is not one of {', '.join(TIERS)}")
+        raise Refusal(400, f"tier={bad[0]!r} is not one of {', '.join(TIERS)}")
     try:
         min_score = float(params["min_score"]) if params.get("min_score") else None
     except ValueError:
-        raise ServiceError(400, f"min_score={params['min_score']!r} is not a number") from None
+        raise Refusal(400, f"min_score={params['min_score']!r} is not a number") from None
     now = web.clock()
 
     def work(store: Store) -> str:

@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from passaparola.actions import Actor, Refusal, assignable, listing
 from passaparola.web import service
 from passaparola.web.auth import MIN_PASSWORD, Refused, check_csrf, client_address, csrf_token, session_of
 from passaparola.web.context import Web, language, local_path, translate
 from passaparola.web.exports import export_response
-from passaparola.web.service import Principal, ServiceError
 
 Handler = Callable[[Request], Awaitable[Response]]
 CHART_WIDTH, CHART_HEIGHT = 960, 220
@@ -54,7 +54,7 @@ def routes(web: Web) -> list[Route]:
     def lang_of(request: Request) -> str:
         return language(request.query_params.get("lang", ""), request.session, settings.web.language)
 
-    def render(request: Request, name: str, who: Principal | None, code: int = 200, **context: Any) -> Response:
+    def render(request: Request, name: str, who: Actor | None, code: int = 200, **context: Any) -> Response:
         lang = lang_of(request)
         flash = request.session.pop("flash", None)
         context |= {
@@ -64,7 +64,8 @@ def routes(web: Web) -> list[Route]:
             "t": lambda key: translate(key, lang),
             "csrf": csrf_token(request),
             "flash": flash,
-            "choices": service.choices(settings),
+            "choices": listing.choices(settings),
+            "assignable": assignable(settings, who) if who is not None else [],
         }
         return web.templates.TemplateResponse(request, name, context, status_code=code)
 
@@ -80,7 +81,7 @@ def routes(web: Web) -> list[Route]:
                         check_csrf(request, who, str(form.get("csrf", "")))
                         return await handler(request, who, form)
                     return await handler(request, who)
-                except ServiceError as refused:
+                except Refusal as refused:
                     if refused.status == 401 and request.method == "GET":
                         return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
                     caller = web.gate.principal(request)
@@ -98,7 +99,7 @@ def routes(web: Web) -> list[Route]:
     async def home(request: Request) -> Response:
         return RedirectResponse("/inbox", status_code=303)
 
-    def refusal(request: Request, name: str, who: Principal | None, refused: Refused, **context: Any) -> Response:
+    def refusal(request: Request, name: str, who: Actor | None, refused: Refused, **context: Any) -> Response:
         """The form again with the refusal in the page's language (and ``Retry-After`` when throttled)."""
         response = render(request, name, who, refused.status, failed=refused.text(lang_of(request)), **context)
         if refused.retry_after:
@@ -112,7 +113,7 @@ def routes(web: Web) -> list[Route]:
         form = dict((await request.form()).items())
         try:
             check_csrf(request, None, str(form.get("csrf", "")))
-        except ServiceError as refused:
+        except Refusal as refused:
             return render(request, "error.html", None, 403, status=403, message=str(refused), page="login")
         name, target = str(form.get("name", ""))[:200], local_path(str(form.get("next", "")), "/inbox")
         try:
@@ -134,7 +135,7 @@ def routes(web: Web) -> list[Route]:
         return RedirectResponse(target, status_code=303)
 
     @page("agent", "logout")
-    async def logout(request: Request, who: Principal, form: dict[str, Any]) -> Response:
+    async def logout(request: Request, who: Actor, form: dict[str, Any]) -> Response:
         token = request.session.get("sid")
         if isinstance(token, str):
             await web.gate.log_out(token)  # ended server-side: a copy of the cookie opens nothing any more
@@ -142,7 +143,7 @@ def routes(web: Web) -> list[Route]:
         return RedirectResponse("/login", status_code=303)
 
     @page("agent", "password")
-    async def password(request: Request, who: Principal, form: dict[str, Any] | None = None) -> Response:
+    async def password(request: Request, who: Actor, form: dict[str, Any] | None = None) -> Response:
         context: dict[str, Any] = {"minimum": MIN_PASSWORD, "page": "password"}
         if form is None:
             return render(request, "password.html", who, failed="", **context)
@@ -157,30 +158,30 @@ def routes(web: Web) -> list[Route]:
         return back(request, {}, "/password", translate("password_changed", lang_of(request)).format(n=ended))
 
     @page("admin", "sessions")
-    async def sessions(request: Request, who: Principal) -> Response:
+    async def sessions(request: Request, who: Actor) -> Response:
         live, locks = await web.gate.live()
         current = session_of(request)
         return render(request, "sessions.html", who, live=live, locks=locks, current=current.id if current else 0,
                       page="sessions")  # fmt: skip
 
     @page("admin", "sessions")
-    async def revoke_session(request: Request, who: Principal, form: dict[str, Any]) -> Response:
+    async def revoke_session(request: Request, who: Actor, form: dict[str, Any]) -> Response:
         ended = await web.gate.revoke(int(request.path_params["id"]), who)
         key = "session_revoked" if ended else "session_gone"
         return back(request, form, "/sessions", translate(key, lang_of(request)), "ok" if ended else "error")
 
     @page("admin", "sessions")
-    async def revoke_user(request: Request, who: Principal, form: dict[str, Any]) -> Response:
+    async def revoke_user(request: Request, who: Actor, form: dict[str, Any]) -> Response:
         user = str(form.get("user", ""))
         ended = await web.gate.revoke_user(user, who)
         return back(request, form, "/sessions", translate("sessions_revoked", lang_of(request)).format(n=ended))
 
     @page("agent", "inbox")
-    async def inbox(request: Request, who: Principal) -> Response:
+    async def inbox(request: Request, who: Actor) -> Response:
         params = dict(request.query_params)
-        f = service.inbox_filter(params, settings)
+        f = listing.inbox_filter(params, settings)
         number = int(params["page"]) if params.get("page", "").isdigit() else 1
-        data = await web.db.run(lambda store: service.inbox(store, web.clock(), f, number))
+        data = await web.db.run(lambda store: listing.inbox(store, web.clock(), f, number))
         query = {k: v for k, v in params.items() if k not in ("page", "lang") and v}
 
         def pager(n: int) -> str:
@@ -190,7 +191,7 @@ def routes(web: Web) -> list[Route]:
         return render(request, "inbox.html", who, data=data, pager=pager, back=here, page="inbox")
 
     @page("agent", "inbox")
-    async def inbox_bulk(request: Request, who: Principal, form: dict[str, Any]) -> Response:
+    async def inbox_bulk(request: Request, who: Actor, form: dict[str, Any]) -> Response:
         keys = [str(k) for k in (await request.form()).getlist("keys")]
         fields = {k: str(v) for k, v in form.items()}
         result = await web.db.run(
@@ -200,13 +201,13 @@ def routes(web: Web) -> list[Route]:
         return back(request, form, "/inbox", text, "error" if result["failed"] else "ok")
 
     @page("agent", "inbox")
-    async def mention(request: Request, who: Principal) -> Response:
+    async def mention(request: Request, who: Actor) -> Response:
         key = request.path_params["key"]
         data = await web.db.run(lambda store: service.mention(settings, store, web.clock(), key))
         return render(request, "mention.html", who, data=data, lint=None, draft="", page="inbox")
 
     @page("agent", "inbox")
-    async def act(request: Request, who: Principal, form: dict[str, Any]) -> Response:
+    async def act(request: Request, who: Actor, form: dict[str, Any]) -> Response:
         key = request.path_params["key"]
         fields = {k: str(v) for k, v in form.items()}
         here = "/mentions/" + key
@@ -214,7 +215,7 @@ def routes(web: Web) -> list[Route]:
             row = await web.db.run(
                 lambda store: service.act(settings, store, web.clock(), who, key, fields.get("action", ""), fields)
             )
-        except ServiceError as refused:
+        except Refusal as refused:
             if refused.status in (401, 403):
                 raise
             return back(request, form, here, str(refused), "error")
@@ -223,7 +224,7 @@ def routes(web: Web) -> list[Route]:
         )
 
     @page("agent", "inbox")
-    async def lint(request: Request, who: Principal, form: dict[str, Any]) -> Response:
+    async def lint(request: Request, who: Actor, form: dict[str, Any]) -> Response:
         key = request.path_params["key"]
         draft = str(form.get("draft", ""))
 
@@ -234,7 +235,7 @@ def routes(web: Web) -> list[Route]:
         return render(request, "mention.html", who, data=data, lint=result, draft=draft, page="inbox")
 
     @page("supervisor", "cockpit")
-    async def cockpit(request: Request, who: Principal) -> Response:
+    async def cockpit(request: Request, who: Actor) -> Response:
         span = service.days_param(request.query_params.get("days", ""))
         data = await web.db.run(lambda store: service.cockpit(settings, store, web.clock(), span))
         days = sorted({day for row in data["complaints"] for day in row["days"]})
@@ -244,7 +245,7 @@ def routes(web: Web) -> list[Route]:
         return render(request, "cockpit.html", who, data=data, chart=chart(data), complaint_days=days, page="cockpit")
 
     @page("supervisor", "advocates")
-    async def advocates(request: Request, who: Principal) -> Response:
+    async def advocates(request: Request, who: Actor) -> Response:
         tiers = request.query_params.getlist("tier")
 
         def work(store: Any) -> tuple[dict[str, Any], dict[int, str]]:
@@ -258,22 +259,22 @@ def routes(web: Web) -> list[Route]:
         return render(request, "advocates.html", who, data=data, offers=offers, page="advocates")
 
     @page("supervisor", "advocates")
-    async def explain(request: Request, who: Principal) -> Response:
+    async def explain(request: Request, who: Actor) -> Response:
         person = request.path_params["person"]
         data = await web.db.run(lambda store: service.explain(settings, store, web.clock(), person))
         return render(request, "explain.html", who, data=data, page="advocates")
 
     @page("supervisor", "advocates")
-    async def export(request: Request, who: Principal) -> Response:
+    async def export(request: Request, who: Actor) -> Response:
         return await export_response(web, request)
 
     @page("agent", "teach")
-    async def teach(request: Request, who: Principal) -> Response:
+    async def teach(request: Request, who: Actor) -> Response:
         data = await web.db.run(lambda store: service.teach(store, web.clock()))
         return render(request, "teach.html", who, data=data, page="teach")
 
     @page("supervisor", "sources")
-    async def sources(request: Request, who: Principal) -> Response:
+    async def sources(request: Request, who: Actor) -> Response:
         data = await web.db.run(lambda store: service.sources(settings, store, web.clock()))
         return render(request, "sources.html", who, data=data, page="sources")
 

@@ -1,139 +1,30 @@
-"""What every page shows and every action does, as plain JSON-ready data: the HTML pages render exactly what the
-JSON API returns, so the two never disagree. Actions check the caller's role and the mention's state here.
+"""What every page shows, as plain JSON-ready data: the HTML pages render exactly what the JSON API returns, so
+the two never disagree. What people do (assign, answer, ignore...) is `passaparola.actions`, shared with the CLI.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from listener.model import PLATFORMS, Conversation
+from passaparola.actions import Actor, MentionActions, PeopleActions, Refusal
+from passaparola.actions.listing import mention_row, when
 from passaparola.config import Settings
 from passaparola.exports import advocate_rows
 from rules.advocates import TIERS, score_person
 from rules.engagement import ReplyContext, lint_reply, verdict
 from rules.sentiment import LABELS
 from rules.triage import figures
-from storage.board import INBOX_STATES, UNASSIGNED, InboxFilter
+from storage.board import UNASSIGNED, InboxFilter
 from storage.people import PeopleError
 from storage.store import Store
 from storage.times import iso
 
-RANK = {"agent": 0, "supervisor": 1, "admin": 2}
-PAGE_SIZE = 50
-ACTIONS = ("assign", "answered", "ignore", "sentiment", "ack")
-
-
-class ServiceError(Exception):
-    """A request the app refuses: ``status`` is the HTTP status, the message says what to do."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: a logged-in person or an API token, with a role."""
-
-    name: str
-    role: str
-    member: str  # their triage member name ("" for tokens)
-    via: str  # "session" or "token"
-
-    def can(self, role: str) -> bool:
-        return RANK[self.role] >= RANK[role]
-
-
-def _when(moment: datetime | None) -> str | None:
-    return iso(moment) if moment else None
-
-
-def mention_row(c: Conversation, now: datetime, vip: bool = False) -> dict[str, Any]:
-    """One mention as the inbox and the API show it."""
-    m = c.mention
-    return {
-        "key": m.key,
-        "channel": m.platform,
-        "source": m.source,
-        "text": m.text,
-        "url": m.url,
-        "published_at": _when(m.published_at),
-        "author": {"handle": m.author.handle, "name": m.author.display_name, "reach": m.author.reach},
-        "sentiment": m.tags.get("sentiment"),
-        "language": m.tags.get("language"),
-        "topics": list(m.tags.get("topics") or ()),
-        "state": c.state,
-        "state_reason": c.state_reason,
-        "priority": c.priority,
-        "team": c.team,
-        "assignee": c.assignee,
-        "due_at": _when(c.due_at),
-        "minutes_left": round((c.due_at - now).total_seconds() / 60) if c.due_at and c.is_open else None,
-        "answered_at": _when(c.answered_at),
-        "answered_by": c.answered_by,
-        "acknowledged_by": c.acknowledged_by,
-        "vip": vip,
-    }
-
-
-def choices(settings: Settings) -> dict[str, list[str]]:
-    """The values each inbox filter and form offers."""
-    return {
-        "channel": list(PLATFORMS),
-        "sentiment": list(LABELS),
-        "team": [t.name for t in settings.triage.teams],
-        "assignee": [UNASSIGNED, *(m.name for m in settings.triage.members)],
-        "member": [m.name for m in settings.triage.members],
-        "state": list(INBOX_STATES),
-        "language": list(settings.analysis.languages),
-        "tier": list(TIERS),
-    }
-
-
-def inbox_filter(params: dict[str, str], settings: Settings) -> InboxFilter:
-    """Filters from query parameters; an unknown value is a 400 naming the accepted ones."""
-    offered = choices(settings)
-    for name in ("channel", "sentiment", "team", "assignee", "state", "language"):
-        value = params.get(name, "")
-        if value and value not in offered[name]:
-            raise ServiceError(400, f"{name}={value!r} is not offered; use one of {', '.join(offered[name])}")
-    return InboxFilter(
-        channel=params.get("channel", ""),
-        sentiment=params.get("sentiment", ""),
-        team=params.get("team", ""),
-        assignee=params.get("assignee", ""),
-        state=params.get("state", "") or "open",
-        language=params.get("language", ""),
-        vip=params.get("vip", "") in ("1", "true", "on"),
-        q=params.get("q", "")[:200],
-    )
-
-
-def inbox(store: Store, now: datetime, f: InboxFilter, page: int) -> dict[str, Any]:
-    page = max(page, 1)
-    items, total = store.board.inbox(f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    vips = store.tiered_authors(("vip",))
-    return {
-        "items": [mention_row(c, now, vip=vips.get(c.mention.author.key) == "vip") for c in items],
-        "total": total,
-        "page": page,
-        "pages": max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
-        "filters": asdict(f),
-    }
-
-
-def _known(store: Store, key: str) -> Conversation:
-    found = store.conversation(key)
-    if found is None:
-        raise ServiceError(404, f"no mention {key!r}; keys look like x:1234567890 (see the inbox)")
-    return found
-
 
 def mention(settings: Settings, store: Store, now: datetime, key: str) -> dict[str, Any]:
     """The mention, its thread with the brand's answers, its history, and the author's card."""
-    c = _known(store, key)
+    c = MentionActions(settings, store).known(key)
     thread, answers = store.board.thread(c)
     author_key = c.mention.author.key
     try:
@@ -149,7 +40,7 @@ def mention(settings: Settings, store: Store, now: datetime, key: str) -> dict[s
             "score": round(leader[0].score, 2) if leader else 0.0,
             "tier": leader[0].tier if leader else "",
             "offers": [
-                {"offer": o.offer, "sent_at": _when(o.sent_at), "used_at": _when(o.used_at)}
+                {"offer": o.offer, "sent_at": when(o.sent_at), "used_at": when(o.used_at)}
                 for o in store.people.offers(person_id)
             ],
             "accounts": [a.key for a in store.people.authors(person_id)],
@@ -160,77 +51,41 @@ def mention(settings: Settings, store: Store, now: datetime, key: str) -> dict[s
         "mention": mention_row(c, now, vip=card["tier"] == "vip"),
         "thread": [mention_row(t, now) for t in thread],
         "answers": [
-            {"handle": a.handle, "text": a.text, "url": a.url, "published_at": _when(a.published_at)} for a in answers
+            {"handle": a.handle, "text": a.text, "url": a.url, "published_at": when(a.published_at)} for a in answers
         ],
         "author": card,
         "events": [
-            {"at": _when(at), "event": event, "member": member, "detail": detail}
+            {"at": when(at), "event": event, "member": member, "detail": detail}
             for at, event, member, detail in store.events(key)
         ],
     }
 
 
 def act(
-    settings: Settings, store: Store, now: datetime, who: Principal, key: str, action: str, form: dict[str, str]
+    settings: Settings, store: Store, now: datetime, who: Actor, key: str, action: str, form: dict[str, str]
 ) -> dict[str, Any]:
-    """Do ``action`` on mention ``key`` for ``who``: assign, answered, ignore, sentiment, ack."""
-    if action not in ACTIONS:
-        raise ServiceError(404, f"no action {action!r}; use one of {', '.join(ACTIONS)}")
-    c = _known(store, key)
-    actor = who.member or who.name
-    if action == "assign":
-        member = form.get("member", "").strip()
-        if member not in choices(settings)["member"]:
-            raise ServiceError(400, f"member={member!r} is not in [[triage.members]]")
-        if not who.can("supervisor") and member != who.member:
-            raise ServiceError(403, "agents assign mentions to themselves only; ask a supervisor")
-        if not c.is_open:
-            raise ServiceError(409, f"{key} is {c.state}; only open mentions can be assigned")
-        store.assign([(key, member, f"assigned by {who.name}", False)], now)
-    elif action == "answered":
-        if not c.is_open:
-            raise ServiceError(409, f"{key} is already {c.state}")
-        store.mark_answered(key, actor, now)
-    elif action == "ignore":
-        reason = form.get("reason", "").strip()
-        if not reason:
-            raise ServiceError(400, "say why it needs no answer: reason=spam, not about us...")
-        if not c.is_open:
-            raise ServiceError(409, f"{key} is already {c.state}")
-        store.mark_ignored(key, reason[:200], actor, now)
-    elif action == "sentiment":
-        label = form.get("label", "")
-        if label not in LABELS:
-            raise ServiceError(400, f"label={label!r} is not one of {', '.join(LABELS)}")
-        store.correct_sentiment(key, label, actor, now)
-    else:
-        store.acknowledge(key, actor, now)
-    return mention_row(_known(store, key), now)
+    """Do ``action`` on mention ``key`` for ``who`` (`MentionActions.act`); the mention's row as it now is."""
+    c = MentionActions(settings, store).act(
+        who, key, action, now, member=form.get("member", ""), reason=form.get("reason", ""), label=form.get("label", "")
+    )
+    return mention_row(c, now)
 
 
 def bulk(
-    settings: Settings, store: Store, now: datetime, who: Principal, keys: list[str], action: str, form: dict[str, str]
+    settings: Settings, store: Store, now: datetime, who: Actor, keys: list[str], action: str, form: dict[str, str]
 ) -> dict[str, Any]:
     """The same action on several mentions; each one's outcome is reported, one failure stops none."""
-    if action not in ("assign", "answered", "ignore"):
-        raise ServiceError(400, f"bulk action {action!r} is not offered; use assign, answered or ignore")
-    if not keys:
-        raise ServiceError(400, "select at least one mention")
-    done, failed = [], []
-    for key in keys[:PAGE_SIZE]:
-        try:
-            act(settings, store, now, who, key, action, form)
-            done.append(key)
-        except ServiceError as error:
-            failed.append({"key": key, "error": str(error)})
-    return {"done": done, "failed": failed}
+    outcome = MentionActions(settings, store).bulk(
+        who, keys, action, now, member=form.get("member", ""), reason=form.get("reason", "")
+    )
+    return {"done": outcome.done, "failed": [{"key": key, "error": error} for key, error in outcome.refused]}
 
 
-def lint(settings: Settings, store: Store, who: Principal, key: str, draft: str) -> dict[str, Any]:
+def lint(settings: Settings, store: Store, who: Actor, key: str, draft: str) -> dict[str, Any]:
     """The draft reply against the rules of engagement, in the mention's context, signed by the caller."""
     if not draft.strip():
-        raise ServiceError(400, "the draft is empty; write the reply first")
-    c = _known(store, key)
+        raise Refusal(400, "the draft is empty; write the reply first")
+    c = MentionActions(settings, store).known(key)
     signature = next((m.signature for m in settings.triage.members if m.name == who.member), "")
     context = ReplyContext(
         channel=c.mention.platform,
@@ -255,7 +110,7 @@ def cockpit(settings: Settings, store: Store, now: datetime, days: int = 1, hour
     """The supervisor's view: volume by sentiment with spikes, response figures over ``days``, workloads,
     complaints, alerts. One day by default: the figures read every conversation of the window (`make bench`)."""
     if days not in COCKPIT_DAYS:
-        raise ServiceError(400, f"days={days} is not offered; use one of {', '.join(map(str, COCKPIT_DAYS))}")
+        raise Refusal(400, f"days={days} is not offered; use one of {', '.join(map(str, COCKPIT_DAYS))}")
     since = now - timedelta(hours=hours)
     table = figures(store.conversations_between(now - timedelta(days=days), now), now)
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -310,7 +165,7 @@ def advocates(settings: Settings, store: Store, now: datetime, tiers: list[str])
     """The leaderboard with each person's offer status, as the CSV/JSON export has it."""
     bad = [t for t in tiers if t not in TIERS]
     if bad:
-        raise ServiceError(400, f"tier={bad[0]!r} is not one of {', '.join(TIERS)}")
+        raise Refusal(400, f"tier={bad[0]!r} is not one of {', '.join(TIERS)}")
     leaders = store.people.leaders(tiers=tuple(tiers), limit=200)
     rows = advocate_rows(leaders, settings.advocates, now)
     return {"advocates": rows, "tiers": tiers}
@@ -318,10 +173,7 @@ def advocates(settings: Settings, store: Store, now: datetime, tiers: list[str])
 
 def explain(settings: Settings, store: Store, now: datetime, person: str) -> dict[str, Any]:
     """Every mention that makes a person's score, with its share: the terms add up to the score."""
-    try:
-        person_id = store.people.resolve(person)
-    except PeopleError as error:
-        raise ServiceError(404, str(error)) from None
+    person_id = PeopleActions(store).resolve(person)
     rules = settings.advocates
     score = score_person(person_id, store.people.said(now - timedelta(days=rules.window_days), person_id), rules, now)
     who = store.people.person(person_id)
@@ -357,10 +209,10 @@ def sources(settings: Settings, store: Store, now: datetime) -> dict[str, Any]:
             {
                 "name": h.name,
                 "kind": h.kind,
-                "last_attempt_at": _when(h.last_attempt_at),
-                "last_success_at": _when(h.last_success_at),
+                "last_attempt_at": when(h.last_attempt_at),
+                "last_success_at": when(h.last_success_at),
                 "consecutive_failures": h.consecutive_failures,
-                "paused_until": _when(h.next_retry_at) if paused else None,
+                "paused_until": when(h.next_retry_at) if paused else None,
                 "last_error": h.last_error,
                 "mentions_total": h.mentions_total,
                 "details": {k: v for k, v in h.details.items() if v not in ("", [], {}, None)},
@@ -401,5 +253,5 @@ def days_param(value: str) -> int:
     if not value:
         return 1
     if not value.isdigit():
-        raise ServiceError(400, f"days={value!r} is not a number; use one of {', '.join(map(str, COCKPIT_DAYS))}")
+        raise Refusal(400, f"days={value!r} is not a number; use one of {', '.join(map(str, COCKPIT_DAYS))}")
     return int(value)
