@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 BROWSER = $(VENV)/.chromium
 
-.PHONY: demo test check lint types fmt bench demo-data train-sentiment train-sentiment-research eval-sentiment clean
+.PHONY: demo test check lint types fmt bench docs demo-data train-sentiment train-sentiment-research eval-sentiment clean screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { echo "venv missing: installing Debian's python3-venv"; \
@@ -41,8 +41,14 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+docs: $(STAMP)  ## rewrite the generated parts of docs/ (every command's --help in docs/cli.md)
+	$(BIN)/cog -r -I . docs/cli.md
+
 bench: $(STAMP)  ## speed figures (never run in CI)
 	$(BIN)/python -m tools.bench
+
+screenshots: $(STAMP) $(BROWSER)  ## the dashboard's two working days as PNGs in var/screenshots/ (it, en; 390 and 1366 px)
+	$(BIN)/python -m tools.screenshots
 
 demo-data: $(STAMP)  ## rebuild listener/data/demo_mentions.jsonl (seeded)
 	$(BIN)/python tools/make_demo_data.py

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 from pydantic import SecretStr
 
 from listener.feed import plain_text
-from listener.fetch import Fetcher, FetchError, PrivateAllowance
+from listener.fetch import Fetcher, FetchError, PrivateAllowance, json_kind
 from listener.model import EVERYONE_IN_THREAD, Author, BrandReply, Mention, Poll, SourceError
 
 log = logging.getLogger(__name__)
@@ -56,19 +56,6 @@ def _time(value: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def _kind(value: Any) -> str:
-    """What a JSON value is, in words, for messages about a body's shape."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "an object"
-
-
 def _unexpected(url: str, status: int, kind: str, what: str) -> SourceError:
     return SourceError(
         f"{url} answered with JSON of an unexpected shape (HTTP {status}, {kind}: {what}); "
@@ -80,14 +67,14 @@ def post_problem(post: Mapping[str, Any]) -> str:
     """What keeps one post of ``latest_posts`` from being read ("" if nothing), before any of it is trusted."""
     for name in ("topic_id", "post_number"):
         if (_int(post.get(name)) or 0) < 1:
-            return f"'{name}' is {_kind(post.get(name))}, not a positive integer"
+            return f"'{name}' is {json_kind(post.get(name))}, not a positive integer"
     if post.get("reply_to_post_number") is not None and (_int(post["reply_to_post_number"]) or 0) < 1:
-        return f"'reply_to_post_number' is {_kind(post['reply_to_post_number'])}, not a post number or null"
+        return f"'reply_to_post_number' is {json_kind(post['reply_to_post_number'])}, not a post number or null"
     if _time(post.get("created_at")) is None:
         return f"'created_at' is {post.get('created_at')!r:.40}, not an ISO time with its zone"
     for name in ("username", "name", "cooked", "topic_slug", "topic_title"):
         if post.get(name) is not None and not isinstance(post[name], str):
-            return f"'{name}' is {_kind(post[name])}, not a string"
+            return f"'{name}' is {json_kind(post[name])}, not a string"
     return ""
 
 
@@ -180,10 +167,10 @@ class DiscourseSource:
                 "is base_url the forum's address? passaparola retries"
             ) from None
         if not isinstance(body, dict):
-            raise _unexpected(url, fetched.status, kind, f"the body is {_kind(body)}, not an object")
+            raise _unexpected(url, fetched.status, kind, f"the body is {json_kind(body)}, not an object")
         posts = body.get("latest_posts")
         if not isinstance(posts, list):
-            what = "it has no 'latest_posts'" if posts is None else f"'latest_posts' is {_kind(posts)}, not a list"
+            what = "it has no 'latest_posts'" if posts is None else f"'latest_posts' is {json_kind(posts)}, not a list"
             raise _unexpected(url, fetched.status, kind, what)
         usable = [p for p in posts if isinstance(p, dict) and (_int(p.get("id")) or 0) > 0]
         if posts and not usable:

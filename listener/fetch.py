@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
@@ -289,3 +290,16 @@ class Fetcher:
             return Fetched(response.status_code, bytes(body), dict(response.headers), str(url))
         finally:
             response.close()
+
+
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in words: "a list", "a string"... (for messages about a body's shape)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"

@@ -14,35 +14,57 @@ A retweet (``referenced_tweets`` of type ``retweeted``) is never a mention, whic
 mentions timeline lists retweets, and a retweet of a complaint would raise SLA alerts, a retweet of the brand's
 own apology would count as praise. A quote tweet says something of its own, so it is a mention.
 
-tweepy 4.17's `Client` has no timeout and a hard-coded host, sleeps inside the request when asked to wait on
-rate limits, and logs the bearer token at DEBUG. So: a requests adapter on ``client.session`` adds timeouts
-and sends requests to ``base_url``; ``wait_on_rate_limit`` stays off and a 429 pauses only its stream until
-``x-rate-limit-reset`` (or ``Retry-After``); a 5xx with ``Retry-After`` pauses the whole source until then.
-Responses come back raw (``return_type=requests.Response``) so that a body that is not JSON, or JSON of the
-wrong shape, is reported as what it is, with its status and content type, not as "cannot reach X". The
-token is never put in a message (the CLI also masks it in every log record).
+The talk with X itself (tweepy's client made safe, faults in words, body shapes) is in `listener.x_api`, the
+tweet counts in `listener.x_counts`, the monthly read budget in `listener.x_budget`.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-import requests
 import tweepy
 from pydantic import SecretStr
-from requests.adapters import HTTPAdapter
 
-from listener.fetch import retry_after
-from listener.model import Author, BrandReply, HourCount, Mention, Poll, RateLimited, SourceError
+from listener.model import Author, BrandReply, Mention, Poll, RateLimited, SourceError
+from listener.x_api import DEFAULT_BASE_URL, MAX_RETRY_AFTER, XApi, page_problem, user_problem, x_time
+from listener.x_budget import PRICE_PER_READ, budget_spent, month_budget, spend
+from listener.x_counts import (
+    COUNTS_LAG,
+    COUNTS_MAX_PAGES,
+    COUNTS_PATH,
+    COUNTS_REACH,
+    COUNTS_RETRY,
+    HOUR,
+    NO_COUNTS_PAUSE,
+    counts_history,
+)
+
+__all__ = [  # what callers import from here, wherever it is defined now
+    "COUNTS_LAG",
+    "COUNTS_MAX_PAGES",
+    "COUNTS_PATH",
+    "COUNTS_REACH",
+    "COUNTS_RETRY",
+    "DEFAULT_BASE_URL",
+    "EXPANSIONS",
+    "HOUR",
+    "MAX_QUERY_CHARS",
+    "MAX_RETRY_AFTER",
+    "NO_COUNTS_PAUSE",
+    "PRICE_PER_READ",
+    "TWEET_FIELDS",
+    "USER_FIELDS",
+    "Stream",
+    "XSource",
+    "build_query",
+]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.twitter.com"
 MAX_QUERY_CHARS = 512  # recent search, pay-per-use and Basic plans
 TWEET_FIELDS = [
     "author_id",
@@ -56,61 +78,7 @@ TWEET_FIELDS = [
 ]
 USER_FIELDS = ["username", "name", "public_metrics", "verified"]
 EXPANSIONS = ["author_id"]
-#: Pay-per-use prices (USD a post read, since February 2026): owned reads are cheaper than search.
-PRICE_PER_READ = {"search": 0.005, "mentions": 0.001, "posts": 0.001}
-#: The longest pause a ``Retry-After`` header may ask for: a broken proxy must not silence X for a day.
-MAX_RETRY_AFTER = timedelta(hours=1)
 Stream = Literal["search", "mentions", "posts"]
-#: Tweet counts: X's own hourly counts of the query, seven days back, for the volume baseline's first days.
-COUNTS_PATH = "/2/tweets/counts/recent"
-COUNTS_REACH = timedelta(days=7)
-#: Only whole hours that ended at least this long ago are asked for (X wants ``end_time`` 10 s in the past).
-COUNTS_LAG = timedelta(seconds=30)
-COUNTS_MAX_PAGES = 10
-#: A plan without tweet counts is asked again after a day: plans change, but not by the minute.
-NO_COUNTS_PAUSE = timedelta(days=1)
-#: After any other failed counts fetch: the next try comes with the next hour, as it would anyway.
-COUNTS_RETRY = timedelta(hours=1)
-HOUR = timedelta(hours=1)
-
-
-class _MaskToken(logging.Filter):
-    """Masks the bearer token in tweepy's own records (it logs request headers at DEBUG)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.token in message:
-            record.msg, record.args = message.replace(self.token, "**********"), None
-        return True
-
-
-class _TimeoutRedirect(HTTPAdapter):
-    """Gives every request a timeout and sends it to ``base_url`` instead of tweepy's hard-coded host.
-
-    It remembers the last answer's status and content type: when tweepy itself trips over an error body of
-    the wrong shape, that is all there is to say what came back.
-    """
-
-    def __init__(self, base_url: str, timeout: tuple[float, float]) -> None:
-        super().__init__(max_retries=0)
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.last_status = 0
-        self.last_type = ""
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if request.url and self.base_url != DEFAULT_BASE_URL:
-            request.url = self.base_url + request.url[len(DEFAULT_BASE_URL) :]
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
-        self.last_status, self.last_type = 0, ""
-        response = super().send(request, **kwargs)
-        self.last_status, self.last_type = response.status_code, response.headers.get("content-type") or ""
-        return response
 
 
 def build_query(keywords: list[str], exclude: list[str], accounts: list[str]) -> str:
@@ -125,10 +93,6 @@ def build_query(keywords: list[str], exclude: list[str], accounts: list[str]) ->
     parts += [f"-from:{a}" for a in accounts]
     parts.append("-is:retweet")
     return " ".join(parts)
-
-
-def _time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _int(value: Any) -> int:
@@ -147,93 +111,6 @@ def _referenced(post: dict[str, Any], kind: str) -> str:
 def _is_retweet(post: dict[str, Any]) -> bool:
     """Whether ``post`` is a retweet: the retweeter's words are someone else's, so it is never a mention."""
     return any(isinstance(r, dict) and r.get("type") == "retweeted" for r in post.get("referenced_tweets") or [])
-
-
-def _retry_after(headers: Mapping[str, str], now: datetime) -> datetime | None:
-    """When a ``Retry-After`` header asks us back, at most an hour away (the feeds' reading of the header)."""
-    return retry_after(str(headers.get("retry-after") or ""), now, MAX_RETRY_AFTER)
-
-
-def _json_kind(value: Any) -> str:
-    """What a JSON value is, in words: "a list", "a string"... (for messages about a body's shape)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "an object"
-
-
-def _page_problem(body: Any) -> str:
-    """What is wrong with the shape of a search or timeline page ("" if nothing), before any of it is trusted."""
-    if not isinstance(body, dict):
-        return f"the body is {_json_kind(body)}, not an object"
-    for name, kind in (("data", list), ("includes", dict), ("meta", dict), ("errors", list)):
-        if body.get(name) is not None and not isinstance(body[name], kind):
-            return f"'{name}' is {_json_kind(body[name])}, not {_json_kind(kind())}"
-    if "meta" not in body and "errors" not in body:
-        return "it has neither 'meta' nor 'errors'"
-    users = (body.get("includes") or {}).get("users")
-    if users is not None and not isinstance(users, list):
-        return f"'includes.users' is {_json_kind(users)}, not a list"
-    meta = body.get("meta") or {}
-    for name in ("next_token", "newest_id"):
-        if meta.get(name) is not None and not isinstance(meta[name], str | int):
-            return f"'meta.{name}' is {_json_kind(meta[name])}, not a string"
-    return ""
-
-
-def _counts_problem(body: Any) -> str:
-    """What is wrong with the shape of a tweet counts page ("" if nothing)."""
-    if not isinstance(body, dict):
-        return f"the body is {_json_kind(body)}, not an object"
-    for name, kind in (("data", list), ("meta", dict), ("errors", list)):
-        if body.get(name) is not None and not isinstance(body[name], kind):
-            return f"'{name}' is {_json_kind(body[name])}, not {_json_kind(kind())}"
-    if "meta" not in body and "data" not in body and "errors" not in body:
-        return "it has neither 'data' nor 'meta'"
-    token = (body.get("meta") or {}).get("next_token")
-    if token is not None and not isinstance(token, str | int):
-        return f"'meta.next_token' is {_json_kind(token)}, not a string"
-    return ""
-
-
-def _start_of_hour(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def _stamp(moment: datetime) -> str:
-    """A time as X's ``start_time``/``end_time`` want it: ``YYYY-MM-DDTHH:mm:ssZ``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _bucket(bucket: Any) -> HourCount | None:
-    """One bucket of a counts page as a whole hour; None for a partial hour or a bucket of the wrong shape."""
-    try:
-        start, end, count = _time(bucket["start"]), _time(bucket["end"]), bucket["tweet_count"]
-        if not isinstance(count, int) or isinstance(count, bool) or end - start != HOUR:
-            return None
-        return HourCount(start, count)
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return None
-
-
-class _NoCounts(Exception):
-    """X answered 403 to tweet counts: the plan does not include them. Not a failure of the poll."""
-
-
-def _user_problem(body: Any) -> str:
-    """What is wrong with the shape of a user lookup ("" if nothing)."""
-    if not isinstance(body, dict):
-        return f"the body is {_json_kind(body)}, not an object"
-    if body.get("data") is not None and not isinstance(body["data"], dict):
-        return f"'data' is {_json_kind(body['data'])}, not an object"
-    if "data" not in body and "errors" not in body:
-        return "it has neither 'data' nor 'errors'"
-    return ""
 
 
 @dataclass
@@ -274,9 +151,7 @@ class XSource:
             raise ValueError("page_size must be between 10 and 100 (X's limits)")
         if not self.base_url.startswith(("https://", "http://")):
             raise ValueError("base_url must be an http(s) URL")
-        self._client: tweepy.Client | None = None
-        self._adapter: _TimeoutRedirect | None = None
-        self._rng = random.Random()
+        self._api = XApi(self.bearer_token, self.base_url, (self.connect_timeout_seconds, self.read_timeout_seconds))
 
     @property
     def search_query(self) -> str:
@@ -291,27 +166,13 @@ class XSource:
         return build_query([f"@{a}" for a in self.accounts], [], self.accounts)
 
     def client(self) -> tweepy.Client:
-        if self._client is None:
-            client = tweepy.Client(
-                bearer_token=self.bearer_token.get_secret_value(),
-                return_type=requests.Response,
-                wait_on_rate_limit=False,
-            )
-            adapter = _TimeoutRedirect(self.base_url, (self.connect_timeout_seconds, self.read_timeout_seconds))
-            client.session.mount(DEFAULT_BASE_URL, adapter)
-            self._adapter = adapter
-            logging.getLogger("tweepy.client").addFilter(_MaskToken(self.bearer_token.get_secret_value()))
-            self._client = client
-        return self._client
+        return self._api.client()
 
     # -- polling ---------------------------------------------------------------------------------
 
     def poll(self, cursor: Mapping[str, Any] | None, now: datetime) -> Poll:
         state: dict[str, Any] = {"streams": {}, "user_ids": {}, "budget": {}, **dict(cursor or {})}
-        month = now.strftime("%Y-%m")
-        budget: dict[str, Any] = dict(state["budget"])
-        if budget.get("month") != month:
-            budget = {"month": month, "reads": 0, "cost_usd": 0.0}
+        budget = month_budget(state["budget"], now)
         mentions: dict[str, Mention] = {}
         replies: dict[str, BrandReply] = {}
         paused: dict[str, str] = {}
@@ -324,14 +185,14 @@ class XSource:
             if until and datetime.fromisoformat(until) > now:
                 paused[key] = until
                 continue
-            if self.monthly_read_budget and budget["reads"] >= self.monthly_read_budget:
+            if budget_spent(budget, self.monthly_read_budget):
                 exhausted = True
                 break
             try:
                 user_id = self._user_id(account, state, now) if account else ""
                 pages, newest, complete = self._read(stream, user_id, stream_state.get("since_id"), now)
             except tweepy.TooManyRequests as error:
-                reset = self._resume_at(error, now)
+                reset = self._api.resume_at(error, now)
                 stream_state["paused_until"] = reset.isoformat()
                 state["streams"][key] = stream_state
                 paused[key] = reset.isoformat()
@@ -340,8 +201,7 @@ class XSource:
             reads = 0
             for page in pages:
                 reads += self._collect(page, stream, mentions, replies)
-            budget["reads"] += reads
-            budget["cost_usd"] = round(budget["cost_usd"] + reads * PRICE_PER_READ[stream], 4)
+            spend(budget, stream, reads)
             stream_state.pop("paused_until", None)
             if complete and newest:
                 stream_state["since_id"] = newest
@@ -353,14 +213,16 @@ class XSource:
             earliest = min(datetime.fromisoformat(p) for p in paused.values())
             raise RateLimited(f"every X stream is rate-limited; resuming at {earliest.isoformat()}", earliest)
         state["budget"] = budget
-        history, counts_note = self._history(state, now) if not exhausted else ((), "")
+        history, counts_note = (
+            counts_history(self._api, self.name, self.counts_query, state, now) if not exhausted else ((), "")
+        )
         details = {
             "reads_this_month": budget["reads"],
             "estimated_cost_usd": budget["cost_usd"],
             "monthly_read_budget": self.monthly_read_budget,
             "paused_streams": paused,
             "truncated_streams": truncated,
-            "budget_exhausted": month if exhausted else "",
+            "budget_exhausted": budget["month"] if exhausted else "",
             "tweet_counts": counts_note,
         }
         return Poll(
@@ -371,103 +233,6 @@ class XSource:
             history=history,
         )
 
-    # -- tweet counts: history for the volume baseline ------------------------------------------------
-
-    def _history(self, state: dict[str, Any], now: datetime) -> tuple[tuple[HourCount, ...], str]:
-        """X's hourly counts of `counts_query`: seven days back on the first poll, then only the whole hours since
-        the last one fetched (so at most once an hour). Never fails the poll: a plan without counts is told once and
-        asked again after a day, a 429 waits for its reset, anything else for the next hour.
-
-        Returns the hours and a note for the source's health ("" when all is well).
-        """
-        counts: dict[str, Any] = dict(state.get("counts") or {})
-        paused = counts.get("paused_until")
-        if paused and datetime.fromisoformat(paused) > now:
-            return (), "no access on this plan" if counts.get("no_access") else f"paused until {paused}"
-        end = _start_of_hour(now - COUNTS_LAG)
-        start = _start_of_hour(now - COUNTS_REACH) + HOUR  # X refuses a start_time more than seven days back
-        if counts.get("until"):
-            start = max(start, datetime.fromisoformat(counts["until"]))
-        if start >= end:
-            return (), ""
-        note = ""
-        found: list[HourCount] = []
-        try:
-            found, complete = self._read_counts(start, end, now)
-        except _NoCounts as error:
-            if not counts.get("no_access"):
-                log.warning(
-                    "x source %s: your X plan has no access to tweet counts; spike baselines will build from "
-                    "passaparola's own history (X answered 403: %s). passaparola asks again in a day",
-                    self.name,
-                    error,
-                )
-            counts.update(no_access=True, paused_until=(now + NO_COUNTS_PAUSE).isoformat())
-            note = "no access on this plan"
-        except tweepy.TooManyRequests as error:
-            reset = self._resume_at(error, now)
-            counts["paused_until"] = reset.isoformat()
-            log.warning("x source %s: tweet counts rate-limited until %s", self.name, reset.isoformat())
-            note = f"paused until {reset.isoformat()}"
-        except RateLimited as error:
-            counts["paused_until"] = error.retry_at.isoformat()
-            log.warning("x source %s: tweet counts paused until %s: %s", self.name, error.retry_at.isoformat(), error)
-            note = f"paused until {error.retry_at.isoformat()}"
-        except SourceError as error:
-            counts["paused_until"] = (now + COUNTS_RETRY).isoformat()
-            log.warning("x source %s: tweet counts not read, next try in an hour: %s", self.name, error)
-            note = f"not read: {error}"[:300]
-        else:
-            if counts.pop("no_access", None):
-                log.info("x source %s: X's tweet counts are available now; spike baselines use them", self.name)
-            counts.pop("paused_until", None)
-            # A page cap that stopped early: carry on from the last hour received, never skip hours.
-            reached = max((c.hour + HOUR for c in found), default=start)
-            counts["until"] = end.isoformat() if complete else max(reached, start).isoformat()
-            if not complete and reached <= start:
-                counts["paused_until"] = (now + COUNTS_RETRY).isoformat()
-        state["counts"] = counts
-        return tuple(found), note
-
-    def _read_counts(self, start: datetime, end: datetime, now: datetime) -> tuple[list[HourCount], bool]:
-        """Every page of hourly counts in [start, end), following ``meta.next_token`` up to `COUNTS_MAX_PAGES`:
-        (the whole hours, whether it reached the last page)."""
-        client = self.client()
-
-        def request(**params: Any) -> requests.Response:
-            # tweepy 4.17's get_recent_tweets_count does not know next_token; its request() sends what it is given.
-            try:
-                return client.request("GET", COUNTS_PATH, params={k: v for k, v in params.items() if v is not None})
-            except tweepy.Forbidden as error:
-                raise _NoCounts(self._mask("; ".join(error.api_messages))[:200] or "Forbidden") from None
-
-        found: list[HourCount] = []
-        token: str | None = None
-        for _ in range(COUNTS_MAX_PAGES):
-            body = self._call(
-                now,
-                _counts_problem,
-                request,
-                query=self.counts_query,
-                granularity="hour",
-                start_time=_stamp(start),
-                end_time=_stamp(end),
-                next_token=token,
-            )
-            for bucket in body.get("data") or []:
-                hour = _bucket(bucket)
-                if hour is None:
-                    log.debug(
-                        "x source %s: counts bucket skipped (partial or of the wrong shape): %r", self.name, bucket
-                    )
-                    continue
-                found.append(hour)
-            token = (body.get("meta") or {}).get("next_token")
-            if not token:
-                return found, True
-            token = str(token)
-        return found, False
-
     def _jobs(self) -> list[tuple[Stream, str | None]]:
         jobs: list[tuple[Stream, str | None]] = []
         if "search" in self.streams:
@@ -477,105 +242,10 @@ class XSource:
                 jobs += [(stream, account) for account in self.accounts]
         return jobs
 
-    def _resume_at(self, error: tweepy.TooManyRequests, now: datetime) -> datetime:
-        """When a rate-limited stream may ask again: X's ``x-rate-limit-reset``, else ``Retry-After``, else backoff."""
-        if error.reset_time:
-            return datetime.fromtimestamp(error.reset_time, UTC)
-        asked = _retry_after(error.response.headers, now)
-        return asked or now + timedelta(seconds=60 + self._rng.random() * 120)
-
-    def _mask(self, text: str) -> str:
-        """``text`` without the bearer token, for messages built from what X (or a proxy) sent back."""
-        return text.replace(self.bearer_token.get_secret_value(), "**********")
-
-    def _call(
-        self,
-        now: datetime,
-        problem: Callable[[Any], str],
-        method: Callable[..., requests.Response],
-        *args: Any,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
-        """One request, its body checked by ``problem``; faults become `SourceError`s that say what to fix.
-
-        A 429 passes through (it pauses one stream); a 5xx with ``Retry-After`` is `RateLimited` until then.
-        """
-        response = self._send(now, method, *args, **kwargs)
-        kind = self._content_type(response.headers.get("content-type") or "")
-        try:
-            body = response.json()
-        except ValueError:
-            raise SourceError(
-                f"X answered with a body that is not JSON (HTTP {response.status_code}, {kind}); "
-                "X may be having an outage; passaparola retries"
-            ) from None
-        wrong = problem(body)
-        if wrong:
-            raise SourceError(
-                f"X answered with JSON of an unexpected shape (HTTP {response.status_code}, {kind}: {wrong}); "
-                "X may be having an outage or have changed its API; passaparola retries"
-            )
-        return dict(body)
-
-    def _content_type(self, header: str) -> str:
-        """A content type fit for a message: no parameters, no token, not too long."""
-        return self._mask(header).split(";")[0].strip()[:60] or "no content type"
-
-    def _send(
-        self, now: datetime, method: Callable[..., requests.Response], *args: Any, **kwargs: Any
-    ) -> requests.Response:
-        """The request itself; tweepy's exceptions become `SourceError`s (429 passes through)."""
-        try:
-            return method(*args, **kwargs)
-        except (AttributeError, TypeError):
-            adapter = self._adapter
-            if adapter is None or adapter.last_status < 400:
-                raise  # not tweepy reading an error body: a bug, which must show as one
-            raise SourceError(
-                f"X answered with an error body of an unexpected shape (HTTP {adapter.last_status}, "
-                f"{self._content_type(adapter.last_type)}); X may be having an outage; passaparola retries"
-            ) from None
-        except tweepy.TooManyRequests:
-            raise
-        except tweepy.Unauthorized:
-            raise SourceError(
-                "X answered 401 Unauthorized: the bearer token is wrong, expired or revoked; "
-                "create a new one in the developer portal and update the secret"
-            ) from None
-        except tweepy.Forbidden as error:
-            detail = self._mask("; ".join(error.api_messages))[:200] or "forbidden"
-            raise SourceError(
-                f"X answered 403 Forbidden ({detail}): the app's plan or access level does not "
-                "include this endpoint; check the project's access in the developer portal"
-            ) from None
-        except tweepy.TwitterServerError as error:
-            status = error.response.status_code
-            retry_at = _retry_after(error.response.headers, now)
-            if retry_at is not None:
-                raise RateLimited(
-                    f"X answered {status} and asked to be called again at {retry_at.isoformat()} (Retry-After); "
-                    "passaparola waits until then",
-                    retry_at,
-                ) from None
-            raise SourceError(f"X answered {status}: a server error; retrying later") from None
-        except tweepy.HTTPException as error:
-            raise SourceError(
-                f"X answered {error.response.status_code}: {self._mask('; '.join(error.api_messages))[:200]}"
-            ) from None
-        except requests.Timeout:
-            raise SourceError(f"X did not answer within {self.read_timeout_seconds:g} s; retrying later") from None
-        except requests.RequestException as error:
-            raise SourceError(f"cannot reach X at {self.base_url} ({type(error).__name__}); retrying later") from None
-        except ValueError as error:  # tweepy's int() of an x-rate-limit-reset that is not a number
-            raise SourceError(
-                f"X answered with something passaparola cannot read ({type(error).__name__}); "
-                "X may be having an outage; passaparola retries"
-            ) from None
-
     def _user_id(self, account: str, state: dict[str, Any], now: datetime) -> str:
         if account in state["user_ids"]:
             return str(state["user_ids"][account])
-        body = self._call(now, _user_problem, self.client().get_user, username=account)
+        body = self._api.call(now, user_problem, self.client().get_user, username=account)
         user_id = (body.get("data") or {}).get("id")
         if not user_id:
             raise SourceError(f"X has no account @{account}; fix accounts in the config")
@@ -599,17 +269,17 @@ class XSource:
         newest = ""
         for _ in range(self.max_pages):
             if stream == "search":
-                body = self._call(
-                    now, _page_problem, client.search_recent_tweets, self.search_query, next_token=token, **common
+                body = self._api.call(
+                    now, page_problem, client.search_recent_tweets, self.search_query, next_token=token, **common
                 )
             elif stream == "mentions":
-                body = self._call(
-                    now, _page_problem, client.get_users_mentions, user_id, pagination_token=token, **common
+                body = self._api.call(
+                    now, page_problem, client.get_users_mentions, user_id, pagination_token=token, **common
                 )
             else:
-                body = self._call(
+                body = self._api.call(
                     now,
-                    _page_problem,
+                    page_problem,
                     client.get_users_tweets,
                     user_id,
                     pagination_token=token,
@@ -680,7 +350,7 @@ class XSource:
             platform_id=post_id,
             source=self.name,
             text=str(post["text"]),
-            published_at=_time(post["created_at"]),
+            published_at=x_time(post["created_at"]),
             url=f"https://x.com/{handle}/status/{post_id}",
             thread_id=str(post.get("conversation_id") or post_id),
             in_reply_to=replied_to,
@@ -706,7 +376,7 @@ class XSource:
             platform="x",
             platform_id=post_id,
             source=self.name,
-            published_at=_time(post["created_at"]),
+            published_at=x_time(post["created_at"]),
             author_handle=handle,
             in_reply_to=replied_to,
             thread_id=str(post.get("conversation_id") or ""),

@@ -288,7 +288,7 @@ class Daemon:
             self._disk_full(name, error)
             return
         try:
-            self._store_here().record_job(name, seconds, error is None, self.clock())
+            self._store_here().health.record_job(name, seconds, error is None, self.clock())
         except Exception:
             log.warning("could not record job %s", name, exc_info=True)
 
@@ -318,7 +318,7 @@ class Daemon:
 
     def _heartbeat(self) -> None:
         if time.monotonic() - self._last_beat >= HEARTBEAT_EVERY_SECONDS:
-            guarded("heartbeat", lambda: self.store.beat(self.clock()))()
+            guarded("heartbeat", lambda: self.store.health.beat(self.clock()))()
             self._last_beat = time.monotonic()
 
 

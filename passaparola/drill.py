@@ -201,12 +201,12 @@ def run_drill(
             keys = {m.key for m in source.mentions}
             breached = [
                 (c.mention.key, c.due_at, c.assignee)
-                for c in store.open_items()
+                for c in store.conversations.open_items()
                 if c.mention.key in keys and c.due_at is not None and c.due_at <= end
             ]
             alerted = {k for _, a in recorder.sent for k in a.mentions}
             missed = [key for key, _, _ in breached if key not in alerted]
-            held = store.pending_alerts()
+            held = store.outbox.pending()
         finally:
             store.close()
     name = path.name if path.suffix == ".jsonl" else scenario

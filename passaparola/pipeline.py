@@ -69,7 +69,7 @@ def save_fresh(
     store: Store, source: str, kind: str, poll: Poll, taggers: Sequence[Tagger], now: datetime
 ) -> SaveResult:
     """The one ingest path, for polls and webhooks alike: tag the mentions not stored yet, save in one transaction."""
-    known = store.known(m.key for m in poll.mentions)
+    known = store.mentions.known(m.key for m in poll.mentions)
     fresh = enrich([m for m in poll.mentions if m.key not in known], taggers)
     by_key = {m.key: m for m in fresh}
     return store.save_poll(
@@ -83,7 +83,7 @@ def ingest_inbound(store: Store, taggers: Sequence[Tagger], page_ids: Mapping[st
     Any other failure (a locked or full database) leaves the body queued: a webhook already answered 200 is never lost.
     """
     done = 0
-    for ident, channel, source, body in store.pending_inbound():
+    for ident, channel, source, body in store.inbound.pending():
         try:
             payload = json.loads(body)
             if channel == "facebook":
@@ -96,11 +96,11 @@ def ingest_inbound(store: Store, taggers: Sequence[Tagger], page_ids: Mapping[st
                     raise ValueError("; ".join(problems))
                 poll = Poll(mentions=tuple(mentions))
             result = save_fresh(store, f"{channel}-webhook", channel, poll, taggers, now)
-            store.processed_inbound(ident, now)
+            store.inbound.processed(ident, now)
             log.info("%s webhook: %d new mentions, %d answered", channel, result.new_mentions, result.answered)
             done += 1
         except (ValueError, TypeError, KeyError) as error:  # a bad body: kept with its error, never blocks the queue
-            store.processed_inbound(ident, now, f"{type(error).__name__}: {error}")
+            store.inbound.processed(ident, now, f"{type(error).__name__}: {error}")
             log.warning("inbound %d (%s) not ingested: %s", ident, channel, error)
         except Exception:  # the database or a tagger failed: the body stays queued for the next run
             log.exception("inbound %d (%s) left queued", ident, channel)
@@ -128,14 +128,14 @@ def poll_source(
     try:
         poll = spec.source.poll(store.cursor(spec.name), now)
     except RateLimited as error:
-        store.record_failure(spec.name, spec.type, str(error), now, retry_at=error.retry_at, counted=False)
+        store.health.record_failure(spec.name, spec.type, str(error), now, retry_at=error.retry_at, counted=False)
         log.warning("source %s rate-limited until %s", spec.name, error.retry_at.isoformat())
         return PollOutcome(spec.name, error=str(error))
     except Exception as error:  # a source's bug must not stop the loop: it becomes the source's health
         message = str(error) if isinstance(error, SourceError) else f"unexpected {type(error).__name__}: {error}"
         ended = now + timedelta(seconds=time.monotonic() - started)
         retry_at = ended + backoff(health.consecutive_failures + 1, retry_base_seconds, retry_max_seconds, rng)
-        failures = store.record_failure(spec.name, spec.type, message, now, retry_at=retry_at)
+        failures = store.health.record_failure(spec.name, spec.type, message, now, retry_at=retry_at)
         log.warning(
             "source %s failed (%d in a row, next try %s): %s",
             spec.name,
@@ -169,20 +169,20 @@ def triage(settings: TriageSettings, store: Store, now: datetime) -> TriageOutco
     """Settle every new mention, then hand open items to the people available now (rules.triage decides)."""
     settled = 0
     vips = store.people.tiered_authors(["vip"])
-    while batch := store.untriaged():
-        store.settle(
+    while batch := store.conversations.untriaged():
+        store.conversations.settle(
             [decide(settings, c, follow_up=bool(c.follows_key), vip=c.mention.author.key in vips) for c in batch], now
         )
         settled += len(batch)
     moved = 0
     if settings.members:
-        items = store.open_items()
-        overrides = store.away_overrides()
+        items = store.conversations.open_items()
+        overrides = store.conversations.away_overrides()
         away = {m.name for m in settings.members if overrides.get(m.name, m.away)}
         since = now - timedelta(days=settings.returning_days)
-        returning = store.last_answerers((c.mention.author.key for c in items), since)
-        moves = assign(settings, items, store.workloads(), returning, away, now)
-        moved = store.assign([(a.key, a.member, a.reason, a.breach) for a in moves], now)
+        returning = store.conversations.last_answerers((c.mention.author.key for c in items), since)
+        moves = assign(settings, items, store.conversations.workloads(), returning, away, now)
+        moved = store.conversations.assign([(a.key, a.member, a.reason, a.breach) for a in moves], now)
     if settled or moved:
         log.info("triage: %d mentions settled, %d assignments", settled, moved)
     return TriageOutcome(settled, moved)
@@ -263,16 +263,16 @@ def deliver(
     ready: list[OutboxItem] = []
     released: dict[str, list[OutboxItem]] = {}
     planned: dict[str, list[str]] = {}  # route -> kinds this pass sends: the policy counts them as sent
-    for item in store.due_alerts(now):
+    for item in store.outbox.due(now):
         alert = item.alert
         policy = policies.get(alert.route)
         if policy is not None:
             kinds = planned.setdefault(alert.route, [])
-            last = now if alert.kind in kinds else store.last_sent_at(alert.kind, alert.route)
-            hour = store.sent_since(alert.route, now - timedelta(hours=1)) if policy.max_per_hour else []
+            last = now if alert.kind in kinds else store.outbox.last_sent_at(alert.kind, alert.route)
+            hour = store.outbox.sent_since(alert.route, now - timedelta(hours=1)) if policy.max_per_hour else []
             verdict = hold(policy, alert, now, last, [*hour, *[now] * len(kinds)])
             if verdict is not None:
-                store.hold(alert.key, verdict.until, verdict.reason)
+                store.outbox.hold(alert.key, verdict.until, verdict.reason)
                 continue
             if item.held_reason in FOLDED:
                 released.setdefault(alert.route, []).append(item)
@@ -282,7 +282,7 @@ def deliver(
     for route, items in released.items():
         if len(items) > 1:
             folded = summary(route, [i.alert for i in items], now)
-            store.fold([i.alert.key for i in items], folded, now)
+            store.outbox.fold([i.alert.key for i in items], folded, now)
             items = [OutboxItem(folded, attempts=0)]
         ready.append(items[0])
     attempts = send_all(notifier, [(item.alert, item.reached) for item in ready], budget_seconds)
@@ -298,13 +298,13 @@ def _record(store: Store, item: OutboxItem, attempt: Attempt, now: datetime, rng
     the pass ran out of time before some targets, which stay due)."""
     delivery = attempt.delivery
     if delivery.ok:
-        store.mark_sent(item.alert.key, now, delivery.targets)
+        store.outbox.mark_sent(item.alert.key, now, delivery.targets)
         return True
     if attempt.untried and all(t.ok for t in delivery.targets):
-        store.mark_reached(item.alert.key, now, delivery.targets)
+        store.outbox.mark_reached(item.alert.key, now, delivery.targets)
         return None
     error = delivery.detail or "the notifier reported a failed delivery"
     retry = backoff(item.attempts + 1, OUTBOX_RETRY_BASE.total_seconds(), OUTBOX_RETRY_MAX.total_seconds(), rng)
-    store.mark_failed(item.alert.key, now, error, now + retry, delivery.targets)
+    store.outbox.mark_failed(item.alert.key, now, error, now + retry, delivery.targets)
     log.warning("alert %s not delivered (attempt %d): %s", item.alert.key, item.attempts + 1, error)
     return False

@@ -42,7 +42,7 @@ def live_model_dir(store: Store, configured: Path | None) -> Path | None:
 def brand_examples(store: Store) -> list[Example]:
     """The team's corrections as labelled examples: ``test`` (held out) or ``train`` by the corpus's text hash."""
     examples = []
-    for row in store.corrections():
+    for row in store.mentions.corrections():
         split = "test" if split_of(row["text"]) == "test" else "train"
         read = signals(row["platform"], row["source"], row["stars"])
         examples.append(

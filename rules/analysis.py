@@ -35,6 +35,24 @@ from rules.sentiment import (
 #: out: low-accuracy lingua took short English posts for Dutch (11 of 92 English demo mentions).
 OTHER_LANGUAGES: tuple[str, ...] = ("de", "es", "fr")
 _NOT_LANGUAGE = re.compile(r"[@#]\w+|https?://\S+")
+#: An @handle as X and the other platforms write it (the tokenizer keeps "@AuroraCaffe" one token too).
+_HANDLE = re.compile(r"(?<![\w@])@(\w{1,50})")
+
+
+def text_of(doc: Doc) -> str:
+    """The doc's text. `Analyzer` keeps it in ``user_data`` as it makes the doc: ``Doc.text`` joins the tokens
+    again, in Python, on every call (a fifth of the fast mode's time went there)."""
+    text = doc.user_data.get("text")
+    if text is None:
+        text = doc.user_data["text"] = doc.text
+    return str(text)
+
+
+def named_handle(text: str, handles: set[str]) -> str:
+    """The first of ``handles`` (lower case, no @) the text names as an @handle, as written; "" for none."""
+    if not handles or "@" not in text:
+        return ""
+    return next((f"@{m.group(1)}" for m in _HANDLE.finditer(text) if m.group(1).lower() in handles), "")
 
 
 @dataclass(frozen=True)
@@ -109,7 +127,7 @@ class LanguageIdentifier:
         self.configured_weight = configured_weight
 
     def __call__(self, doc: Doc) -> Doc:
-        text = _NOT_LANGUAGE.sub(" ", doc.text)  # handles, hashtags and links say nothing of the language
+        text = _NOT_LANGUAGE.sub(" ", text_of(doc))  # handles, hashtags and links say nothing of the language
         values = self.detector.compute_language_confidence_values(text) if text.strip() else []
         weighted = {}
         for value in values:
@@ -156,7 +174,7 @@ class ReadingComponent:
                 doc._.sentiment_reason = (
                     f"unsupported language: {doc._.language}" if doc._.language else "no text to read"
                 )
-        texts = [normalise(d.text) for d in scored]  # Doc.text joins the tokens again on each call: once here
+        texts = [normalise(text_of(d)) for d in scored]
         languages = [d._.language for d in scored]
         readings = self.classifier.predict(texts, languages, [d._.signals or Signals() for d in scored])
         for doc, reading in zip(scored, readings, strict=True):
@@ -174,7 +192,7 @@ class ReadingComponent:
             doc._.topic_sentiment = {}
             if not spans:
                 continue
-            text = doc.text
+            text = text_of(doc)
             clauses = clauses_of(text)
             for topic, offsets in spans.items():
                 parts = sorted({c for c in clauses for start, _ in offsets if c[0] <= start < c[1]})
@@ -246,7 +264,7 @@ class BrandComponent:
         self.configured = bool(terms or handles)
 
     def __call__(self, doc: Doc) -> Doc:
-        handle = next((t.text for t in doc if t.text.startswith("@") and t.text[1:].lower() in self.handles), None)
+        handle = named_handle(text_of(doc), self.handles) or None
         spans = [(doc.vocab.strings[m], s, e) for m, s, e in self.matcher(doc)]
         excluded = [(s, e) for label, s, e in spans if label == "EXCLUDE"]
         brand = [
@@ -298,7 +316,7 @@ class NeedsAnswerComponent:
             doc._.needs_answer_reason = f"not read: {doc._.sentiment_reason or 'no text'}"
             return doc
         doc._.kind = reading.kind
-        handle = next((t.text for t in doc if t.text[:1] == "@" and t.text[1:].lower() in self.handles), "")
+        handle = named_handle(text_of(doc), self.handles)
         certainty = f"{reading.needs_probability if reading.needs_answer else 1 - reading.needs_probability:.0%}"
         if doc._.mixed_complaint:
             doc._.kind = "mixed"
@@ -457,28 +475,31 @@ class Analyzer:
 
         def docs() -> Iterator[Doc]:  # made as the pipeline asks for them: memory stays one batch deep
             for index, text in enumerate(texts):
-                doc = self.nlp.make_doc(_safe_text(text))
+                safe = _safe_text(text)
+                doc = self.nlp.make_doc(safe)
+                doc.user_data["text"] = safe
                 doc._.signals = signals[index] if signals is not None else None
                 yield doc
 
         results = []
         for doc in self.nlp.pipe(docs(), batch_size=batch_size):
-            reading: Reading | None = doc._.reading
+            read = doc._  # each ``doc._`` makes an accessor object: one per doc here
+            reading: Reading | None = read.reading
             results.append(
                 {
-                    "language": doc._.language,
-                    "sentiment": doc._.sentiment,
-                    "sentiment_probs": doc._.sentiment_probs,
-                    "sentiment_reason": doc._.sentiment_reason,
-                    "model_version": doc._.model_version,
-                    "needs_answer": doc._.needs_answer,
-                    "needs_answer_reason": doc._.needs_answer_reason,
-                    "kind": doc._.kind,
+                    "language": read.language,
+                    "sentiment": read.sentiment,
+                    "sentiment_probs": read.sentiment_probs,
+                    "sentiment_reason": read.sentiment_reason,
+                    "model_version": read.model_version,
+                    "needs_answer": read.needs_answer,
+                    "needs_answer_reason": read.needs_answer_reason,
+                    "kind": read.kind,
                     "certainty": reading.margin if reading else None,
-                    "topics": doc._.topics,
-                    "topic_sentiment": doc._.topic_sentiment or {},
-                    "brand_match": doc._.brand_match,
-                    "brand_reason": doc._.brand_reason,
+                    "topics": read.topics,
+                    "topic_sentiment": read.topic_sentiment or {},
+                    "brand_match": read.brand_match,
+                    "brand_reason": read.brand_reason,
                 }
             )
         return results

@@ -107,8 +107,8 @@ class DailyDigest:
         if day is None:
             return
         start, before = now - timedelta(hours=24), now - timedelta(hours=48)
-        today = view.conversations_between(start, now)
-        yesterday = view.conversations_between(before, start)
+        today = view.conversations.between(start, now)
+        yesterday = view.conversations.between(before, start)
         data = self._data(view, today, yesterday, now, f"Daily digest {day}")
         yield Alert(
             key=f"{self.kind}:{self.route}:{day.isoformat()}",
@@ -137,7 +137,7 @@ class DailyDigest:
 
         now_moods, before_moods = moods(today), moods(yesterday)
         now_topics, before_topics = complaints(today), complaints(yesterday)
-        open_total, overdue = view.open_counts(now)
+        open_total, overdue = view.conversations.open_counts(now)
         overall = figures(today, now).get("all", {}).get("all")
         if overall is None or overall.median_seconds is None:
             response = "no answers in the last 24 hours"
@@ -161,7 +161,7 @@ class DailyDigest:
             "sentiment": [(name, now_moods[name], before_moods[name]) for name in SENTIMENTS],
             "open": open_total,
             "overdue": overdue,
-            "open_alerts": view.pending_alerts() + overdue,
+            "open_alerts": view.outbox.pending() + overdue,
             "response": response,
             "complaints": [(t, n, n - before_topics[t]) for t, n in now_topics.most_common(self.top)],
             "advocates": view.top_advocates(self.top),

@@ -24,7 +24,7 @@ class SourceFailing:
     route: str = "ops"
 
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
-        for health in view.all_source_health():
+        for health in view.health.sources():
             month = health.details.get("budget_exhausted")
             if month:
                 yield Alert(

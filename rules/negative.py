@@ -30,7 +30,7 @@ class NegativeMention:
 
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
         tiered = view.tiered_authors(self.tiers) if self.tiers else {}
-        for conversation in view.conversations_between(now - timedelta(hours=self.lookback_hours), now):
+        for conversation in view.conversations.between(now - timedelta(hours=self.lookback_hours), now):
             mention = conversation.mention
             if mention.tags.get("sentiment") != "negative" or not conversation.is_open:
                 continue
@@ -73,14 +73,14 @@ class NegativeSpike:
         if cooling_down(view, self.kind, self.route, self.cooldown_hours, now):
             return
         start = now - timedelta(minutes=self.window_minutes)
-        history = view.conversations_between(start - timedelta(weeks=self.history_weeks), start)
+        history = view.conversations.between(start - timedelta(weeks=self.history_weeks), start)
         scored = [c for c in history if c.mention.tags.get("sentiment")]
         if len(scored) < self.min_history or (start - scored[0].mention.published_at) < timedelta(
             hours=self.warmup_hours
         ):
             return
         usual = sum(c.mention.tags["sentiment"] == "negative" for c in scored) / len(scored)
-        window = [c for c in view.conversations_between(start, now) if c.mention.tags.get("sentiment")]
+        window = [c for c in view.conversations.between(start, now) if c.mention.tags.get("sentiment")]
         negative = [c for c in window if c.mention.tags["sentiment"] == "negative"]
         if len(negative) < self.min_negative:
             return

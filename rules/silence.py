@@ -28,8 +28,9 @@ class SourceSilent:
     route: str = "ops"
 
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
-        health = {h.name: h for h in view.all_source_health()}
-        for source, (hours, last) in sorted(view.source_activity(now - timedelta(days=self.baseline_days)).items()):
+        health = {h.name: h for h in view.health.sources()}
+        activity = view.mentions.source_activity(now - timedelta(days=self.baseline_days))
+        for source, (hours, last) in sorted(activity.items()):
             if len(hours) < self.min_active_hours:
                 continue
             gaps = [(b - a).total_seconds() / 3600 for a, b in pairwise(sorted(hours))]

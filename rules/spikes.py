@@ -134,7 +134,7 @@ class VolumeSpike:
         window = timedelta(minutes=self.window_minutes)
         start = now - window
         since = start - timedelta(weeks=self.history_weeks)
-        counts = dict(view.hourly_counts(since, start))
+        counts = dict(view.mentions.hourly_counts(since, start))
         platform = platform_history(view)
         extra = dict(platform.uncovered(since, start)) if platform is not None else {}
         for hour, count in extra.items():
@@ -171,7 +171,7 @@ class VolumeSpike:
         if found is None:
             return
         expected, basis = found
-        window = view.conversations_between(now - timedelta(minutes=self.window_minutes), now)
+        window = view.conversations.between(now - timedelta(minutes=self.window_minutes), now)
         threshold = max(self.min_volume, self.factor * expected + 3 * math.sqrt(expected))
         if len(window) < threshold:
             return

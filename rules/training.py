@@ -1,4 +1,4 @@
-"""Training and evaluating the reading model: the labelled examples, the heads, the thresholds and the scores.
+"""Training the reading model: the labelled examples, the heads, the thresholds (the scores: `rules.evaluation`).
 
 The default model is fitted on the project's customer-care corpus (``data/care-corpus``, MIT) and nothing else:
 penalties, per-language heads, thresholds and the accurate mode's gate are chosen on its ``dev`` split, the
@@ -11,13 +11,16 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rules.evaluation import evaluate as evaluate  # re-exported: callers import it from here
+from rules.evaluation import scores as scores
+from rules.evaluation import vader_label as vader_label
 from rules.sentiment import (
     ANY_LANGUAGE,
     CHANNELS,
@@ -152,29 +155,7 @@ class EmbeddingCache:
         os.replace(tmp, self.path)
 
 
-# --- scores -----------------------------------------------------------------------------------------------
-
-
-def scores(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, float]:
-    """Accuracy, macro-F1, macro-recall and negative recall over the three labels, in percent."""
-    from sklearn.metrics import accuracy_score, f1_score, recall_score
-
-    if not truth:
-        return {"n": 0}
-    recalls = recall_score(truth, predicted, labels=list(LABELS), average=None, zero_division=0)
-    return {
-        "accuracy": round(100 * float(accuracy_score(truth, predicted)), 1),
-        "macro_f1": round(100 * float(f1_score(truth, predicted, labels=list(LABELS), average="macro")), 1),
-        "macro_recall": round(100 * float(np.mean(recalls)), 1),
-        "negative_recall": round(100 * float(recalls[0]), 1),
-        "n": len(truth),
-    }
-
-
-def vader_label(analyzer: Any, text: str) -> str:
-    """VADER's own thresholds (±0.05), the baseline reported beside our model."""
-    compound = analyzer.polarity_scores(text)["compound"]
-    return "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
+# --- fitting ----------------------------------------------------------------------------------------------
 
 
 def _objective(task: str, truth: np.ndarray, predicted: np.ndarray) -> float:
@@ -184,9 +165,6 @@ def _objective(task: str, truth: np.ndarray, predicted: np.ndarray) -> float:
         return accuracy
     negatives = truth == 0
     return accuracy + 0.5 * (float(np.mean(predicted[negatives] == 0)) if negatives.any() else 0.0)
-
-
-# --- fitting ----------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -483,34 +461,3 @@ def _train(
     accurate_card.update(gate=gate, blend=weight, gate_share_dev=share, fast_version=fast.version)
     accurate = ReadingModel("accurate", f"accurate-{version or digest[:8]}", e5_heads, card=accurate_card)
     return fast, accurate
-
-
-# --- evaluation -------------------------------------------------------------------------------------------
-
-
-def evaluate(
-    classifier: SentimentClassifier, examples: Iterable[Example], with_vader: bool = True
-) -> dict[str, dict[str, Any]]:
-    """Per language: the model's scores, needs-answer accuracy where labelled, and VADER's scores beside."""
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    vader = SentimentIntensityAnalyzer() if with_vader else None
-    by_language: dict[str, list[Example]] = {}
-    for example in examples:
-        by_language.setdefault(example.language, []).append(example)
-    report: dict[str, dict[str, Any]] = {}
-    for language, group in sorted(by_language.items()):
-        readings = classifier.predict([e.text for e in group], [language] * len(group), [e.signals for e in group])
-        model = scores([e.label for e in group], [r.label for r in readings])
-        labelled = [(e, r) for e, r in zip(group, readings, strict=True) if e.needs_answer is not None]
-        if labelled:
-            model["needs_answer_accuracy"] = round(
-                100 * float(np.mean([e.needs_answer == r.needs_answer for e, r in labelled])), 1
-            )
-        model["e5_share"] = round(100 * float(np.mean([r.read_by == "e5" for r in readings])), 1)
-        report[language] = {"model": model}
-        if vader is not None:
-            report[language]["vader"] = scores(
-                [e.label for e in group], [vader_label(vader, e.raw or e.text) for e in group]
-            )
-    return report

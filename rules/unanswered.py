@@ -59,7 +59,7 @@ class Unanswered:
     escalation: list[EscalationStep] = field(default_factory=list)
 
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
-        for c in view.due_conversations(now, now - timedelta(hours=self.lookback_hours)):
+        for c in view.conversations.due(now, now - timedelta(hours=self.lookback_hours)):
             if c.due_at is None or c.warn_at is None:
                 continue
             mention = c.mention

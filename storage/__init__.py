@@ -1,5 +1,8 @@
-"""Storage: one `Store` over sqlite-utils with registered migrations. The only code that writes SQL."""
+"""Storage: one `Store` over sqlite-utils with registered migrations, composed of one class per concern. The only
+code that writes SQL."""
 
-from storage.store import OutboxItem, SaveResult, StorageError, Store
+from storage.mentions import SaveResult
+from storage.outbox import OutboxItem
+from storage.store import StorageError, Store
 
 __all__ = ["OutboxItem", "SaveResult", "StorageError", "Store"]

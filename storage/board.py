@@ -22,6 +22,19 @@ ConversationQuery = Callable[..., list[Conversation]]
 #: What the inbox's state filter accepts: "open" is every state still waiting for an answer.
 INBOX_STATES = ("open", *OPEN_STATES, "answered", "ignored", "all")
 UNASSIGNED = "-"
+#: The open states as SQL literals (code constants): SQLite then uses the partial index `conversations_open`
+#: (m013), which a bound ``IN (?, ?, ?)`` keeps it from choosing.
+OPEN_SQL = "c.state IN (" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")"
+#: Past this many matches, a listing by date walks the date index instead of sorting every match.
+DENSE = 2000
+#: The one SQL definition of "nobody has it": triage leaves the assignee NULL, handing back sets ''.
+UNASSIGNED_SQL = "COALESCE(c.assignee, '') = ''"
+#: The inbox's urgency: priority first (it already counts negative, reach and VIP), then time left, oldest first.
+URGENCY_ORDER = (
+    "CASE c.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END, c.due_at IS NULL, c.due_at, m.published_at"
+)
+#: The alerts whose mentions make an incident: a burst shown as one row of the inbox.
+INCIDENT_KINDS = ("negative_spike", "volume_spike")
 _FTS_OPERATORS = {"AND", "OR", "NOT", "NEAR"}
 _SPIKE_KINDS = ("volume_spike", "negative_spike")
 
@@ -42,6 +55,8 @@ class InboxFilter:
     language: str = ""
     vip: bool = False
     q: str = ""
+    overdue_at: datetime | None = None  # only items whose deadline passed before this moment
+    incident: str = ""  # only the mentions of this spike alert (its key)
 
     def __post_init__(self) -> None:
         if self.state not in INBOX_STATES:
@@ -60,11 +75,23 @@ class BrandAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class Incident:
+    """A burst the inbox shows as one row: the spike alert that found it and its mentions still listed."""
+
+    key: str
+    kind: str
+    title: str
+    raised_at: datetime
+    members: list[Conversation]
+
+
+@dataclass(frozen=True, slots=True)
 class Workload:
     member: str
     open: int
     oldest_published_at: datetime | None
     breaches_today: int
+    overdue: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +130,7 @@ class Board:
         clauses: list[str] = ["c.triaged_at IS NOT NULL"]
         params: list[Any] = []
         if f.state == "open":
-            clauses.append(f"c.state IN ({','.join('?' * len(OPEN_STATES))})")
-            params.extend(OPEN_STATES)
+            clauses.append(OPEN_SQL)
         elif f.state != "all":
             clauses.append("c.state = ?")
             params.append(f.state)
@@ -115,9 +141,17 @@ class Board:
         if f.sentiment:
             clauses.append("COALESCE(sc.label, t.sentiment) = ?")
             params.append(f.sentiment)
-        if f.assignee:
+        if f.assignee == UNASSIGNED:
+            clauses.append(UNASSIGNED_SQL)
+        elif f.assignee:
             clauses.append("c.assignee = ?")
-            params.append("" if f.assignee == UNASSIGNED else f.assignee)
+            params.append(f.assignee)
+        if f.overdue_at is not None:
+            clauses.append("c.due_at IS NOT NULL AND c.due_at <= ?")
+            params.append(iso(f.overdue_at))
+        if f.incident:
+            clauses.append("m.key IN (SELECT value FROM json_each((SELECT mentions FROM outbox WHERE key = ?)))")
+            params.append(f.incident)
         if f.vip:
             clauses.append(
                 "m.author_key IN (SELECT pa.author_key FROM person_authors pa "
@@ -132,18 +166,62 @@ class Board:
                 params.append(query)
         return " AND ".join(clauses), params
 
-    def inbox(self, f: InboxFilter, limit: int = 50, offset: int = 0) -> tuple[list[Conversation], int]:
-        """One page of conversations matching ``f``, most urgent first (the SLA deadline), and the total."""
+    def inbox(
+        self, f: InboxFilter, limit: int = 50, offset: int = 0, leave_out: Sequence[str] = ()
+    ) -> tuple[list[Conversation], int]:
+        """One page of conversations matching ``f``, most urgent first (`URGENCY_ORDER`), and the total.
+
+        ``leave_out`` keys (the mentions an incident row stands for) are not listed, and not in the total."""
+        if f.q and not match_query(f.q):  # the search had no word in it: nothing matches
+            return [], 0
         where, params = self._inbox_where(f)
-        total = self.db.execute(
-            "SELECT count(*) FROM conversations c JOIN mentions m ON m.key = c.key "
-            "LEFT JOIN mention_tags t ON t.key = m.key LEFT JOIN sentiment_corrections sc ON sc.key = m.key "
-            f"WHERE {where}",
-            params,
-        ).fetchone()[0]
-        order = "c.due_at IS NULL, c.due_at, m.published_at" if f.state == "open" else "m.published_at DESC"
-        page = self._conversations(where, params, order=order, limit=limit, offset=offset)
-        return page, int(total)
+        if leave_out:
+            where += " AND m.key NOT IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(list(leave_out)))
+        # The open ones are few: read them by their partial index (m013). SQLite's statistics know 4 states of
+        # equal size, so on its own it scans every conversation or walks a filter's index instead.
+        index = "conversations_open" if f.state == "open" else ""
+        joins = f" INDEXED BY {index}" if index else ""  # the count joins only what the filter reads
+        if re.search(r"\bm\.", where):
+            joins += " JOIN mentions m ON m.key = c.key"
+        if re.search(r"\bt\.", where):
+            joins += " LEFT JOIN mention_tags t ON t.key = c.key"
+        if re.search(r"\bsc\.", where):
+            joins += " LEFT JOIN sentiment_corrections sc ON sc.key = c.key"
+        total = int(self.db.execute(f"SELECT count(*) FROM conversations c{joins} WHERE {where}", params).fetchone()[0])
+        if f.state == "open":
+            page = self._conversations(where, params, order=URGENCY_ORDER, limit=limit, offset=offset, index=index)
+            return page, total
+        if total > DENSE:  # most rows match: walk the date index and stop at the page, rather than sort them all
+            for term in ("c.state = ?", "m.platform = ?", "m.rowid IN"):
+                where = where.replace(term, "+" + term)
+        return self._conversations(where, params, order="m.published_at DESC", limit=limit, offset=offset), total
+
+    def incidents(self, f: InboxFilter, since: datetime, least: int = 2) -> list[Incident]:
+        """Bursts among the mentions ``f`` lists: each spike alert raised since ``since`` with at least ``least``
+        of its mentions still listed. A mention belongs to one incident: a negative spike's claims its mentions
+        first, then the newest alerts'."""
+        alerts = self.db.execute(
+            "SELECT key, kind, title, created_at, mentions FROM outbox WHERE kind IN (SELECT value FROM json_each(?)) "
+            "AND created_at >= ? AND folded_into IS NULL ORDER BY kind = 'volume_spike', created_at DESC LIMIT 20",
+            [json.dumps(INCIDENT_KINDS), iso(since)],
+        ).fetchall()
+        where, params = self._inbox_where(f)
+        claimed: set[str] = set()
+        found = []
+        for key, kind, title, created_at, mentions in alerts:
+            keys = [k for k in json.loads(mentions or "[]") if k not in claimed]
+            if len(keys) < least:
+                continue
+            members = self._conversations(
+                f"{where} AND m.key IN (SELECT value FROM json_each(?))",
+                [*params, json.dumps(keys)],
+                order=URGENCY_ORDER,
+            )
+            if len(members) >= least:
+                claimed.update(c.mention.key for c in members)
+                found.append(Incident(key, kind, title or "", datetime.fromisoformat(created_at), members))
+        return found
 
     # -- one mention -----------------------------------------------------------------------------
 
@@ -239,21 +317,22 @@ class Board:
 
     def workloads(self, now: datetime, day_start: datetime) -> dict[str, Workload]:
         """Per assignee: open items, when the oldest waiting one was published, breaches since ``day_start``."""
-        states = json.dumps(list(OPEN_STATES))
         rows = self.db.execute(
-            """
+            f"""
             SELECT c.assignee,
-                   sum(c.state IN (SELECT value FROM json_each(:states))),
-                   min(CASE WHEN c.state IN (SELECT value FROM json_each(:states)) THEN m.published_at END),
+                   sum({OPEN_SQL}),
+                   min(CASE WHEN {OPEN_SQL} THEN m.published_at END),
                    sum(c.due_at >= :start AND c.due_at < :now
-                       AND (c.state IN (SELECT value FROM json_each(:states)) OR c.answered_at > c.due_at))
+                       AND ({OPEN_SQL} OR c.answered_at > c.due_at)),
+                   sum({OPEN_SQL} AND c.due_at <= :now)
             FROM conversations c JOIN mentions m ON m.key = c.key
-            WHERE c.assignee != '' AND (c.state IN (SELECT value FROM json_each(:states)) OR c.due_at >= :start)
+            WHERE c.triaged_at IS NOT NULL AND COALESCE(c.assignee, '') != ''
+              AND ({OPEN_SQL} OR c.due_at >= :start)
             GROUP BY c.assignee
             """,
-            {"states": states, "start": iso(day_start), "now": iso(now)},
+            {"start": iso(day_start), "now": iso(now)},
         ).fetchall()
-        return {r[0]: Workload(r[0], int(r[1] or 0), parse_time(r[2]), int(r[3] or 0)) for r in rows}
+        return {r[0]: Workload(r[0], int(r[1] or 0), parse_time(r[2]), int(r[3] or 0), int(r[4] or 0)) for r in rows}
 
     def alerts(self, since: datetime, limit: int = 50) -> list[AlertRow]:
         """Alerts raised since ``since``, newest first, with whether they went out."""
@@ -284,8 +363,8 @@ class Board:
         row = self.db.execute(
             "SELECT sum(due_at IS NULL), sum(due_at IS NOT NULL AND (warn_at IS NULL OR warn_at > :now) "
             "AND due_at > :now), sum(warn_at <= :now AND due_at > :now), sum(due_at <= :now) "
-            "FROM conversations WHERE state IN (SELECT value FROM json_each(:states)) AND triaged_at IS NOT NULL",
-            {"now": iso(now), "states": json.dumps(list(OPEN_STATES))},
+            "FROM conversations c WHERE " + OPEN_SQL + " AND c.triaged_at IS NOT NULL",
+            {"now": iso(now)},
         ).fetchone()
         return dict(zip(("none", "ok", "warning", "breached"), (int(v or 0) for v in row), strict=True))
 

@@ -384,3 +384,32 @@ def m012_sessions(db: Database) -> None:
             changed_at TEXT NOT NULL
         )"""
     )
+
+
+@migrations()
+def m013_page_indexes(db: Database) -> None:
+    """What the inbox and the cockpit read at 100k mentions (`make bench`, pages): the open conversations alone (a
+    partial index the literal open states select), counts by state, and the mentions by date with their keys."""
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS conversations_open ON conversations(state, due_at) "
+        "WHERE state IN ('new', 'assigned', 'reopened') AND triaged_at IS NOT NULL"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS conversations_state_triaged ON conversations(state, triaged_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS mentions_published_key ON mentions(published_at, key)")
+    db.execute("ANALYZE")
+
+
+@migrations()
+def m014_presence(db: Database) -> None:
+    """Who has a mention open or is answering it (the dashboard's collision notice); numbered after the page
+    indexes of m013."""
+    db.execute(
+        """CREATE TABLE presence (
+            key TEXT NOT NULL,
+            member TEXT NOT NULL,
+            doing TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (key, member)
+        )"""
+    )
+    db.execute("CREATE INDEX presence_at ON presence(at)")

@@ -268,7 +268,9 @@ def test_an_erased_person_is_gone_from_every_table_and_export_and_never_comes_ba
     fan_and_big_account(store)
     x_mentions = [said(MARTA_X, "Caffè Marta-segreto buonissimo", 0.1)]
     save(store, *x_mentions)
-    store.receive("facebook", "page", [("k1", json.dumps({"from": {"id": "u900"}, "message": "Marta-segreto"}))], T0)
+    store.inbound.receive(
+        "facebook", "page", [("k1", json.dumps({"from": {"id": "u900"}, "message": "Marta-segreto"}))], T0
+    )
     score_advocates(SETTINGS, store, T0)
     pid = person_of(store, MARTA_X)
     store.people.link(pid, MARTA_FB.key, "sara", T0)
@@ -306,7 +308,7 @@ def test_the_retention_window_deletes_old_mentions_with_what_was_derived_from_th
     fan_and_big_account(store)
     score_advocates(SETTINGS, store, T0)
     store.enqueue([], T0)
-    assert store.delete_published_before(T0 - timedelta(days=30)) == 1  # FoodMag's, 120 days old
+    assert store.mentions.delete_published_before(T0 - timedelta(days=30)) == 1  # FoodMag's, 120 days old
     assert store.db.execute("SELECT count(*) FROM mentions").fetchone()[0] == 6
     for table in ("mention_tags", "conversations"):
         assert store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 6

@@ -161,7 +161,7 @@ def test_the_daemon_tags_new_mentions_and_stores_them_apart(store: Store, accura
     from listener.model import Poll
 
     store.save_poll("x", "x", Poll(mentions=tuple(enrich([angry], [analyzer]))), T0)
-    tags = store.tags(angry.key)
+    tags = store.mentions.tags(angry.key)
     assert tags is not None
     assert tags["sentiment"] == "negative" and tags["needs_answer"] == 1 and tags["language"] == "it"
     assert tags["brand_match"] is True and "corrected" not in tags
@@ -179,7 +179,7 @@ def test_a_correction_wins_and_survives_reanalysis_through_the_cli(tmp_path: Pat
     env = cli_env()
     assert run_cli([*PASSAPAROLA, "run", "--once", "--config", str(config)], env).returncode == 0
     store = Store.open(tmp_path / "p.db")
-    key = next(k for k, *_ in store.mention_texts() if (store.tags(k) or {}).get("sentiment") == "negative")
+    key = next(k for k, *_ in store.mentions.texts() if (store.mentions.tags(k) or {}).get("sentiment") == "negative")
     store.close()
 
     corrected = run_cli([*PASSAPAROLA, "sentiment", "correct", key, "positive", "--config", str(config)], env)
@@ -189,7 +189,7 @@ def test_a_correction_wins_and_survives_reanalysis_through_the_cli(tmp_path: Pat
     assert "reanalysed 323 mentions" in again.stdout
 
     store = Store.open(tmp_path / "p.db")
-    tags = store.tags(key)
+    tags = store.mentions.tags(key)
     assert tags is not None and tags["sentiment"] == "positive" and tags["corrected"] is True
     store.close()
     unknown = run_cli([*PASSAPAROLA, "sentiment", "correct", "x:nope", "positive", "--config", str(config)], env)

@@ -16,7 +16,7 @@ from passaparola.cli import demo_settings, main
 from passaparola.config import ConfigError
 from tests.conftest import settings_from
 
-STARTER = (Path(configuration.__file__).parent / "starter.toml").read_text(encoding="utf-8")
+STARTER = (Path(configuration.__file__).parent.parent / "starter.toml").read_text(encoding="utf-8")
 ALL_RULES = [
     "unanswered",
     "source_failing",

@@ -157,9 +157,9 @@ def test_one_broken_rule_does_not_silence_the_others(store: Store, clock: FixedC
         def evaluate(self, view: object, now: datetime) -> list[Alert]:
             raise RuntimeError("bug")
 
-    store.record_failure("feed", "feed", "down", clock.now, clock.now)
-    store.record_failure("feed", "feed", "down", clock.now, clock.now)
-    store.record_failure("feed", "feed", "down", clock.now, clock.now)
+    store.health.record_failure("feed", "feed", "down", clock.now, clock.now)
+    store.health.record_failure("feed", "feed", "down", clock.now, clock.now)
+    store.health.record_failure("feed", "feed", "down", clock.now, clock.now)
     assert evaluate([Broken(), SourceFailing()], store, clock()) == 1  # type: ignore[list-item]
 
 

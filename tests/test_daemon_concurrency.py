@@ -95,7 +95,7 @@ def test_five_slow_feeds_and_a_slow_mail_server_hold_up_nothing_else(tmp_path: P
         def watch() -> None:
             watcher = Store.open(tmp_path / "p.db")
             while not stop.wait(1):
-                beats.append(watcher.heartbeat())
+                beats.append(watcher.health.heartbeat())
             watcher.close()
 
         threading.Thread(target=watch, daemon=True).start()

@@ -1,11 +1,14 @@
 """The dashboard in a real browser: Debian's headless Chromium driven by Playwright, against the web app serving
-the replayed demo on 127.0.0.1. Screenshots of each step are kept in var/test-artifacts/ for people to look at."""
+the replayed demo on 127.0.0.1. Screenshots of each step are kept in var/test-artifacts/ for people to look at.
+
+The agent's and the supervisor's working days are the walks `make screenshots` takes (tools/screenshots.py), here
+in both languages on a phone and a laptop, each page checked: nothing scrolls sideways, and on a phone the inbox
+is one card a mention with its checkbox, sentiment and owner on screen."""
 
 from __future__ import annotations
 
 import csv
 import io
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,18 +17,9 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import ROOT
 from tests.webkit import PASSWORD, Site, serve
+from tools.screenshots import CHROMIUM, FLAGS, SCREENS, agent_day, supervisor_day
 
 ARTIFACTS = ROOT / "var" / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [  # no sandbox as root in CI; no traffic to Google's hosts (the machines reach only 127.0.0.1)
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +78,12 @@ def test_a_supervisor_works_the_inbox_in_sla_order(page: Page, site: Site) -> No
     shot(page, "inbox")
     rows = page.locator("table.inbox tbody tr.mention")
     keys = [rows.nth(i).get_attribute("data-key") for i in range(rows.count())]
-    expected = site.client("agent").get("/api/inbox").json()["items"]
-    assert keys == [i["key"] for i in expected] and len(keys) == 50
+    api = site.client("agent")
+    listed = [i["key"] for n in (1, 2) for i in api.get("/api/inbox", params={"page": n}).json()["items"]]
+    burst = set(page.locator("section.incidents input[name=keys]").evaluate_all("inputs => inputs.map(i => i.value)"))
+    assert burst  # the demo's burst is one incident row, its mentions not listed again (#19)
+    assert keys == [k for k in listed if k not in burst][:50]
+    assert len(keys) == min(50, site.store.counts()["open"] - len(burst)) > 0
     before = open_count(page)
     shot(page, "cockpit-before")
 
@@ -191,5 +189,84 @@ def test_a_person_teaches_the_model_in_one_click_on_the_teach_page(
     cards.first.locator(f"button:has-text('{label}')").click()
     page.wait_for_url("**/teach")
     assert first not in [c.inner_text() for c in page.locator("ol.teach li p.teach-text").all()]
-    assert site.store.corrections()[-1]["label"] == "negative"
+    assert site.store.mentions.corrections()[-1]["label"] == "negative"
     context.close()
+
+
+def no_sideways_scroll(page: Page, where: str) -> None:
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"{where}: the page is {width[0]} px wide on a {width[1]} px screen"
+
+
+def inbox_rows_are_cards(page: Page, where: str, width: int) -> None:
+    """Each mention of the inbox is a card: no table row, and its checkbox, sentiment and owner inside the screen."""
+    rows = page.locator("table.inbox tr.mention")
+    assert rows.count() > 0, where
+    for i in range(min(rows.count(), 3)):
+        row = rows.nth(i)
+        assert row.evaluate("r => getComputedStyle(r).display") != "table-row", where
+        for part in ("input[name=keys]", "td.sentiment .badge", "td.assignee", "td.priority", "td.left"):
+            box = row.locator(part).bounding_box()
+            assert box is not None and row.locator(part).is_visible(), f"{where}: {part} hidden"
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, f"{where}: {part} off-screen at {box}"
+
+
+def checked_day(browser: Browser, site: Site, day: str, language: str, width: int, height: int) -> list[str]:
+    """Walk ``day`` as `make screenshots` does, checking every page it stops at; the steps seen."""
+    context = browser.new_context(base_url=site.url, viewport={"width": width, "height": height})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    seen: list[str] = []
+
+    def stop(at: Page, step: str) -> None:
+        where = f"{day} {language} {width}: {step} ({at.url})"
+        assert at.locator("html").get_attribute("lang") == language, where
+        no_sideways_scroll(at, where)
+        if width < 700 and step in ("inbox", "incident"):
+            inbox_rows_are_cards(at, where, width)
+        if step == "assigned":  # the flash names the action done, in the page's language
+            flash = at.inner_text("p.flash")
+            assert ("Assegnata a " if language == "it" else "Assigned to ") in flash, f"{where}: {flash}"
+        if step == "draft-checked":
+            assert at.locator("ul.findings li").count() > 0, where
+        if step == "cockpit":
+            charts = at.locator("svg.chart")
+            assert charts.count() == 5, where  # volume, response times, SLA, workload, complaint topics
+            for i in range(charts.count()):
+                svg = charts.nth(i)
+                assert svg.get_attribute("role") == "img", where
+                assert svg.locator("title").first.text_content() and svg.locator("desc").text_content(), where
+                box = svg.bounding_box()
+                assert box is not None and box["x"] + box["width"] <= width, where
+        seen.append(step)
+
+    try:
+        {"agent": agent_day, "supervisor": supervisor_day}[day](page, stop, language)
+        if width < 700:
+            shot(page, f"{day}-{language}-{width}-last")
+    finally:
+        context.close()
+    assert errors == []
+    return seen
+
+
+DAYS = [(language, width, height) for language in ("it", "en") for width, height in SCREENS]
+
+
+@pytest.mark.parametrize(("language", "width", "height"), DAYS)
+def test_the_agents_day_reads_on_a_phone_and_a_laptop(
+    browser: Browser, site: Site, language: str, width: int, height: int
+) -> None:
+    seen = checked_day(browser, site, "agent", language, width, height)
+    assert seen == ["login", "inbox", "incident", "mention", "assigned", "draft-checked", "teach"]
+
+
+@pytest.mark.parametrize(("language", "width", "height"), DAYS)
+def test_the_supervisors_day_reads_on_a_phone_and_a_laptop(
+    browser: Browser, site: Site, language: str, width: int, height: int
+) -> None:
+    seen = checked_day(browser, site, "supervisor", language, width, height)
+    assert seen == [
+        "inbox", "incident", "mention", "assigned", "cockpit", "advocates", "explanation", "sources", "sessions"
+    ]  # fmt: skip

@@ -82,7 +82,7 @@ def test_a_first_start_after_the_hour_sends_the_first_digest_at_the_next_one(sto
     tomorrow = MORNING + timedelta(days=1)
     assert evaluate([rule], store, tomorrow - timedelta(minutes=1)) == 0
     assert evaluate([rule], store, tomorrow + timedelta(minutes=3)) == 1  # a cycle a little late still sends it
-    assert store.last_alert_at("daily_digest", "care") == tomorrow + timedelta(minutes=3)
+    assert store.outbox.last_alert_at("daily_digest", "care") == tomorrow + timedelta(minutes=3)
 
 
 def test_the_digest_window_is_grace_minutes_long_and_may_cross_midnight() -> None:

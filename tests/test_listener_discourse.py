@@ -82,7 +82,7 @@ def source(forum: FakeDiscourse, **options: object) -> DiscourseSource:
 
 def states(store: Store) -> dict[str, str]:
     """Each stored mention's author and conversation state."""
-    return {c.mention.author.handle: c.state for c in store.conversations_between(T0 - timedelta(days=1), T0)}
+    return {c.mention.author.handle: c.state for c in store.conversations.between(T0 - timedelta(days=1), T0)}
 
 
 def test_a_staff_reply_to_post_3_answers_post_3_and_nobody_else(forum: FakeDiscourse, store: Store) -> None:

@@ -53,7 +53,7 @@ def test_discourse_posts_arrive_once_and_the_staff_answer_closes_its_topic(serve
     assert [r.author_handle for r in poll.replies] == ["aurora_staff"]
     result = store.save_poll("forum", "feed", poll, T0)
     assert (result.new_mentions, result.answered) == (3, 2)
-    open_keys = [c.mention.author.handle for c in store.open_conversations(T0, T0 - timedelta(days=1))]
+    open_keys = [c.mention.author.handle for c in store.conversations.open_between(T0, T0 - timedelta(days=1))]
     assert open_keys == ["lucia.t"]  # topic 43 had no answer
 
     # A restart: a new source object with the stored cursor; the server says 304 and nothing is parsed.
@@ -235,7 +235,7 @@ def test_wordpress_comments_are_answered_by_the_brand_in_the_same_post(server: F
 
 
 def wordpress_open(store: Store) -> list[str]:
-    return sorted(c.mention.author.handle.lower() for c in store.open_conversations(T0, T0 - timedelta(days=1)))
+    return sorted(c.mention.author.handle.lower() for c in store.conversations.open_between(T0, T0 - timedelta(days=1)))
 
 
 def test_a_wordpress_reply_answers_only_the_comment_it_replies_to(server: FeedServer, store: Store) -> None:

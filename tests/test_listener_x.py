@@ -364,7 +364,7 @@ def test_a_crash_mid_run_neither_loses_nor_duplicates(
     fake: FakeX, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     x = source(fake)
-    monkeypatch.setattr(store, "_apply_answers", lambda *a: (_ for _ in ()).throw(RuntimeError("killed")))
+    monkeypatch.setattr(store.conversations, "apply_answers", lambda *a: (_ for _ in ()).throw(RuntimeError("killed")))
     with pytest.raises(RuntimeError):
         store.save_poll("x", "x", x.poll(None, T0), T0)
     monkeypatch.undo()

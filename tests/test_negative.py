@@ -61,7 +61,7 @@ def test_a_negative_mention_from_a_big_account_is_told_once(store: Store) -> Non
 def test_a_person_correcting_the_sentiment_changes_what_is_told(store: Store) -> None:
     mention = say(store, "1", T0 - timedelta(minutes=10), "positive", reach=50_000)
     assert list(NegativeMention().evaluate(store, T0)) == []
-    store.correct_sentiment(mention.key, "negative", "sara", T0)
+    store.mentions.correct_sentiment(mention.key, "negative", "sara", T0)
     assert len(list(NegativeMention().evaluate(store, T0))) == 1
 
 

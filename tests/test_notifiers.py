@@ -85,7 +85,7 @@ def test_a_crash_between_send_and_mark_sends_at_most_one_second_copy(
 ) -> None:
     notifier = AppriseNotifier({"ops": [receiver.url]})
     store.enqueue([Alert(key="k", kind="t", title="t", body="b", route="ops")], T0)
-    monkeypatch.setattr(store, "mark_sent", lambda *a: (_ for _ in ()).throw(RuntimeError("killed")))
+    monkeypatch.setattr(store.outbox, "mark_sent", lambda *a: (_ for _ in ()).throw(RuntimeError("killed")))
     with pytest.raises(RuntimeError):
         deliver(store, notifier, T0, random.Random(1))
     monkeypatch.undo()

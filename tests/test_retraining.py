@@ -36,7 +36,7 @@ def corrected_store(tmp_path: Path, count: int) -> Store:
 
     store.save_poll("x", "x", Poll(mentions=tuple(enrich(mentions, [analyzer]))), T0)
     for i, m in enumerate(mentions):
-        store.correct_sentiment(m.key, ("negative", "neutral", "positive")[i % 3], "giulia", T0)
+        store.mentions.correct_sentiment(m.key, ("negative", "neutral", "positive")[i % 3], "giulia", T0)
     return store
 
 

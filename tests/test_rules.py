@@ -57,25 +57,25 @@ def test_breaches_older_than_the_lookback_are_not_announced(store: Store) -> Non
 def test_one_alert_per_outage(store: Store) -> None:
     rule = SourceFailing(after_failures=3)
     for minute in range(2):
-        store.record_failure("feed", "feed", "HTTP 500", T0 + timedelta(minutes=minute), T0)
+        store.health.record_failure("feed", "feed", "HTTP 500", T0 + timedelta(minutes=minute), T0)
     assert keys(rule.evaluate(store, T0)) == []
-    store.record_failure("feed", "feed", "HTTP 500 from the forum", T0 + timedelta(minutes=2), T0)
+    store.health.record_failure("feed", "feed", "HTTP 500 from the forum", T0 + timedelta(minutes=2), T0)
     first = list(rule.evaluate(store, T0 + timedelta(minutes=3)))
     assert keys(first) == ["source_failing:feed:never"] and first[0].route == "ops"
     assert "HTTP 500 from the forum" in first[0].body
-    store.record_failure("feed", "feed", "HTTP 500", T0 + timedelta(minutes=3), T0)
+    store.health.record_failure("feed", "feed", "HTTP 500", T0 + timedelta(minutes=3), T0)
     assert keys(rule.evaluate(store, T0 + timedelta(minutes=4))) == keys(first)  # same outage, same key
     store.save_poll("feed", "feed", Poll(), T0 + timedelta(minutes=5))  # recovered
     assert keys(rule.evaluate(store, T0 + timedelta(minutes=6))) == []
     for minute in range(3):
-        store.record_failure("feed", "feed", "timeout", T0 + timedelta(minutes=7 + minute), T0)
+        store.health.record_failure("feed", "feed", "timeout", T0 + timedelta(minutes=7 + minute), T0)
     assert keys(rule.evaluate(store, T0 + timedelta(minutes=11))) == [
         f"source_failing:feed:{(T0 + timedelta(minutes=5)).isoformat()}"
     ]
 
 
 def test_a_rate_limit_pauses_without_counting_as_a_failure(store: Store) -> None:
-    store.record_failure("x", "x", "429", T0, T0 + timedelta(minutes=15), counted=False)
+    store.health.record_failure("x", "x", "429", T0, T0 + timedelta(minutes=15), counted=False)
     health = store.source_health("x")
     assert health.consecutive_failures == 0 and health.next_retry_at == T0 + timedelta(minutes=15)
 

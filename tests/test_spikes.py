@@ -107,7 +107,7 @@ def test_one_alert_per_episode_thanks_to_the_cooldown(store: Store) -> None:
     rule = VolumeSpike(cooldown_hours=3)
     store.enqueue(rule.evaluate(store, NOW), NOW)
     assert list(rule.evaluate(store, NOW + timedelta(minutes=30))) == []
-    assert store.last_alert_at("volume_spike", "care") == NOW
+    assert store.outbox.last_alert_at("volume_spike", "care") == NOW
 
 
 # -- the first day: X's counts stand in for the history passaparola does not have yet ---------------------------

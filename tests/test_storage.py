@@ -84,11 +84,11 @@ def test_cursor_moves_only_with_the_mentions_it_covers(store: Store, monkeypatch
     def crash(*args: object, **kwargs: object) -> int:
         raise RuntimeError("power cut after the mentions, before the cursor")
 
-    monkeypatch.setattr(store, "_record_success", crash)
+    monkeypatch.setattr(store.health, "record_success", crash)
     with pytest.raises(RuntimeError):
         store.save_poll("x-brand", "x", Poll(mentions=(mention("2"), mention("3")), cursor={"since_id": "3"}), T0)
     assert store.cursor("x-brand") == {"since_id": "1"}
-    assert store.known(["x:2", "x:3"]) == set()  # rolled back with the cursor
+    assert store.mentions.known(["x:2", "x:3"]) == set()  # rolled back with the cursor
     monkeypatch.undo()
     retried = store.save_poll("x-brand", "x", Poll(mentions=(mention("2"), mention("3")), cursor={"since_id": "3"}), T0)
     assert retried.new_mentions == 2 and store.cursor("x-brand") == {"since_id": "3"}
@@ -159,12 +159,12 @@ def test_outbox_keeps_one_row_per_key_and_tracks_attempts(store: Store) -> None:
     alert = Alert(key="k1", kind="test", title="t", body="b")
     assert store.enqueue([alert, alert], T0) == 1
     assert store.enqueue([alert], T0 + timedelta(days=1)) == 0
-    store.mark_failed("k1", T0, "receiver down", retry_at=T0 + timedelta(minutes=1))
-    assert store.due_alerts(T0) == []
-    due = store.due_alerts(T0 + timedelta(minutes=1))
+    store.outbox.mark_failed("k1", T0, "receiver down", retry_at=T0 + timedelta(minutes=1))
+    assert store.outbox.due(T0) == []
+    due = store.outbox.due(T0 + timedelta(minutes=1))
     assert [(i.alert.key, i.attempts) for i in due] == [("k1", 1)]
-    store.mark_sent("k1", T0 + timedelta(minutes=1))
-    assert store.due_alerts(T0 + timedelta(days=2)) == []
+    store.outbox.mark_sent("k1", T0 + timedelta(minutes=1))
+    assert store.outbox.due(T0 + timedelta(days=2)) == []
 
 
 def test_processes_opening_a_new_database_at_once_never_collide(tmp_path: Path) -> None:

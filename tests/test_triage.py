@@ -226,7 +226,7 @@ def test_scripted_morning_assign_warn_breach_escalate_and_close_on_an_answer_typ
     assert alerts == [("sla_breach:x:1", "care"), ("sla_escalation:x:1:1", "supervisors")]
     anna = store.conversation("x:1")
     assert anna.assignee == "giulia" and anna.breach_handed_on  # nobody else with billing is free: kept  # type: ignore[union-attr]
-    store.acknowledge("x:1", "supervisor", t + timedelta(minutes=70))
+    store.conversations.acknowledge("x:1", "supervisor", t + timedelta(minutes=70))
     assert ("sla_escalation:x:1:2", "managers") not in told(t + timedelta(minutes=125))
 
 
@@ -246,7 +246,7 @@ def test_a_returning_author_goes_back_to_who_answered_them_last(store: Store) ->
     triage(settings, store, later + timedelta(minutes=1))
     assert store.conversation("x:2").assignee == "marco"  # type: ignore[union-attr]  # least loaded with the skill
     assert store.conversation("x:3").assignee == "sara"  # type: ignore[union-attr]  # returning author
-    reason = next(e[3] for e in store.events("x:3") if e[1] == "assigned")
+    reason = next(e[3] for e in store.conversations.events("x:3") if e[1] == "assigned")
     assert reason == "returning author: answered them last"
 
 
@@ -269,7 +269,7 @@ def test_items_move_on_when_their_owner_goes_away_or_off_shift(store: Store) -> 
     triage(settings, store, t)
     owners = {store.conversation(k).assignee for k in ("x:1", "x:2")}  # type: ignore[union-attr]
     assert owners == {"giulia", "marco"}
-    store.set_away("marco", True, "supervisor", t)
+    store.conversations.set_away("marco", True, "supervisor", t)
     triage(settings, store, t + timedelta(minutes=1))
     assert {store.conversation(k).assignee for k in ("x:1", "x:2")} == {"giulia"}  # type: ignore[union-attr]
     triage(settings, store, rome(2, 14))  # giulia's shift ends; marco is still away: back to the queue
@@ -283,11 +283,11 @@ def test_a_burst_beyond_capacity_fills_each_member_oldest_first_and_waits(store:
     burst = [said(str(i), t + timedelta(seconds=i), f"doppio addebito {i}") for i in range(10)]
     store_at(store, t + timedelta(minutes=1), *burst)
     triage(settings, store, t + timedelta(minutes=1))
-    assigned = [c.mention.platform_id for c in store.open_items() if c.assignee]
-    assert assigned == ["0", "1", "2"] and store.workloads() == {"giulia": 3}
-    store.mark_answered("x:0", "giulia", t + timedelta(minutes=5))
+    assigned = [c.mention.platform_id for c in store.conversations.open_items() if c.assignee]
+    assert assigned == ["0", "1", "2"] and store.conversations.workloads() == {"giulia": 3}
+    store.conversations.mark_answered("x:0", "giulia", t + timedelta(minutes=5))
     triage(settings, store, t + timedelta(minutes=6))
-    assert store.conversation("x:3").assignee == "giulia" and store.workloads() == {"giulia": 3}  # type: ignore[union-attr]
+    assert store.conversation("x:3").assignee == "giulia" and store.conversations.workloads() == {"giulia": 3}  # type: ignore[union-attr]
 
 
 def test_a_follow_up_reopens_with_the_next_response_target_and_measures_satisfaction(store: Store) -> None:
@@ -305,7 +305,7 @@ def test_a_follow_up_reopens_with_the_next_response_target_and_measures_satisfac
     follow_up = store.conversation("x:2")
     assert follow_up.state == "reopened" and follow_up.follows_key == "x:1"  # type: ignore[union-attr]
     assert follow_up.due_at == t + timedelta(minutes=70)  # type: ignore[union-attr]
-    table = figures(store.conversations_between(t - timedelta(days=1), t + timedelta(hours=1)), t + timedelta(hours=1))
+    table = figures(store.conversations.between(t - timedelta(days=1), t + timedelta(hours=1)), t + timedelta(hours=1))
     assert table["all"]["all"].satisfaction == 2 and table["channel"]["x"].follow_ups == 1
 
 
@@ -314,8 +314,10 @@ def test_figures_give_median_p90_and_compliance(store: Store) -> None:
     store_at(store, t, *[said(str(i), t) for i in range(10)])
     triage(TriageSettings(), store, t)
     for i, minutes in enumerate((5, 10, 15, 20, 25, 30, 40, 50, 70, 90)):
-        store.mark_answered(f"x:{i}", "giulia", t + timedelta(hours=2), answered_at=t + timedelta(minutes=minutes))
-    f = figures(store.conversations_between(t - timedelta(days=1), t + timedelta(hours=3)), t + timedelta(hours=3))
+        store.conversations.mark_answered(
+            f"x:{i}", "giulia", t + timedelta(hours=2), answered_at=t + timedelta(minutes=minutes)
+        )
+    f = figures(store.conversations.between(t - timedelta(days=1), t + timedelta(hours=3)), t + timedelta(hours=3))
     overall = f["all"]["all"]
     assert overall.median_seconds == 27.5 * 60 and overall.p90_seconds == pytest.approx(72 * 60)
     assert overall.compliance == 0.8 and f["member"]["giulia"].answered == 10
@@ -323,7 +325,7 @@ def test_figures_give_median_p90_and_compliance(store: Store) -> None:
 
 def test_marking_an_unknown_mention_is_a_clear_error(store: Store) -> None:
     with pytest.raises(KeyError):
-        store.mark_answered("x:nope", "giulia", rome(2, 10))
+        store.conversations.mark_answered("x:nope", "giulia", rome(2, 10))
 
 
 def test_a_mention_heard_days_after_it_was_written_stays_to_answer_with_no_sla_clock(store: Store) -> None:

@@ -140,7 +140,9 @@ def test_the_holding_reply_states_the_current_median_rounded_up(config: Path, tm
     mentions += (said("9", now - timedelta(minutes=1), author=JOHN),)
     store.save_poll("x", "x", Poll(mentions=mentions), now)
     for i, wait in enumerate(waits):
-        store.mark_answered(f"x:{i}", "giulia", now, answered_at=mentions[i].published_at + timedelta(minutes=wait))
+        store.conversations.mark_answered(
+            f"x:{i}", "giulia", now, answered_at=mentions[i].published_at + timedelta(minutes=wait)
+        )
     store.close()
     code, out = invoke("lint-reply", "--config", str(config), "--holding", "--mention", "x:9")
     assert code == 0

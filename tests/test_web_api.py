@@ -116,7 +116,7 @@ def test_actions_change_the_inbox_and_the_cockpit(site: Site) -> None:
     again = api.post(f"/api/mentions/{key}/answered")
     assert again.status_code == 409 and "already answered" in again.json()["error"]
     corrected = api.post(f"/api/mentions/{key}/sentiment", json={"label": "positive"})
-    assert corrected.json()["sentiment"] == "positive" and site.store.tags(key)["sentiment"] != ""
+    assert corrected.json()["sentiment"] == "positive" and site.store.mentions.tags(key)["sentiment"] != ""
     assert api.post(f"/api/mentions/{key}/sentiment", json={"label": "angry"}).status_code == 400
     second = api.get("/api/inbox").json()["items"][0]["key"]
     assert api.post(f"/api/mentions/{second}/ignore", json={}).status_code == 400
@@ -189,7 +189,7 @@ def test_metrics_and_health(site: Site) -> None:
     }
     sent = {s.labels["kind"]: s.value for s in families["passaparola_alerts_sent"].samples if s.name.endswith("_total")}
     assert sent["sla_breach"] > 0
-    assert "passaparola_heartbeat_age_seconds" in families or site.store.heartbeat() is None
+    assert "passaparola_heartbeat_age_seconds" in families or site.store.health.heartbeat() is None
 
 
 def test_pages_speak_italian_by_default_and_english_on_request(site: Site) -> None:
@@ -273,6 +273,6 @@ def test_the_teach_page_lists_the_days_least_sure_mentions_and_labels_them_in_on
         data={"csrf": csrf_of(page.text), "action": "sentiment", "label": "negative", "back": "/teach"},
     )
     assert labelled.status_code == 303 and labelled.headers["location"] == "/teach"
-    assert site.store.tags(unsure["key"])["corrected"] is True
+    assert site.store.mentions.tags(unsure["key"])["corrected"] is True
     after = api.get("/api/teach").json()
     assert unsure["key"] not in [i["key"] for i in after["items"]] and after["corrections"] == 1

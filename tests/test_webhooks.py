@@ -21,7 +21,7 @@ from passaparola import config as configuration
 from passaparola.pipeline import ingest_inbound, poll_source, triage
 from passaparola.web import WebServer, create_app
 from storage import Store
-from tests.conftest import FIXTURES, PASSAPAROLA, T0, cli_env, settings_from
+from tests.conftest import FIXTURES, PASSAPAROLA, T0, FixedClock, cli_env, settings_from
 from tests.graphapi import PAGE_ID, FakeGraph
 
 APP_SECRET = "app-secret-SENTINEL-123"
@@ -254,11 +254,31 @@ def test_a_lone_surrogate_refuses_an_id_naming_it_and_is_cleaned_from_text(web: 
     assert store.conversation("site:c1") is not None
 
 
-def test_healthz_tells_a_stale_loop_from_a_live_one(web: tuple[httpx.Client, Store]) -> None:
-    client, store = web
-    assert client.get("/healthz").status_code == 503
-    store.beat(T0)
-    assert client.get("/healthz").json() == {"status": "ok", "heartbeat_age_seconds": 0.0}
+def test_healthz_tells_a_stale_loop_from_a_live_one(settings: configuration.Settings) -> None:
+    """With the loop in the same process (`passaparola run`), no heartbeat or an old one is a 503."""
+    shared = Store.open(settings.storage.path, shared=True)
+    clock = FixedClock(T0)
+    server = WebServer(create_app(settings, shared, clock, daemon=True), "127.0.0.1", 0)
+    server.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=5) as client:
+            none_yet = client.get("/healthz")
+            assert none_yet.status_code == 503 and none_yet.json()["failing"] == ["heartbeat"]
+            shared.health.beat(T0)
+            live = client.get("/healthz").json()
+            assert live["status"] == "ok" and live["heartbeat_age_seconds"] == 0.0
+            assert set(live["checks"]) == {"database", "migrations", "heartbeat"}
+            clock.now = T0 + timedelta(seconds=settings.web.heartbeat_max_age_seconds + 1)
+            assert client.get("/healthz").status_code == 503
+    finally:
+        server.stop()
+        shared.close()
+
+
+def test_healthz_of_the_web_app_alone_needs_no_loop(web: tuple[httpx.Client, Store]) -> None:
+    client, _ = web
+    answer = client.get("/healthz")
+    assert answer.status_code == 200 and answer.json()["checks"]["database"]["ok"] is True
 
 
 def test_passaparola_web_serves_until_sigterm(tmp_path: Path, graph: FakeGraph) -> None:
@@ -275,7 +295,7 @@ def test_passaparola_web_serves_until_sigterm(tmp_path: Path, graph: FakeGraph) 
             assert process.stdout is not None
             port = int(process.stdout.readline().rsplit(":", 1)[1])
             response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-            assert response.status_code == 503 and response.json()["status"] == "stale"
+            assert response.status_code == 200 and response.json()["status"] == "ok"  # the web app alone is healthy
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=15)
         finally:
@@ -286,8 +306,8 @@ def test_passaparola_web_serves_until_sigterm(tmp_path: Path, graph: FakeGraph) 
 def test_a_bad_queued_body_is_kept_with_its_error_and_a_database_failure_loses_nothing(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store.receive("facebook", "page", [("facebook:bad", '{"object": "user"}')], T0)
-    store.receive("intake", "intake", [("site:c1", json.dumps(item("c1")))], T0)
+    store.inbound.receive("facebook", "page", [("facebook:bad", '{"object": "user"}')], T0)
+    store.inbound.receive("intake", "intake", [("site:c1", json.dumps(item("c1")))], T0)
     monkeypatch.setattr(store, "save_poll", lambda *a: (_ for _ in ()).throw(sqlite3.OperationalError("disk full")))
     assert ingest_inbound(store, [], {"page": PAGE_ID}, T0) == 0
     rows = store.db.execute("SELECT dedupe_key, processed_at IS NOT NULL, error FROM inbound ORDER BY id").fetchall()

@@ -9,6 +9,9 @@ needs-answer) in each mode, each in its own process pinned to one core with one 
 in the same process; and the process's peak resident memory once the pipeline is loaded and has run.
 
 Feeds (`tools.bench_feeds`): the running daemon's peak memory, workers included, with 1, 10 and 50 feed sources.
+
+Pages (`tools.bench_pages`, alone with ``--pages``): every page and API listing at 100k mentions, each filter of
+the inbox included, median and p95 against the 150 ms goal and against `/healthz` as the floor.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from sqlite_utils import Database
 from listener import DemoSource, Mention, Poll
 from storage import Store
 from tools.bench_feeds import bench_feeds
+from tools.bench_pages import bench_pages, write_pages
 from tools.bench_scale import bench_scale, cycle_worker
 
 POLL_SIZE = 100
@@ -96,8 +100,11 @@ def analysis_worker(mode: str, count: int, cores: int) -> None:
     texts = [m.text for m in DemoSource().poll(None, datetime(2026, 3, 2, tzinfo=UTC)).mentions]
     texts = (texts * (count // len(texts) + 1))[:count]
     settings = AnalysisSettings(
-        mode=mode, brand_handles=("AuroraCaffe",), topics={"consegna": ("consegna",)}, threads=cores
-    )  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]
+        brand_handles=("AuroraCaffe",),
+        topics={"consegna": ("consegna",)},
+        threads=cores,
+    )
     analyzer = Analyzer(settings)
     analyzer.analyze(texts[:64])  # load everything once, as the daemon does on its first batch
     started = time.perf_counter()
@@ -145,6 +152,9 @@ def main() -> None:
     if sys.argv[1:2] == ["--feeds"]:  # the daemon's memory with 1, 10 and 50 feeds, alone
         print(json.dumps(bench_feeds(), indent=2))
         return
+    if sys.argv[1:2] == ["--pages"]:  # every page and API listing at 100k mentions, alone: into var/bench.json
+        print(f"written to {write_pages(bench_pages())}")
+        return
     count = 20_000
     mentions, polls = sample(count)
     store_times, bare_times = [], []
@@ -169,6 +179,7 @@ def main() -> None:
     figures["analysis"] = bench_analysis()
     figures["scale"] = bench_scale()
     figures["feeds"] = bench_feeds()
+    figures["pages"] = bench_pages()
     out = Path("var") / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

@@ -3,21 +3,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from listener.model import PLATFORMS, Conversation
-from passaparola.actions.base import Refusal
+from passaparola.actions.base import Actor
+from passaparola.actions.mentions import PRESENCE
 from passaparola.config import Settings
+from passaparola.links import safe_url
 from rules.advocates import TIERS
 from rules.sentiment import LABELS
-from storage.board import INBOX_STATES, UNASSIGNED, InboxFilter
+from storage.board import INBOX_STATES, UNASSIGNED, InboxFilter, Incident
 from storage.store import Store
 from storage.times import iso
 
 PAGE_SIZE = 50
+#: How far back the inbox looks for spike alerts to group as incidents.
+INCIDENT_HOURS = 24
 
 
 def when(moment: datetime | None) -> str | None:
@@ -25,14 +30,16 @@ def when(moment: datetime | None) -> str | None:
 
 
 def mention_row(c: Conversation, now: datetime, vip: bool = False) -> dict[str, Any]:
-    """One mention as the inbox and the API show it."""
+    """One mention as the inbox and the API show it; its ``url`` only when it is an http(s) link (a feed's
+    ``javascript:`` or ``data:`` link is "" at every door, not just where a template filters it)."""
+
     m = c.mention
     return {
         "key": m.key,
         "channel": m.platform,
         "source": m.source,
         "text": m.text,
-        "url": m.url,
+        "url": safe_url(m.url),
         "published_at": when(m.published_at),
         "author": {"handle": m.author.handle, "name": m.author.display_name, "reach": m.author.reach},
         "sentiment": m.tags.get("sentiment"),
@@ -66,35 +73,70 @@ def choices(settings: Settings) -> dict[str, list[str]]:
     }
 
 
-def inbox_filter(params: dict[str, str], settings: Settings) -> InboxFilter:
-    """Filters from query parameters; an unknown value is a 400 naming the accepted ones."""
-    offered = choices(settings)
-    for name in ("channel", "sentiment", "team", "assignee", "state", "language"):
-        value = params.get(name, "")
-        if value and value not in offered[name]:
-            raise Refusal(400, f"{name}={value!r} is not offered; use one of {', '.join(offered[name])}")
+def inbox_filter(values: Mapping[str, Any]) -> InboxFilter:
+    """The inbox's filters from query parameters already read (and refused when bad) by
+    `passaparola.web.params`, the one place that knows what each accepts."""
     return InboxFilter(
-        channel=params.get("channel", ""),
-        sentiment=params.get("sentiment", ""),
-        team=params.get("team", ""),
-        assignee=params.get("assignee", ""),
-        state=params.get("state", "") or "open",
-        language=params.get("language", ""),
-        vip=params.get("vip", "") in ("1", "true", "on"),
-        q=params.get("q", "")[:200],
+        channel=values.get("channel", ""),
+        sentiment=values.get("sentiment", ""),
+        team=values.get("team", ""),
+        assignee=values.get("assignee", ""),
+        state=values.get("state", "") or "open",
+        language=values.get("language", ""),
+        vip=values.get("vip") is True,
+        q=values.get("q", ""),
+        incident=values.get("incident", ""),
     )
 
 
-def inbox(store: Store, now: datetime, f: InboxFilter, page: int) -> dict[str, Any]:
+def inbox(
+    store: Store, now: datetime, f: InboxFilter, page: int, grouped: bool = False, viewer: Actor | None = None
+) -> dict[str, Any]:
+    """One page of the inbox. ``grouped``: a burst (a spike alert's mentions still open) is one incident row
+    above the rest, and its mentions are not listed again; ``total`` still counts every matching mention."""
     page = max(page, 1)
-    items, total = store.board.inbox(f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    incidents = (
+        store.board.incidents(f, now - timedelta(hours=INCIDENT_HOURS))
+        if grouped and f.state == "open" and not f.incident
+        else []
+    )
+    grouped_keys = [c.mention.key for i in incidents for c in i.members]
+    items, listed = store.board.inbox(f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, leave_out=grouped_keys)
     vips = store.tiered_authors(("vip",))
+    filters = {k: when(v) if isinstance(v, datetime) else v for k, v in asdict(f).items()}
+    rows = [mention_row(c, now, vip=vips.get(c.mention.author.key) == "vip") for c in items]
+    others = store.presence.others([r["key"] for r in rows], viewer.signs if viewer else "", now - PRESENCE)
+    for row in rows:  # the collision notice: who else has it open or is answering it
+        row["others"] = [{"member": p.member, "doing": p.doing} for p in others.get(row["key"], [])]
     return {
-        "items": [mention_row(c, now, vip=vips.get(c.mention.author.key) == "vip") for c in items],
-        "total": total,
+        "items": rows,
+        "incidents": [incident_row(i, now) for i in incidents],
+        "total": listed + len(grouped_keys),
         "page": page,
-        "pages": max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
-        "filters": asdict(f),
+        "pages": max((listed + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        "filters": filters,
+    }
+
+
+def incident_row(incident: Incident, now: datetime) -> dict[str, Any]:
+    """A burst as one row: what (the alert's title and the topics most named), since when, how many, who."""
+    members = incident.members
+    topics = Counter(t for c in members for t in c.mention.tags.get("topics") or ())
+    authors = Counter(c.mention.author.shown for c in members)
+    due = [c.due_at for c in members if c.due_at is not None]
+    return {
+        "key": incident.key,
+        "kind": incident.kind,
+        "title": incident.title,
+        "raised_at": when(incident.raised_at),
+        "since": when(min(c.mention.published_at for c in members)),
+        "count": len(members),
+        "negative": sum(1 for c in members if c.mention.tags.get("sentiment") == "negative"),
+        "topics": [t for t, _ in topics.most_common(3)],
+        "authors": [a for a, _ in authors.most_common(3)],
+        "minutes_left": round((min(due) - now).total_seconds() / 60) if due else None,
+        "unassigned": sum(1 for c in members if not c.assignee),
+        "keys": [c.mention.key for c in members],
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from listener.model import Conversation
 from passaparola.actions.base import Actor, Refusal
@@ -16,6 +16,8 @@ BULK_ACTIONS = ("assign", "answered", "ignore")
 #: The most mentions one bulk action touches (a page of the inbox).
 BULK_LIMIT = 50
 MAX_REASON = 200
+#: How long someone who opened a mention, or checked a draft for it, counts as being on it.
+PRESENCE = timedelta(minutes=5)
 
 
 def assignable(settings: Settings, actor: Actor) -> list[str]:
@@ -73,13 +75,29 @@ class MentionActions:
         if not c.is_open:
             raise Refusal(409, f"{c.mention.key} is already {c.state}; only open mentions can be {doing}")
 
+    # -- who else is on it ------------------------------------------------------------------------
+
+    def present(self, actor: Actor, key: str, doing: str, now: datetime) -> None:
+        """``actor`` opened the mention (viewing) or checked a draft for it (answering). API tokens are nobody."""
+        if actor.via != "token":
+            self.store.presence.mark(key, actor.signs, doing, now)
+
+    def others(self, actor: Actor | None, keys: list[str], now: datetime) -> dict[str, list[dict[str, str]]]:
+        """Per mention of ``keys``: who else has it open or is answering it (the collision notice)."""
+        signs = actor.signs if actor is not None else ""
+        found = self.store.presence.others(keys, signs, now - PRESENCE)
+        return {
+            key: [{"member": p.member, "doing": p.doing, "at": p.at.isoformat()} for p in people]
+            for key, people in found.items()
+        }
+
     # -- actions ---------------------------------------------------------------------------------
 
     def assign(self, actor: Actor, key: str, member: str, now: datetime) -> Conversation:
         c = self.known(key)
         member = self._member(actor, member)
         self._open(c, "assigned")
-        self.store.assign([(key, member, f"assigned by {actor.name}", False)], now)
+        self.store.conversations.assign([(key, member, f"assigned by {actor.name}", False)], now)
         return self.known(key)
 
     def answered(self, actor: Actor, key: str, now: datetime, at: datetime | None = None) -> Conversation:
@@ -88,7 +106,7 @@ class MentionActions:
         self._open(c, "marked answered")
         if at is not None and at > now:
             raise Refusal(400, f"--at {at.isoformat()} is in the future; give when the answer was made")
-        return self.store.mark_answered(key, actor.signs, now, answered_at=at)
+        return self.store.conversations.mark_answered(key, actor.signs, now, answered_at=at)
 
     def ignore(self, actor: Actor, key: str, reason: str, now: datetime) -> Conversation:
         reason = " ".join(reason.split())
@@ -96,21 +114,21 @@ class MentionActions:
             raise Refusal(400, "say why it needs no answer: reason=spam, not about us...")
         c = self.known(key)
         self._open(c, "ignored")
-        return self.store.mark_ignored(key, reason[:MAX_REASON], actor.signs, now)
+        return self.store.conversations.mark_ignored(key, reason[:MAX_REASON], actor.signs, now)
 
     def correct(self, actor: Actor, key: str, label: str, now: datetime) -> Conversation:
         """A person's sentiment label: it wins over the model's and survives reanalysis."""
         if label not in LABELS:
             raise Refusal(400, f"label={label!r} is not one of {', '.join(LABELS)}")
         self.known(key)
-        self.store.correct_sentiment(key, label, actor.signs, now)
+        self.store.mentions.correct_sentiment(key, label, actor.signs, now)
         return self.known(key)
 
     def acknowledge(self, actor: Actor, key: str, now: datetime) -> Conversation:
         """Someone takes charge of a breach (``key``: the mention, or the key of an alert about it)."""
-        mention_key = self.store.alert_mention(key) or key
+        mention_key = self.store.outbox.alert_mention(key) or key
         self.known(mention_key)
-        return self.store.acknowledge(mention_key, actor.signs, now)
+        return self.store.conversations.acknowledge(mention_key, actor.signs, now)
 
     def act(
         self, actor: Actor, key: str, action: str, now: datetime, member: str = "", reason: str = "", label: str = ""

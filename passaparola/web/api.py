@@ -10,141 +10,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from passaparola import __version__
 from passaparola.actions import MENTION_ACTIONS, Actor, Refusal, listing
-from passaparola.web import service
+from passaparola.web import params, service
 from passaparola.web.auth import Refused, check_csrf, client_address, csrf_token, session_of
 from passaparola.web.context import Web, error
+from passaparola.web.endpoints import ENDPOINTS, FILTERS, Endpoint, query_of
 from passaparola.web.exports import export_response
+from passaparola.web.openapi import error_codes, openapi
 from passaparola.web.webhooks import parse_json, read_body
-from rules.sentiment import LABELS
 from storage.sessions import SessionRow
 from storage.times import iso
 
-
-@dataclass(frozen=True)
-class Endpoint:
-    method: str
-    path: str  # OpenAPI form: /api/mentions/{key}
-    role: str
-    summary: str
-    query: tuple[str, ...] = ()
-    body: dict[str, Any] = field(default_factory=dict)  # JSON schema properties of the request body
-    produces: str = "application/json"
-
-
-FILTERS = ("q", "channel", "sentiment", "team", "assignee", "state", "language", "vip", "page")
-ENDPOINTS = (
-    Endpoint("GET", "/api/me", "agent", "Who is calling, with their role and a CSRF token for session writes"),
-    Endpoint("GET", "/api/inbox", "agent", "Mentions by SLA urgency, filtered and searched", FILTERS),
-    Endpoint("GET", "/api/mentions/{key}", "agent", "A mention with its thread, the brand's answers and author card"),
-    Endpoint(
-        "POST", "/api/mentions/{key}/assign", "agent", "Assign (agents: to themselves)", body={"member": "string"}
-    ),
-    Endpoint("POST", "/api/mentions/{key}/answered", "agent", "Mark answered (a reply typed elsewhere)"),
-    Endpoint("POST", "/api/mentions/{key}/ignore", "agent", "Close without an answer", body={"reason": "string"}),
-    Endpoint("POST", "/api/mentions/{key}/sentiment", "agent", "Correct the sentiment", body={"label": "string"}),
-    Endpoint("POST", "/api/mentions/{key}/ack", "agent", "Acknowledge the breach: escalation stops"),
-    Endpoint("POST", "/api/mentions/{key}/lint", "agent", "Check a draft reply", body={"draft": "string"}),
-    Endpoint(
-        "POST",
-        "/api/bulk",
-        "agent",
-        "One action on several mentions",
-        body={"keys": "array", "action": "string", "member": "string", "reason": "string"},
-    ),
-    Endpoint(
-        "GET",
-        "/api/cockpit",
-        "supervisor",
-        "Volume, spikes, response figures, workloads, complaints, alerts",
-        ("days",),
-    ),
-    Endpoint("GET", "/api/advocates", "supervisor", "The advocate leaderboard with suggested offers", ("tier",)),
-    Endpoint("GET", "/api/advocates/{person}/explain", "supervisor", "Every term of a person's score"),
-    Endpoint(
-        "GET",
-        "/api/advocates/export",
-        "supervisor",
-        "Advocates as CSV or JSON",
-        ("format", "tier", "min_score", "channel", "topic"),
-        produces="text/csv",
-    ),
-    Endpoint("GET", "/api/sources", "supervisor", "Each source's health"),
-    Endpoint("GET", "/api/teach", "agent", "The last day's mentions the model is least sure of, to label"),
-    Endpoint(
-        "POST",
-        "/api/password",
-        "agent",
-        "Change your own password (12+ characters, not your name); your other sessions end",
-        body={"current": "string", "new": "string"},
-    ),
-    Endpoint("GET", "/api/sessions", "admin", "Live log-in sessions (user, since, last seen, address, browser), locks"),
-    Endpoint("POST", "/api/sessions/{id}/revoke", "admin", "End one session"),
-    Endpoint("POST", "/api/sessions/revoke", "admin", "End every session of one user", body={"user": "string"}),
-)
-
-
-def openapi() -> dict[str, Any]:
-    """The OpenAPI 3.1 description of `ENDPOINTS`."""
-    paths: dict[str, dict[str, Any]] = {}
-    for e in ENDPOINTS:
-        params = [
-            {"name": name.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in e.path.split("/")
-            if name.startswith("{")
-        ] + [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}} for name in e.query]
-        operation: dict[str, Any] = {
-            "summary": e.summary,
-            "operationId": (e.method.lower() + e.path.replace("/", "_").replace("{", "").replace("}", "")),
-            "description": f"Needs the role {e.role} or above.",
-            "security": [{"bearer": []}, {"session": []}],
-            "parameters": params,
-            "responses": {
-                "200": {"description": "OK", "content": {e.produces: {"schema": {"type": "object"}}}},
-                "400": {"$ref": "#/components/responses/Error"},
-                "401": {"$ref": "#/components/responses/Error"},
-                "403": {"$ref": "#/components/responses/Error"},
-                "404": {"$ref": "#/components/responses/Error"},
-            },
-        }
-        if e.body:
-            properties = {
-                k: {"type": v, **({"items": {"type": "string"}} if v == "array" else {})} for k, v in e.body.items()
-            }
-            if "label" in properties:
-                properties["label"]["enum"] = list(LABELS)
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object", "properties": properties}}},
-            }
-        paths.setdefault(e.path, {})[e.method.lower()] = operation
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Passaparola API", "version": __version__},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "a token from [[web.tokens]]"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "passaparola", "description": "log-in session"},
-            },
-            "responses": {
-                "Error": {
-                    "description": "What is wrong and what to do",
-                    "content": {
-                        "application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}
-                    },
-                }
-            },
-        },
-    }
+__all__ = ["ENDPOINTS", "FILTERS", "Endpoint", "error_codes", "openapi", "query_of", "routes"]
 
 
 def routes(web: Web) -> list[Route]:
@@ -163,11 +46,12 @@ def routes(web: Web) -> list[Route]:
             raise Refusal(400, "send a JSON object")
         return data
 
-    def endpoint(role: str, handler: Callable[[Request, Actor, dict[str, Any]], Awaitable[Any]]) -> Any:
+    def endpoint(e: Endpoint, handler: Callable[[Request, Actor, dict[str, Any]], Awaitable[Any]]) -> Any:
         async def run(request: Request) -> Response:
             try:
-                who = web.gate.require(request, role)
+                who = web.gate.require(request, e.role)
                 check_csrf(request, who, "")
+                params.check(request, e.query, settings)  # after the gate: nobody probes what is accepted
                 result = await handler(request, who, await body_of(request))
             except Refusal as refused:
                 headers = {"WWW-Authenticate": "Bearer"} if refused.status == 401 else None
@@ -226,14 +110,13 @@ def routes(web: Web) -> list[Route]:
         return {"user": user, "revoked": await web.gate.revoke_user(user, who)}
 
     async def inbox(request: Request, who: Actor, body: dict[str, Any]) -> Any:
-        params = dict(request.query_params)
-        f = listing.inbox_filter(params, settings)
-        number = int(params["page"]) if params.get("page", "").isdigit() else 1
-        return await web.db.run(lambda store: listing.inbox(store, web.clock(), f, number))
+        values = params.given(request)
+        f = listing.inbox_filter(values)
+        return await web.db.run(lambda store: listing.inbox(store, web.clock(), f, values["page"], viewer=who))
 
     async def mention(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         key = request.path_params["key"]
-        return await web.db.run(lambda store: service.mention(settings, store, web.clock(), key))
+        return await web.db.run(lambda store: service.mention(settings, store, web.clock(), key, who))
 
     def action(name: str) -> Callable[[Request, Actor, dict[str, Any]], Awaitable[Any]]:
         async def run(request: Request, who: Actor, body: dict[str, Any]) -> Any:
@@ -246,7 +129,7 @@ def routes(web: Web) -> list[Route]:
 
     async def lint(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         key, draft = request.path_params["key"], str(body.get("draft", ""))
-        return await web.db.run(lambda store: service.lint(settings, store, who, key, draft))
+        return await web.db.run(lambda store: service.lint(settings, store, who, key, draft, web.clock()))
 
     async def bulk(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         keys = body.get("keys")
@@ -256,11 +139,11 @@ def routes(web: Web) -> list[Route]:
         return await web.db.run(lambda store: service.bulk(settings, store, web.clock(), who, keys, act, fields(body)))
 
     async def cockpit(request: Request, who: Actor, body: dict[str, Any]) -> Any:
-        span = service.days_param(request.query_params.get("days", ""))
+        span = params.given(request)["days"]
         return await web.db.run(lambda store: service.cockpit(settings, store, web.clock(), span))
 
     async def advocates(request: Request, who: Actor, body: dict[str, Any]) -> Any:
-        tiers = request.query_params.getlist("tier")
+        tiers = params.given(request)["tier"]
         return await web.db.run(lambda store: service.advocates(settings, store, web.clock(), tiers))
 
     async def explain(request: Request, who: Actor, body: dict[str, Any]) -> Any:
@@ -277,7 +160,7 @@ def routes(web: Web) -> list[Route]:
         return await web.db.run(lambda store: service.teach(store, web.clock()))
 
     async def description(request: Request) -> Response:
-        return Response(json.dumps(openapi(), indent=1), media_type="application/json")
+        return Response(json.dumps(openapi(settings), indent=1), media_type="application/json")
 
     async def unknown(request: Request) -> Response:
         return error(404, f"no API endpoint {request.method} {request.url.path}; see /api/openapi.json")
@@ -303,7 +186,7 @@ def routes(web: Web) -> list[Route]:
     # Specific paths first: /api/advocates/export before /api/advocates/{person}/..., actions before the mention.
     for e in sorted(ENDPOINTS, key=lambda e: (e.path.count("{"), -len(e.path))):
         path = e.path.replace("{key}", "{key:path}")
-        served.append(Route(path, endpoint(e.role, handlers[(e.method, e.path)]), methods=[e.method]))
+        served.append(Route(path, endpoint(e, handlers[(e.method, e.path)]), methods=[e.method]))
     served.append(Route("/api/openapi.json", description))
     served.append(Route("/api/{rest:path}", unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
     return served

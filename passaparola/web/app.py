@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sqlite3
+from datetime import datetime
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,9 +28,12 @@ from passaparola.config import Settings
 from passaparola.web import api, metrics, pages, webhooks
 from passaparola.web.auth import Gate
 from passaparola.web.context import HERE, Clock, build, error
+from storage.migrations import migrations
 from storage.store import Store
 
 log = logging.getLogger("passaparola.web")
+#: The longest `/healthz` waits for the database's write lock (milliseconds) before it says the write failed.
+WRITE_WAIT_MS = 2000
 
 SECURITY_HEADERS = {
     "content-security-policy": (
@@ -87,8 +93,68 @@ class ServerSessions:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings, store: Store, clock: Clock) -> Starlette:
-    """The app over ``store`` (opened with ``shared=True``); ``clock`` gives the time (tests fix it)."""
+def writes(store: Store) -> tuple[bool, str]:
+    """Whether a write goes through (begun and rolled back: nothing changes), and what was seen. Another
+    writer holding the lock past `WRITE_WAIT_MS` (the loop's maintenance) is busy, not broken."""
+    conn = store.db.conn
+    if conn.in_transaction:  # a write of this connection is under way: the database takes writes
+        return True, "answers and takes a write"
+    (busy,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute(f"PRAGMA busy_timeout = {min(int(busy), WRITE_WAIT_MS)}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE daemon SET value = value WHERE name = 'heartbeat'")
+        return True, "answers and takes a write"
+    except sqlite3.Error as problem:
+        if getattr(problem, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+            return True, f"answers; another writer held the lock over {WRITE_WAIT_MS} ms"
+        return False, f"answers but takes no write: {problem}"
+    finally:
+        if conn.in_transaction:
+            conn.rollback()
+        conn.execute(f"PRAGMA busy_timeout = {int(busy)}")
+
+
+def health(store: Store, now: datetime, limit: int, daemon: bool) -> dict[str, dict[str, Any]]:
+    """What `/healthz` checks, each with ``ok`` and a ``detail`` for people: the database answers and takes a
+    write, every migration is applied, and the loop's heartbeat. The heartbeat fails the check only when
+    ``daemon`` (the loop runs in this process, `passaparola run`) and it is older than ``limit`` seconds or
+    missing; the web app alone (`passaparola web`) reports it and stays healthy."""
+    try:
+        store.db.execute("SELECT 1").fetchone()
+    except sqlite3.Error as problem:
+        unknown = {"ok": False, "detail": "not checked: the database does not answer"}
+        return {
+            "database": {"ok": False, "detail": f"does not answer: {problem}"},
+            "migrations": unknown,
+            "heartbeat": {**unknown, "required": daemon},
+        }
+    writable, written = writes(store)
+    checks: dict[str, dict[str, Any]] = {"database": {"ok": writable, "detail": written}}
+    pending = [m.name for m in migrations.pending(store.db)]
+    applied = len(migrations.applied(store.db))
+    checks["migrations"] = {
+        "ok": not pending,
+        "detail": f"{len(pending)} not applied: {', '.join(pending)}" if pending else f"all {applied} applied",
+    }
+    beat = store.health.heartbeat()
+    age = round((now - beat).total_seconds(), 1) if beat else None
+    if daemon:
+        ok = age is not None and age <= limit
+        if age is None:
+            detail = "no heartbeat yet from the loop"
+        else:
+            detail = f"beat {age:.0f} s ago" if ok else f"silent for {age:.0f} s: the loop is stuck or stopped"
+    else:
+        ok = True  # no loop in this process: whether one runs elsewhere is its own health check's business
+        detail = "no daemon seen" if age is None else f"a daemon beat {age:.0f} s ago (not in this process)"
+    checks["heartbeat"] = {"ok": ok, "detail": detail, "age_seconds": age, "limit_seconds": limit, "required": daemon}
+    return checks
+
+
+def create_app(settings: Settings, store: Store, clock: Clock, *, daemon: bool = False) -> Starlette:
+    """The app over ``store`` (opened with ``shared=True``); ``clock`` gives the time (tests fix it). ``daemon``:
+    the loop runs in this process (`passaparola run`), so `/healthz` fails when its heartbeat goes stale."""
     web = build(settings, store, clock)
     web.gate.connect(web.db, clock)
     ended = store.sessions.revoke_others(web.gate.users, clock(), "removed from the config")
@@ -96,22 +162,24 @@ def create_app(settings: Settings, store: Store, clock: Clock) -> Starlette:
         log.info("ended %d log-in sessions of people no longer in web.users", ended)
 
     async def healthz(request: Request) -> Response:
-        try:
-            beat = await web.db.call("heartbeat")
-        except Exception as problem:  # the database does not answer
-            return error(503, f"database: {problem}")
-        age = (clock() - beat).total_seconds() if beat else None
-        healthy = age is not None and age <= settings.web.heartbeat_max_age_seconds
-        return JSONResponse(
-            {"status": "ok" if healthy else "stale", "heartbeat_age_seconds": age}, status_code=200 if healthy else 503
-        )
+        limit = settings.web.heartbeat_max_age_seconds
+        checks = await web.db.run(lambda store: health(store, clock(), limit, daemon))
+        failing = [name for name, check in checks.items() if not check["ok"]]
+        body = {
+            "status": "failing" if failing else "ok",
+            "failing": failing,
+            "checks": checks,
+            "heartbeat_age_seconds": checks["heartbeat"].get("age_seconds"),
+        }
+        return JSONResponse(body, status_code=503 if failing else 200)
 
     async def metrics_endpoint(request: Request) -> Response:
         try:
             web.gate.require(request, "admin")
         except Refusal as refused:
             return error(refused.status, str(refused))
-        body = await web.db.run(lambda s: metrics.render(s, clock))
+        teams = [t.name for t in settings.triage.teams]
+        body = await web.db.run(lambda s: metrics.render(s, clock, teams))
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -8,17 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.templating import Jinja2Templates
 
 from notifiers.log import printable
 from passaparola.config import Settings
+from passaparola.links import safe_url
 from passaparola.web.auth import Gate
-from passaparola.web.i18n import translate
+from passaparola.web.i18n import MESSAGES, translate
+from passaparola.web.sayings import phrases, said_text, say
 from storage.store import Store
 
 Clock = Callable[[], datetime]
@@ -48,19 +50,33 @@ class Locked:
         return await run_in_threadpool(locked)
 
 
-def safe_url(url: str | None) -> str:
-    """``url`` if it is an absolute http(s) link, else "" (no ``javascript:``, ``data:`` or relative tricks)."""
-    if not url:
-        return ""
-    parts = urlsplit(url.strip())
-    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else ""
-
-
 def local_path(target: str | None, default: str) -> str:
     """``target`` if it is a path on this site (never ``//host`` or a full URL: no open redirect)."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return default
+
+
+#: Books whose unread texts are data (shown isolated, in ``lang``): the rest are the dashboard's own words.
+DATA_BOOKS = {"alert": "en", "finding": "en", "detail": "", "excluded": "en"}
+
+
+def said(book: str, text: str | None, language: str, code: str = "") -> Markup:
+    """An English text the code wrote (an alert's title, a finding, a refusal...) said in ``language``
+    (`passaparola.web.sayings.say`): its data parts in ``<bdi>``, so a handle cannot turn the sentence around.
+    A text no phrase reads is shown as it was: isolated when it is data, plain when it is a message."""
+    text = str(text or "")
+    parts = say(phrases(book, code), text, language)
+    if parts is None:
+        if book not in DATA_BOOKS:
+            return escape(text)
+        lang = DATA_BOOKS[book]
+        return Markup('<bdi lang="{}">{}</bdi>').format(lang, printable(text)) if lang else _isolated(text)
+    return Markup("").join(_isolated(piece) if data else escape(piece) for piece, data in parts)
+
+
+def _isolated(text: str) -> Markup:
+    return Markup("<bdi>{}</bdi>").format(printable(text))
 
 
 @dataclass
@@ -88,6 +104,10 @@ def build(settings: Settings, store: Store, clock: Clock) -> Web:
     env.filters["printable"] = lambda value: printable(str(value))
     env.filters["safe_url"] = safe_url
     env.filters["when"] = when
+    env.globals["zone_name"] = str(zone)  # every page names the zone its times are in
+    env.globals["said"] = said  # English the code wrote, in the page's language
+    env.globals["said_text"] = said_text  # the same as plain text (an SVG title, a flash)
+    env.globals["catalogue"] = frozenset(MESSAGES)  # the message ids: a value without words shows as data
     templates = Jinja2Templates(env=env)
     return Web(settings, Locked(store), clock, Gate(settings.web), templates)
 

@@ -4,21 +4,29 @@ collector): the web app and the loop may be different processes, and the databas
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from rules.triage import figures
+from storage.board import UNASSIGNED, InboxFilter
 from storage.sessions import KINDS
 from storage.store import Store
 
+#: The windows of the response figures, as the cockpit offers them (``?days=1`` and ``?days=7``).
+WINDOWS = {"24h": timedelta(days=1), "7d": timedelta(days=7)}
+#: The team label of unassigned mentions with no team, or with one no longer in [[triage.teams]].
+NO_TEAM = "-"
+
 
 class StoreCollector(Collector):
-    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: Store, clock: Callable[[], datetime], teams: Sequence[str] = ()) -> None:
         self.store = store
         self.clock = clock
+        self.teams = teams
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
@@ -30,11 +38,21 @@ class StoreCollector(Collector):
         failing = GaugeMetricFamily(
             "passaparola_source_consecutive_failures", "Failed polls in a row, per source", labels=["source"]
         )
-        for health in self.store.all_source_health():
+        last_success = GaugeMetricFamily(
+            "passaparola_source_last_success_timestamp_seconds",
+            "When each source last polled without error (Unix time); absent until it has",
+            labels=["source"],
+        )
+        for health in self.store.health.sources():
             ingested.add_metric([health.name], health.mentions_total)
             errors.add_metric([health.name], health.failures_total)
             failing.add_metric([health.name], health.consecutive_failures)
-        yield from (ingested, errors, failing)
+            if health.last_success_at is not None:
+                last_success.add_metric([health.name], health.last_success_at.timestamp())
+        yield from (ingested, errors, failing, last_success)
+        yield from self.response_figures(now)
+        yield self.unassigned()
+        yield from self.delivery_failures()
         unanswered = GaugeMetricFamily(
             "passaparola_unanswered", "Open mentions by first-response SLA state", labels=["sla_state"]
         )
@@ -46,17 +64,17 @@ class StoreCollector(Collector):
             sent.add_metric([kind], count)
         yield sent
         yield GaugeMetricFamily(
-            "passaparola_alerts_pending", "Alerts waiting in the outbox", self.store.pending_alerts()
+            "passaparola_alerts_pending", "Alerts waiting in the outbox", self.store.outbox.pending()
         )
         duration = GaugeMetricFamily(
             "passaparola_job_duration_seconds", "Duration of each daemon job's last run", labels=["job"]
         )
         job_ok = GaugeMetricFamily("passaparola_job_last_success", "1 if the job's last run succeeded", labels=["job"])
-        for job, last in sorted(self.store.jobs().items()):
+        for job, last in sorted(self.store.health.jobs().items()):
             duration.add_metric([job], float(last["seconds"]))
             job_ok.add_metric([job], 1.0 if last["ok"] else 0.0)
         yield from (duration, job_ok)
-        beat = self.store.heartbeat()
+        beat = self.store.health.heartbeat()
         if beat is not None:
             yield GaugeMetricFamily(
                 "passaparola_heartbeat_age_seconds",
@@ -73,8 +91,73 @@ class StoreCollector(Collector):
             locked.add_metric([kind], counts[kind])
         yield locked
 
+    def response_figures(self, now: datetime) -> Iterator[Metric]:
+        """SLA compliance and first-response median and p90 over each of `WINDOWS`: the cockpit's figures
+        (`rules.triage.figures`, group "all"); a window with nothing to judge has no sample."""
+        compliance = GaugeMetricFamily(
+            "passaparola_sla_compliance_ratio",
+            "Share of mentions answered within their SLA (answered, plus open past it), per window",
+            labels=["window"],
+        )
+        median = GaugeMetricFamily(
+            "passaparola_first_response_median_seconds", "Median first-response time, per window", labels=["window"]
+        )
+        p90 = GaugeMetricFamily(
+            "passaparola_first_response_p90_seconds",
+            "90th percentile first-response time, per window",
+            labels=["window"],
+        )
+        for window, span in WINDOWS.items():
+            table = figures(self.store.conversations.between(now - span, now), now)
+            found = table.get("all", {}).get("all")
+            if found is None:
+                continue
+            for family, value in ((compliance, found.compliance), (median, found.median_seconds),
+                                  (p90, found.p90_seconds)):  # fmt: skip
+                if value is not None:
+                    family.add_metric([window], value)
+        yield from (compliance, median, p90)
 
-def render(store: Store, clock: Callable[[], datetime]) -> bytes:
+    def unassigned(self) -> Metric:
+        """Open mentions nobody has, per team: the inbox's own count (``assignee=-``), so it matches the
+        cockpit's "unassigned" figure; the teams add up to it."""
+        family = GaugeMetricFamily(
+            "passaparola_unassigned_open",
+            f"Open mentions nobody is assigned, per team ({NO_TEAM}: none, or one no longer configured)",
+            labels=["team"],
+        )
+        board = self.store.board
+        total = board.inbox(InboxFilter(assignee=UNASSIGNED), limit=0)[1]
+        counted = 0
+        for team in self.teams:
+            count = board.inbox(InboxFilter(assignee=UNASSIGNED, team=team), limit=0)[1]
+            family.add_metric([team], count)
+            counted += count
+        family.add_metric([NO_TEAM], total - counted)
+        return family
+
+    def delivery_failures(self) -> Iterator[Metric]:
+        """Alerts still unsent after at least one failed attempt, per route, and per destination URL (apprise's
+        privacy form, no secrets) the alerts that have not reached it yet."""
+        by_route = GaugeMetricFamily(
+            "passaparola_alerts_failing",
+            "Alerts not delivered yet after at least one failed attempt, per route",
+            labels=["route"],
+        )
+        routes, targets = self.store.outbox.failing()
+        for route, count in routes.items():
+            by_route.add_metric([route], count)
+        by_target = GaugeMetricFamily(
+            "passaparola_delivery_target_failing",
+            "Alerts a destination URL has not received yet after at least one failed attempt",
+            labels=["target"],
+        )
+        for target, count in targets.items():
+            by_target.add_metric([target], count)
+        yield from (by_route, by_target)
+
+
+def render(store: Store, clock: Callable[[], datetime], teams: Sequence[str] = ()) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(store, clock))
+    registry.register(StoreCollector(store, clock, teams))
     return generate_latest(registry)

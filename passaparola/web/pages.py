@@ -13,39 +13,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from passaparola.actions import Actor, Refusal, assignable, listing
-from passaparola.web import service
+from passaparola.web import charts, params, service
+from passaparola.web.api import query_of
 from passaparola.web.auth import MIN_PASSWORD, Refused, check_csrf, client_address, csrf_token, session_of
 from passaparola.web.context import Web, language, local_path, translate
 from passaparola.web.exports import export_response
+from passaparola.web.params import BadParameter
+from passaparola.web.sayings import said_text
 
 Handler = Callable[[Request], Awaitable[Response]]
-CHART_WIDTH, CHART_HEIGHT = 960, 220
-
-
-def chart(data: dict[str, Any]) -> dict[str, Any]:
-    """Stacked bars per hour (negative at the bottom) and a marker at each spike alert, in SVG units."""
-    hours = data["hours"]
-    width = CHART_WIDTH / max(len(hours), 1)
-    top = max((sum(h[k] for k in ("negative", "neutral", "positive", "unknown")) for h in hours), default=0) or 1
-    index = {h["hour"][:13]: i for i, h in enumerate(hours)}
-    bars = []
-    for i, h in enumerate(hours):
-        y, segments = float(CHART_HEIGHT), []
-        for label in ("negative", "neutral", "positive", "unknown"):
-            size = h[label] / top * (CHART_HEIGHT - 10)
-            if size:
-                y -= size
-                segments.append({"cls": label, "y": round(y, 1), "h": round(size, 1)})
-        total = sum(h[k] for k in ("negative", "neutral", "positive", "unknown"))
-        label = h["hour"][11:13] + "h" if i % 6 == 0 else ""
-        bars.append({"x": round(i * width, 1), "w": round(width * 0.85, 1), "segments": segments, "total": total,
-                     "hour": h["hour"], "label": label})  # fmt: skip
-    spikes = [
-        {"x": round((index[s["at"][:13]] + 0.5) * width, 1), "kind": s["kind"], "title": s["title"]}
-        for s in data["spikes"]
-        if s["at"][:13] in index
-    ]
-    return {"width": CHART_WIDTH, "height": CHART_HEIGHT, "bars": bars, "spikes": spikes}
 
 
 def routes(web: Web) -> list[Route]:
@@ -69,13 +45,16 @@ def routes(web: Web) -> list[Route]:
         }
         return web.templates.TemplateResponse(request, name, context, status_code=code)
 
-    def page(role: str, name: str) -> Callable[[Callable[..., Awaitable[Response]]], Handler]:
-        """Wrap a handler: log-in and role checks, CSRF on posts, refusals as a page (or a redirect to log in)."""
+    def page(role: str, name: str, twin: str = "") -> Callable[[Callable[..., Awaitable[Response]]], Handler]:
+        """Wrap a handler: log-in and role checks, query parameters (those of the ``twin`` API endpoint, plus
+        ``lang``: `params`), CSRF on posts, refusals as a page in its language (or a redirect to log in)."""
+        accepted = (*(query_of(twin) if twin else ()), "lang")
 
         def wrap(handler: Callable[..., Awaitable[Response]]) -> Handler:
             async def run(request: Request) -> Response:
                 try:
                     who = web.gate.require(request, role)
+                    params.check(request, accepted, settings)
                     if request.method == "POST":
                         form = dict((await request.form()).items())
                         check_csrf(request, who, str(form.get("csrf", "")))
@@ -85,8 +64,9 @@ def routes(web: Web) -> list[Route]:
                     if refused.status == 401 and request.method == "GET":
                         return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
                     caller = web.gate.principal(request)
+                    message = refused.text(lang_of(request)) if isinstance(refused, BadParameter) else str(refused)
                     return render(request, "error.html", caller, refused.status, status=refused.status,
-                                  message=str(refused), page=name)  # fmt: skip
+                                  message=message, page=name)  # fmt: skip
 
             return run
 
@@ -107,6 +87,12 @@ def routes(web: Web) -> list[Route]:
         return response
 
     async def login(request: Request) -> Response:
+        try:
+            params.check(request, ("next", "lang"), settings)
+        except BadParameter as bad:
+            return render(
+                request, "error.html", None, 400, status=400, message=bad.text(lang_of(request)), page="login"
+            )
         target = local_path(request.query_params.get("next"), "/inbox")
         if request.method == "GET":
             return render(request, "login.html", None, next=target, failed="", typed="", page="login")
@@ -157,7 +143,7 @@ def routes(web: Web) -> list[Route]:
             return refusal(request, "password.html", who, refused, **context)
         return back(request, {}, "/password", translate("password_changed", lang_of(request)).format(n=ended))
 
-    @page("admin", "sessions")
+    @page("admin", "sessions", "/api/sessions")
     async def sessions(request: Request, who: Actor) -> Response:
         live, locks = await web.gate.live()
         current = session_of(request)
@@ -176,13 +162,12 @@ def routes(web: Web) -> list[Route]:
         ended = await web.gate.revoke_user(user, who)
         return back(request, form, "/sessions", translate("sessions_revoked", lang_of(request)).format(n=ended))
 
-    @page("agent", "inbox")
+    @page("agent", "inbox", "/api/inbox")
     async def inbox(request: Request, who: Actor) -> Response:
-        params = dict(request.query_params)
-        f = listing.inbox_filter(params, settings)
-        number = int(params["page"]) if params.get("page", "").isdigit() else 1
-        data = await web.db.run(lambda store: listing.inbox(store, web.clock(), f, number))
-        query = {k: v for k, v in params.items() if k not in ("page", "lang") and v}
+        values = params.given(request)
+        f, number = listing.inbox_filter(values), values["page"]
+        data = await web.db.run(lambda store: listing.inbox(store, web.clock(), f, number, grouped=True, viewer=who))
+        query = {k: v for k, v in request.query_params.items() if k not in ("page", "lang") and v}
 
         def pager(n: int) -> str:
             return "/inbox?" + urlencode({**query, "page": n})
@@ -197,13 +182,15 @@ def routes(web: Web) -> list[Route]:
         result = await web.db.run(
             lambda store: service.bulk(settings, store, web.clock(), who, keys, fields.get("action", ""), fields)
         )
-        text = f"{len(result['done'])} ✓" + "".join(f"; {f['key']}: {f['error']}" for f in result["failed"])
+        lang, action = lang_of(request), fields.get("action", "")
+        text = f"{len(result['done'])} ✓ " + translate(f"bulk_done_{action}", lang).format(member=fields.get("member"))
+        text += "".join(f"; {f['key']}: {said_text('refusal', f['error'], lang)}" for f in result["failed"])
         return back(request, form, "/inbox", text, "error" if result["failed"] else "ok")
 
-    @page("agent", "inbox")
+    @page("agent", "inbox", "/api/mentions/{key}")
     async def mention(request: Request, who: Actor) -> Response:
         key = request.path_params["key"]
-        data = await web.db.run(lambda store: service.mention(settings, store, web.clock(), key))
+        data = await web.db.run(lambda store: service.mention(settings, store, web.clock(), key, who))
         return render(request, "mention.html", who, data=data, lint=None, draft="", page="inbox")
 
     @page("agent", "inbox")
@@ -218,10 +205,11 @@ def routes(web: Web) -> list[Route]:
         except Refusal as refused:
             if refused.status in (401, 403):
                 raise
-            return back(request, form, here, str(refused), "error")
-        return back(
-            request, form, here, f"{key}: {translate(row['state'], request.session.get('lang', settings.web.language))}"
-        )
+            return back(request, form, here, said_text("refusal", str(refused), lang_of(request)), "error")
+        lang = lang_of(request)  # the flash names the action done (and what it set), not just the state
+        done = translate(f"done_{fields.get('action', '')}", lang)
+        label = translate(fields.get("label", ""), lang)
+        return back(request, form, here, f"{key}: " + done.format(member=row["assignee"] or "", label=label))
 
     @page("agent", "inbox")
     async def lint(request: Request, who: Actor, form: dict[str, Any]) -> Response:
@@ -229,51 +217,61 @@ def routes(web: Web) -> list[Route]:
         draft = str(form.get("draft", ""))
 
         def work(store: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-            return service.mention(settings, store, web.clock(), key), service.lint(settings, store, who, key, draft)
+            checked = service.lint(settings, store, who, key, draft)
+            return service.mention(settings, store, web.clock(), key, who, "answering"), checked
 
         data, result = await web.db.run(work)
         return render(request, "mention.html", who, data=data, lint=result, draft=draft, page="inbox")
 
-    @page("supervisor", "cockpit")
+    @page("supervisor", "cockpit", "/api/cockpit")
     async def cockpit(request: Request, who: Actor) -> Response:
-        span = service.days_param(request.query_params.get("days", ""))
+        span = params.given(request)["days"]
         data = await web.db.run(lambda store: service.cockpit(settings, store, web.clock(), span))
         days = sorted({day for row in data["complaints"] for day in row["days"]})
         if not days:
             today = web.clock().date()
             days = [(today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
-        return render(request, "cockpit.html", who, data=data, chart=chart(data), complaint_days=days, page="cockpit")
+        zone = settings.triage.business.zone
+        drawn = {
+            "volume": charts.volume(data["hours"], data["spikes"], zone),
+            "response": charts.response(data["response_days"]),
+            "sla": charts.sla(data["response_days"]),
+            "topics": charts.topics(data["complaint_weeks"]["weeks"], data["complaint_weeks"]["topics"]),
+            "workload": charts.workload(data["workloads"]),
+        }
+        return render(request, "cockpit.html", who, data=data, charts=drawn, complaint_days=days, page="cockpit")
 
-    @page("supervisor", "advocates")
+    @page("supervisor", "advocates", "/api/advocates")
     async def advocates(request: Request, who: Actor) -> Response:
-        tiers = request.query_params.getlist("tier")
+        tiers = params.given(request)["tier"]
 
         def work(store: Any) -> tuple[dict[str, Any], dict[int, str]]:
             data = service.advocates(settings, store, web.clock(), tiers)
             offers: dict[int, str] = {}
+            used = ", " + translate("offer_used", lang_of(request))
             for o in store.people.offers():
-                offers[o.person_id] = f"{o.offer} ({o.sent_at:%Y-%m-%d}{', used' if o.used_at else ''})"
+                offers[o.person_id] = f"{o.offer} ({o.sent_at:%Y-%m-%d}{used if o.used_at else ''})"
             return data, offers
 
         data, offers = await web.db.run(work)
         return render(request, "advocates.html", who, data=data, offers=offers, page="advocates")
 
-    @page("supervisor", "advocates")
+    @page("supervisor", "advocates", "/api/advocates/{person}/explain")
     async def explain(request: Request, who: Actor) -> Response:
         person = request.path_params["person"]
         data = await web.db.run(lambda store: service.explain(settings, store, web.clock(), person))
         return render(request, "explain.html", who, data=data, page="advocates")
 
-    @page("supervisor", "advocates")
+    @page("supervisor", "advocates", "/api/advocates/export")
     async def export(request: Request, who: Actor) -> Response:
         return await export_response(web, request)
 
-    @page("agent", "teach")
+    @page("agent", "teach", "/api/teach")
     async def teach(request: Request, who: Actor) -> Response:
         data = await web.db.run(lambda store: service.teach(store, web.clock()))
         return render(request, "teach.html", who, data=data, page="teach")
 
-    @page("supervisor", "sources")
+    @page("supervisor", "sources", "/api/sources")
     async def sources(request: Request, who: Actor) -> Response:
         data = await web.db.run(lambda store: service.sources(settings, store, web.clock()))
         return render(request, "sources.html", who, data=data, page="sources")

@@ -4,27 +4,37 @@ the two never disagree. What people do (assign, answer, ignore...) is `passaparo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from listener.model import Conversation
 from passaparola.actions import Actor, MentionActions, PeopleActions, Refusal
 from passaparola.actions.listing import mention_row, when
 from passaparola.config import Settings
 from passaparola.exports import advocate_rows
+from passaparola.links import safe_url
 from rules.advocates import TIERS, score_person
 from rules.engagement import ReplyContext, lint_reply, verdict
 from rules.sentiment import LABELS
 from rules.triage import figures
-from storage.board import UNASSIGNED, InboxFilter
+from storage.board import UNASSIGNED, BrandAnswer, InboxFilter
 from storage.people import PeopleError
 from storage.store import Store
 from storage.times import iso
 
 
-def mention(settings: Settings, store: Store, now: datetime, key: str) -> dict[str, Any]:
-    """The mention, its thread with the brand's answers, its history, and the author's card."""
-    c = MentionActions(settings, store).known(key)
+def mention(
+    settings: Settings, store: Store, now: datetime, key: str, who: Actor | None = None, doing: str = "viewing"
+) -> dict[str, Any]:
+    """The mention, its thread with the brand's answers, its history, the author's card, and who else is on it
+    (``who`` is now among them: ``doing`` it)."""
+    actions = MentionActions(settings, store)
+    c = actions.known(key)
+    others = actions.others(who, [key], now).get(key, [])
+    if who is not None:
+        actions.present(who, key, doing, now)
     thread, answers = store.board.thread(c)
     author_key = c.mention.author.key
     try:
@@ -49,16 +59,40 @@ def mention(settings: Settings, store: Store, now: datetime, key: str) -> dict[s
     card["moods"] = [{"month": month, **counts} for month, counts in store.board.author_moods(card["accounts"])]
     return {
         "mention": mention_row(c, now, vip=card["tier"] == "vip"),
+        "others": others,
         "thread": [mention_row(t, now) for t in thread],
         "answers": [
-            {"handle": a.handle, "text": a.text, "url": a.url, "published_at": when(a.published_at)} for a in answers
+            {"handle": a.handle, "text": a.text, "url": safe_url(a.url), "published_at": when(a.published_at)}
+            for a in answers
         ],
         "author": card,
         "events": [
             {"at": when(at), "event": event, "member": member, "detail": detail}
-            for at, event, member, detail in store.events(key)
+            for at, event, member, detail in store.conversations.events(key)
         ],
+        "timeline": timeline(thread, answers, now),
     }
+
+
+def timeline(thread: Sequence[Conversation], answers: Sequence[BrandAnswer], now: datetime) -> list[dict[str, Any]]:
+    """The thread as it happened: the author's mentions and the brand's answers in one list, oldest first (each
+    item has ``type``: "mention" with the mention's row, or "answer"). Ties keep the mention first."""
+    items = [(t.mention.published_at, 0, {"type": "mention", **mention_row(t, now)}) for t in thread]
+    items += [
+        (
+            a.published_at,
+            1,
+            {
+                "type": "answer",
+                "handle": a.handle,
+                "text": a.text,
+                "url": safe_url(a.url),
+                "published_at": when(a.published_at),
+            },
+        )
+        for a in answers
+    ]
+    return [item for _, _, item in sorted(items, key=lambda entry: (entry[0], entry[1]))]
 
 
 def act(
@@ -81,11 +115,17 @@ def bulk(
     return {"done": outcome.done, "failed": [{"key": key, "error": error} for key, error in outcome.refused]}
 
 
-def lint(settings: Settings, store: Store, who: Actor, key: str, draft: str) -> dict[str, Any]:
-    """The draft reply against the rules of engagement, in the mention's context, signed by the caller."""
+def lint(
+    settings: Settings, store: Store, who: Actor, key: str, draft: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """The draft reply against the rules of engagement, in the mention's context, signed by the caller; with
+    ``now``, the caller counts as answering the mention from then (the collision notice)."""
     if not draft.strip():
         raise Refusal(400, "the draft is empty; write the reply first")
-    c = MentionActions(settings, store).known(key)
+    actions = MentionActions(settings, store)
+    c = actions.known(key)
+    if now is not None:
+        actions.present(who, key, "answering", now)
     signature = next((m.signature for m in settings.triage.members if m.name == who.member), "")
     context = ReplyContext(
         channel=c.mention.platform,
@@ -112,10 +152,11 @@ def cockpit(settings: Settings, store: Store, now: datetime, days: int = 1, hour
     if days not in COCKPIT_DAYS:
         raise Refusal(400, f"days={days} is not offered; use one of {', '.join(map(str, COCKPIT_DAYS))}")
     since = now - timedelta(hours=hours)
-    table = figures(store.conversations_between(now - timedelta(days=days), now), now)
+    recent = store.conversations.between(now - timedelta(days=days), now)  # one read: the figures and the days
+    table = figures(recent, now)
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     loads = store.board.workloads(now, day_start)
-    away = store.away_overrides()
+    away = store.conversations.away_overrides()
     members = []
     for m in settings.triage.members:
         load = loads.get(m.name)
@@ -129,6 +170,7 @@ def cockpit(settings: Settings, store: Store, now: datetime, days: int = 1, hour
                 if load and load.oldest_published_at
                 else None,
                 "breaches_today": load.breaches_today if load else 0,
+                "overdue": load.overdue if load else 0,
             }
         )
     return {
@@ -140,11 +182,15 @@ def cockpit(settings: Settings, store: Store, now: datetime, days: int = 1, hour
         "figures": {dim: {name: _figure(f) for name, f in rows.items()} for dim, rows in table.items()},
         "figures_days": days,
         "workloads": members,
+        "open_now": store.board.inbox(InboxFilter(), limit=0)[1],
+        "overdue_now": store.board.inbox(InboxFilter(overdue_at=now), limit=0)[1],
         "unassigned_open": store.board.inbox(InboxFilter(assignee=UNASSIGNED), limit=0)[1],
         "complaints": [
             {"topic": topic, "days": dict(sorted(per_day.items()))}
             for topic, per_day in store.board.complaint_topics(now - timedelta(days=max(days, 7)))
         ],
+        "response_days": response_days(settings, recent, now, days),
+        "complaint_weeks": complaint_weeks(store, now, max(days, 7)),
         "alerts": [
             {
                 "key": a.key,
@@ -159,6 +205,60 @@ def cockpit(settings: Settings, store: Store, now: datetime, days: int = 1, hour
             for a in store.board.alerts(now - timedelta(hours=24))
         ],
     }
+
+
+def response_days(
+    settings: Settings, conversations: Sequence[Conversation], now: datetime, span: int
+) -> list[dict[str, Any]]:
+    """First-response figures (`rules.triage.figures`, all channels) for each of the last ``span`` days of the
+    team's calendar (`triage.business.zone`), today last: the cockpit's per-day charts. A day is its mentions'.
+
+    ``conversations`` are the cockpit's figures window (the last ``span`` times 24 hours), which holds every one of
+    those days from its midnight on: no second read of the store."""
+    zone = settings.triage.business.zone
+    first = now.astimezone(zone).date() - timedelta(days=span - 1)
+    start = datetime.combine(first, time(), zone)
+    by_day: dict[str, list[Conversation]] = {}
+    for c in conversations:
+        if c.mention.published_at >= start:
+            by_day.setdefault(c.mention.published_at.astimezone(zone).date().isoformat(), []).append(c)
+    out = []
+    for n in range(span):
+        day = (first + timedelta(days=n)).isoformat()
+        f = figures(by_day.get(day, []), now).get("all", {}).get("all")
+        out.append(
+            {
+                "day": day,
+                "needing_answer": f.needing_answer if f else 0,
+                "answered": f.answered if f else 0,
+                "median_seconds": f.median_seconds if f else None,
+                "p90_seconds": f.p90_seconds if f else None,
+                "compliance": f.compliance if f else None,
+            }
+        )
+    return out
+
+
+def complaint_weeks(store: Store, now: datetime, days: int) -> dict[str, Any]:
+    """What people complained about, week by week: the top topics of the weeks that hold the last ``days`` days,
+    the first one whole (from its Monday), from the first week with a complaint (``weeks``: each week's Monday).
+    The days are the store's UTC days, as `Board.complaint_topics` counts them."""
+    monday = now.astimezone(UTC).date()
+    monday -= timedelta(days=monday.weekday())
+    first = (now - timedelta(days=days)).astimezone(UTC).date()
+    first -= timedelta(days=first.weekday())
+    weeks = (monday - first).days // 7 + 1
+    rows = []
+    for topic, per_day in store.board.complaint_topics(datetime.combine(first, time(), UTC)):
+        counts: dict[str, int] = {}
+        for day, n in per_day.items():
+            start = date.fromisoformat(day)
+            week = (start - timedelta(days=start.weekday())).isoformat()
+            counts[week] = counts.get(week, 0) + n
+        rows.append({"topic": topic, "weeks": dict(sorted(counts.items()))})
+    begin = min((week for row in rows for week in row["weeks"]), default=monday.isoformat())
+    starts = [(first + timedelta(weeks=n)).isoformat() for n in range(weeks)]
+    return {"weeks": [w for w in starts if w >= begin], "topics": rows}
 
 
 def advocates(settings: Settings, store: Store, now: datetime, tiers: list[str]) -> dict[str, Any]:
@@ -203,7 +303,7 @@ def explain(settings: Settings, store: Store, now: datetime, person: str) -> dic
 def sources(settings: Settings, store: Store, now: datetime) -> dict[str, Any]:
     """Each source's health: last success, failures in a row, pause, budget, last error."""
     out = []
-    for h in store.all_source_health():
+    for h in store.health.sources():
         paused = h.next_retry_at is not None and h.next_retry_at > now
         out.append(
             {
@@ -220,7 +320,7 @@ def sources(settings: Settings, store: Store, now: datetime) -> dict[str, Any]:
             }
         )
     configured = {s.name for s in settings.sources}
-    return {"sources": out, "configured": sorted(configured), "pending_alerts": store.pending_alerts(), "at": iso(now)}
+    return {"sources": out, "configured": sorted(configured), "pending_alerts": store.outbox.pending(), "at": iso(now)}
 
 
 #: How many of the day's mentions the "Teach" page asks a person to label.
@@ -235,7 +335,7 @@ def teach(store: Store, now: datetime, limit: int = TEACH_PER_DAY) -> dict[str, 
             "key": r["key"],
             "text": r["text"],
             "platform": r["platform"],
-            "url": r["url"],
+            "url": safe_url(r["url"]),
             "published_at": r["published_at"],
             "author": r["handle"] or "",
             "language": r["language"],
@@ -245,13 +345,4 @@ def teach(store: Store, now: datetime, limit: int = TEACH_PER_DAY) -> dict[str, 
         }
         for r in rows
     ]
-    return {"items": items, "labels": list(LABELS), "corrections": len(store.corrections()), "at": iso(now)}
-
-
-def days_param(value: str) -> int:
-    """The cockpit's ``days`` query parameter (default 1)."""
-    if not value:
-        return 1
-    if not value.isdigit():
-        raise Refusal(400, f"days={value!r} is not a number; use one of {', '.join(map(str, COCKPIT_DAYS))}")
-    return int(value)
+    return {"items": items, "labels": list(LABELS), "corrections": len(store.mentions.corrections()), "at": iso(now)}

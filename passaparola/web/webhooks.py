@@ -101,7 +101,8 @@ def routes(web: Web) -> list[Route]:
         except ValueError as problem:
             return error(400, str(problem))
         digest = hashlib.sha256(body).hexdigest()
-        fresh = await db.call("receive", "facebook", source.name, [(f"facebook:{digest}", body.decode())], clock())
+        queued, at = [(f"facebook:{digest}", body.decode())], clock()
+        fresh = await db.run(lambda store: store.inbound.receive("facebook", source.name, queued, at))
         return JSONResponse({"status": "queued" if fresh[0] else "duplicate"})
 
     async def intake(request: Request) -> Response:
@@ -130,7 +131,8 @@ def routes(web: Web) -> list[Route]:
         if problems:
             return error(422, "nothing was stored; fix these items and send them again", problems=problems)
         queued = [(m.key, queued_body(item)) for m, item in zip(mentions, items, strict=True)]
-        fresh = await db.call("receive", "intake", "intake", queued, clock())
+        at = clock()
+        fresh = await db.run(lambda store: store.inbound.receive("intake", "intake", queued, at))
         results = [
             {"id": m.platform_id, "key": m.key, "status": "accepted" if new else "duplicate"}
             for m, new in zip(mentions, fresh, strict=True)
