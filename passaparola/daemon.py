@@ -258,6 +258,7 @@ class Daemon:
         schedule already runs: a slow source delays only the first rules, never the other sources or the
         heartbeat. ``duration`` counts from those first rules, so a short run still reads and tells."""
         log.info("daemon started: %d sources, %d rules", len(self.settings.sources), len(self.settings.rules))
+        self._load_taggers()
         self._heartbeat()
         self._open_pools()
         try:
@@ -281,6 +282,16 @@ class Daemon:
         finally:
             self._close_pools()
         log.info("daemon stopped")
+
+    def _load_taggers(self) -> None:
+        """Load the reading pipeline before the first heartbeat: a daemon that beats can read at once, and a stop
+        soon after the start waits for no first poll busy loading a model (about a second)."""
+        for tagger in self.taggers:
+
+            def load(tagger: Tagger = tagger) -> None:
+                tagger.tag([])
+
+            guarded("loading the reading pipeline", load)()
 
     def _record(self, name: str, seconds: float, error: Exception | None) -> None:
         """Keep each job's last duration and outcome for /metrics; tell ops at once when the disk is full."""

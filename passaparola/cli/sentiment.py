@@ -32,6 +32,10 @@ mode_option = click.option(
     "--mode", type=click.Choice(MODES), help="accurate or fast (default: analysis.mode of the config)."
 )
 
+#: How --help names the shipped defaults: where the package is installed differs from one machine to the next.
+SHIPPED_CORPUS = "the shipped corpus, rules/care_corpus/corpus.jsonl"
+SHIPPED_MODELS = "the shipped models, rules/models"
+
 
 def _input_items(stream: Iterable[bytes]) -> Iterator[tuple[Any, str | None, Signals, str]]:
     """(id, text or None, signals, problem) per input line: JSONL objects with id and text (and optionally the
@@ -159,12 +163,16 @@ def _data_files(specs: Iterable[str]) -> list[tuple[Path, str | None]]:
 
 @sentiment.command("train")
 @config_option
-@click.option("--corpus", "corpus", default=str(CORPUS), show_default=True, help="The labelled corpus (JSONL).")
+@click.option(
+    "--corpus", "corpus", default=str(CORPUS), show_default=SHIPPED_CORPUS, help="The labelled corpus (JSONL)."
+)
 @click.option("--no-corpus", is_flag=True, help="Leave the shipped corpus out: train on --data/--corrections alone.")
 @click.option("--data", "data", multiple=True, metavar="[LANG=]PATH", help="More labelled TSV (repeatable).")
 @click.option("--corrections", is_flag=True, help="Also train on the corrections stored in the config's database.")
 @click.option("--mode", "modes", type=click.Choice(["both", "fast"]), default="both", show_default=True)
-@click.option("--out", default=str(MODEL_DIR), show_default=True, help="Folder for sentiment-<mode>.npz/.json.")
+@click.option(
+    "--out", default=str(MODEL_DIR), show_default=SHIPPED_MODELS, help="Folder for sentiment-<mode>.npz/.json."
+)
 @click.option("--seed", default=13, show_default=True)
 @click.option("--cache", metavar="PATH", help="Keep text embeddings here between runs (accurate mode).")
 @click.option("--version", "version", default="", help="Model version to record (default: derived from data).")
@@ -234,10 +242,10 @@ def sentiment_train(
 
 
 @sentiment.command("eval")
-@click.option("--corpus", "corpus", default=str(CORPUS), show_default=True, help="Score its test split.")
+@click.option("--corpus", "corpus", default=str(CORPUS), show_default=SHIPPED_CORPUS, help="Score its test split.")
 @click.option("--data", "data", multiple=True, metavar="[LANG=]PATH", help="Held-out TSV files (research sets).")
 @click.option("--mode", "modes", type=click.Choice([*MODES, "both"]), default="both", show_default=True)
-@click.option("--model-dir", default=str(MODEL_DIR), show_default=True)
+@click.option("--model-dir", default=str(MODEL_DIR), show_default=SHIPPED_MODELS)
 @click.option("--json", "json_out", metavar="PATH", help="Also write the scores here.")
 @click.option("--update-card", is_flag=True, help="Write the table into the models' cards and MODEL_CARD.md.")
 def sentiment_eval(
