@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -116,11 +117,15 @@ def free_port() -> int:
 
 
 class Inbox:
+    """What a real SMTP server (aiosmtpd) received, and when each message arrived (``time.monotonic``)."""
+
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.arrived: list[float] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(email.message_from_bytes(envelope.content))
+        self.arrived.append(time.monotonic())
         return "250 OK"
 
 

@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from notifiers import Alert
 from notifiers.apprise_notifier import AppriseNotifier
 from passaparola.pipeline import deliver
 from storage import Store
-from tests.conftest import T0, Inbox, QuietHandler, free_port, local_server
+from tests.conftest import T0, Inbox, QuietHandler, local_server
 
 #: What a hostile author can put in a name or a post: a right-to-left override, an isolate, a mark, an escape.
 BIDI = "\u202e", "\u2066", "\u200f", "\x1b"
@@ -175,35 +174,10 @@ def test_deleting_an_alert_deletes_its_delivery_state(smtp: tuple[Inbox, int], d
     assert disk_store.db.execute("SELECT count(*) FROM outbox_targets").fetchone()[0] == 0
 
 
-class TimedInbox(Inbox):
-    """An SMTP inbox that notes when each message arrived."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.arrived: list[float] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.arrived.append(time.monotonic())
-        return await super().handle_DATA(server, session, envelope)
-
-
-@pytest.fixture
-def timed_smtp() -> Iterator[tuple[TimedInbox, int]]:
-    inbox, port = TimedInbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
-def test_a_throttled_mail_address_delays_only_its_own_alerts(
-    timed_smtp: tuple[TimedInbox, int], disk_store: Store
-) -> None:
+def test_a_throttled_mail_address_delays_only_its_own_alerts(smtp: tuple[Inbox, int], disk_store: Store) -> None:
     """apprise waits about 5.5 s between two mails through one ``mailto://``: the chat URL of the same route
     and another route's webhook get every alert meanwhile, not one per mail."""
-    inbox, port = timed_smtp
+    inbox, port = smtp
     with webhook() as care_chat, webhook() as ops_chat:
         notifier = AppriseNotifier({"care": [mail_url(port), care_chat.url], "ops": [ops_chat.url]}, timeout_seconds=10)
         alerts = [Alert(key=f"c{i}", kind="unanswered", title=f"care {i}", body="b", route="care") for i in range(2)]
@@ -219,9 +193,9 @@ def test_a_throttled_mail_address_delays_only_its_own_alerts(
 
 
 def test_a_pass_out_of_time_keeps_the_rest_due_without_counting_an_attempt(
-    timed_smtp: tuple[TimedInbox, int], disk_store: Store
+    smtp: tuple[Inbox, int], disk_store: Store
 ) -> None:
-    inbox, port = timed_smtp
+    inbox, port = smtp
     with webhook() as chat:
         notifier = AppriseNotifier({"care": [mail_url(port), chat.url]}, timeout_seconds=10)
         disk_store.enqueue(

@@ -33,6 +33,11 @@ def _local(value: str, zone: tzinfo) -> datetime:
     return datetime.fromisoformat(value).astimezone(zone)
 
 
+def _frame(height: float) -> dict[str, Any]:
+    """The size and plot area every chart with a value axis shares."""
+    return {"width": WIDTH, "height": round(TOP + height + AXIS), "plot_bottom": TOP + height, "left": LEFT}
+
+
 def _grid(top: float, height: float, unit: str = "") -> list[dict[str, Any]]:
     """Lines at zero, half and the top of the value axis, with their labels."""
     return [{"y": round(TOP + height - height * share, 1), "label": f"{top * share:g}{unit}"} for share in (0, 0.5, 1)]
@@ -74,10 +79,7 @@ def volume(hours: Sequence[dict[str, Any]], spikes: Sequence[dict[str, Any]], zo
     ]
     busiest = max(range(len(hours)), key=lambda i: totals[i], default=None)
     return {
-        "width": WIDTH,
-        "height": round(TOP + height + AXIS),
-        "plot_bottom": TOP + height,
-        "left": LEFT,
+        **_frame(height),
         "bars": bars,
         "spikes": marks,
         "grid": _grid(top, height),
@@ -137,10 +139,7 @@ def response(days: Sequence[dict[str, Any]]) -> dict[str, Any]:
         )
     slowest = max((g for g in groups if g["p90"] is not None), key=lambda g: g["p90"], default=None)
     return {
-        "width": WIDTH,
-        "height": round(TOP + height + AXIS),
-        "plot_bottom": TOP + height,
-        "left": LEFT,
+        **_frame(height),
         "groups": groups,
         "grid": _grid(top, height),
         "slowest": slowest,
@@ -171,10 +170,7 @@ def sla(days: Sequence[dict[str, Any]]) -> dict[str, Any]:
         )
     worst = min((g for g in groups if g["percent"] is not None), key=lambda g: g["percent"], default=None)
     return {
-        "width": WIDTH,
-        "height": round(TOP + height + AXIS),
-        "plot_bottom": TOP + height,
-        "left": LEFT,
+        **_frame(height),
         "groups": groups,
         "grid": [{"y": round(TOP + height - height * share, 1), "label": f"{share:.0%}"} for share in (0, 0.5, 1)],
         "worst": worst,
