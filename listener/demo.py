@@ -83,6 +83,8 @@ class DemoSource:
                     thread_id=row["thread"],
                     in_reply_to=row["in_reply_to"],
                     language_hint=row.get("lang", ""),
+                    metrics={"rating": int(row["rating"])} if row.get("rating") else {},
+                    place=row.get("place", ""),
                     author=Author(
                         platform=row["platform"],
                         platform_id=who["id"],

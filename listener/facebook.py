@@ -14,13 +14,16 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
 from pydantic import SecretStr
 
 from listener.model import Author, BrandReply, Mention, Poll, RateLimited, SourceError
+
+if TYPE_CHECKING:
+    from listener.facebook_reply import FacebookReplier
 
 COMMENT_FIELDS = "id,from{id,name},message,created_time,parent{id},permalink_url"
 #: Graph error codes that mean "slow down" (application, user and Page rate limits).
@@ -32,6 +35,101 @@ OVERLAP = timedelta(minutes=10)
 def graph_time(value: str) -> datetime:
     """Graph's ``2026-03-02T08:00:00+0000`` as an aware datetime."""
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+
+
+def appsecret_proof(access_token: SecretStr, app_secret: SecretStr) -> dict[str, str]:
+    """``{"appsecret_proof": HMAC-SHA256(token, key=app secret)}``, or nothing without an app secret: apps with
+    "Require App Secret" on refuse every call without it, and the proof (unlike the secret) may travel."""
+    secret = app_secret.get_secret_value()
+    if not secret:
+        return {}
+    token = access_token.get_secret_value().encode("utf-8")
+    return {"appsecret_proof": hmac.new(secret.encode("utf-8"), token, hashlib.sha256).hexdigest()}
+
+
+def graph_call(
+    url: str, params: Mapping[str, Any], access_token: SecretStr, app_secret: SecretStr
+) -> tuple[str, dict[str, Any]]:
+    """``url`` and the query to send with it: a ``paging.next`` link's own query moved into the parameters (httpx
+    replaces a URL's query with ``params`` rather than merging them, which would lose the cursor), without any
+    ``access_token`` Graph echoed into it (the token stays in the header), plus ``appsecret_proof``."""
+    parts = urlsplit(url)
+    query = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "access_token"}
+    merged = {**query, **params, **appsecret_proof(access_token, app_secret)}
+    return urlunsplit(parts._replace(query="")), merged
+
+
+def regain(headers: Mapping[str, str]) -> timedelta:
+    """Minutes until access returns, from the usage headers Graph sends with rate limits (else 10)."""
+    minutes = 0
+    for name in ("x-business-use-case-usage", "x-app-usage", "x-page-usage"):
+        try:
+            usage = json.loads(headers.get(name, "") or "{}")
+        except json.JSONDecodeError:
+            continue
+        buckets = usage.values() if name == "x-business-use-case-usage" else [[usage]]
+        for bucket in buckets:
+            for entry in bucket if isinstance(bucket, list) else []:
+                if isinstance(entry, dict):
+                    minutes = max(minutes, int(entry.get("estimated_time_to_regain_access", 0) or 0))
+    return timedelta(minutes=minutes or 10)
+
+
+#: What a Graph error means, whether it answered a read or a write.
+GraphTrouble = Literal["token", "rate_limited", "permission", "missing", "duplicate", "blocked", "server", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class GraphProblem:
+    """A Graph error answer, read once for the source and the replier alike: what it means (``kind``), Graph's own
+    words (at most 200 characters) and, for a rate limit, how long to wait."""
+
+    kind: GraphTrouble
+    status: int
+    code: int | None
+    subcode: int | None
+    message: str
+    wait: timedelta = timedelta(0)
+
+
+def graph_body(response: httpx.Response) -> Any:
+    """The JSON Graph answered, or ``{}`` when the body is not JSON (a proxy's error page)."""
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+
+
+def graph_problem(response: httpx.Response, body: Any) -> GraphProblem | None:
+    """What went wrong, or None for a 200 carrying no ``error``. One definition of Graph's codes: 190 the token,
+    4/17/32/613/80001 (or 429) a rate limit, 10/200 (or 403) a permission, 100 with subcode 33 an object that is
+    gone or hidden, 506 or "duplicate" a repeated text, 368 a block for abuse, 1/2 or 5xx Graph's own failure."""
+    status = response.status_code
+    if status == 200 and isinstance(body, dict) and "error" not in body:
+        return None
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    error = error if isinstance(error, dict) else {}
+    code, subcode = error.get("code"), error.get("error_subcode")
+    code = code if isinstance(code, int) else None
+    subcode = subcode if isinstance(subcode, int) else None
+    message = str(error.get("message", ""))[:200]
+    kind: GraphTrouble = "other"
+    wait = timedelta(0)
+    if code == 190 or status == 401:
+        kind = "token"
+    elif code in RATE_LIMIT_CODES or status == 429:
+        kind, wait = "rate_limited", regain(response.headers)
+    elif code in (10, 200) or status == 403:
+        kind = "permission"
+    elif code == 100 and subcode == 33:
+        kind = "missing"
+    elif code == 506 or "duplicate" in message.lower():
+        kind = "duplicate"
+    elif code == 368:
+        kind = "blocked"
+    elif code in (1, 2) or status >= 500:
+        kind = "server"
+    return GraphProblem(kind, status, code, subcode, message, wait)
 
 
 @dataclass
@@ -72,32 +170,26 @@ class FacebookSource:
 
     def _get(self, client: httpx.Client, path_or_url: str, params: Mapping[str, Any], now: datetime) -> dict:
         url = path_or_url if "://" in path_or_url else f"{self.base_url.rstrip('/')}/{self.version}/{path_or_url}"
-        if secret := self.app_secret.get_secret_value():  # apps with "Require App Secret" refuse calls without it
-            token = self.access_token.get_secret_value().encode("utf-8")
-            proof = hmac.new(secret.encode("utf-8"), token, hashlib.sha256).hexdigest()
-            params = {**params, "appsecret_proof": proof}
+        url, query = graph_call(url, params, self.access_token, self.app_secret)
         try:
-            response = client.get(url, params=params or None)
+            response = client.get(url, params=query or None)
         except httpx.TimeoutException:
             raise SourceError(f"Graph API: no answer within {self.timeout_seconds:g} s; will retry") from None
         except httpx.HTTPError as error:
             raise SourceError(f"Graph API: {type(error).__name__}: {error}") from None
-        try:
-            body = response.json()
-        except json.JSONDecodeError:
-            body = {}
-        if response.status_code == 200 and isinstance(body, dict) and "error" not in body:
+        body = graph_body(response)
+        problem = graph_problem(response, body)
+        if problem is None:
             return body
-        problem = body.get("error", {}) if isinstance(body, dict) else {}
-        code, message = problem.get("code"), str(problem.get("message", ""))[:200]
-        if code == 190 or response.status_code == 401:
+        message = problem.message
+        if problem.kind == "token":
             raise SourceError(
                 f"Graph API refused the Page access token ({message or response.status_code}); "
                 "create a new long-lived Page token and update the secret"
             )
-        if code in RATE_LIMIT_CODES or response.status_code == 429:
-            raise RateLimited(f"Graph API rate limit ({message or code})", now + self._regain(response.headers))
-        if code == 10 or code == 200 or response.status_code == 403:
+        if problem.kind == "rate_limited":
+            raise RateLimited(f"Graph API rate limit ({message or problem.code})", now + problem.wait)
+        if problem.kind == "permission":
             raise SourceError(
                 f"Graph API: permission missing ({message}); the token needs pages_read_engagement and "
                 "pages_read_user_content, and the MODERATE task on the Page"
@@ -106,19 +198,22 @@ class FacebookSource:
 
     @staticmethod
     def _regain(headers: Mapping[str, str]) -> timedelta:
-        """Minutes until access returns, from the usage headers Graph sends with rate limits (else 10)."""
-        minutes = 0
-        for name in ("x-business-use-case-usage", "x-app-usage", "x-page-usage"):
-            try:
-                usage = json.loads(headers.get(name, "") or "{}")
-            except json.JSONDecodeError:
-                continue
-            buckets = usage.values() if name == "x-business-use-case-usage" else [[usage]]
-            for bucket in buckets:
-                for entry in bucket if isinstance(bucket, list) else []:
-                    if isinstance(entry, dict):
-                        minutes = max(minutes, int(entry.get("estimated_time_to_regain_access", 0) or 0))
-        return timedelta(minutes=minutes or 10)
+        """Minutes until access returns, from Graph's usage headers (see `regain`)."""
+        return regain(headers)
+
+    def replier(self) -> FacebookReplier:
+        """Answer the Page's comments as the Page: the Page token this source reads with can also write (given
+        pages_manage_engagement), so a configured Facebook source can always reply."""
+        from listener.facebook_reply import FacebookReplier
+
+        return FacebookReplier(
+            page_id=self.page_id,
+            access_token=self.access_token,
+            app_secret=self.app_secret,
+            base_url=self.base_url,
+            version=self.version,
+            timeout_seconds=self.timeout_seconds,
+        )
 
     def _pages(self, client: httpx.Client, path: str, params: Mapping[str, Any], now: datetime) -> Iterator[dict]:
         body = self._get(client, path, params, now)

@@ -17,9 +17,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Protocol
 
-#: Where people spoke: ``web`` is blogs, news and alerts; ``site`` the brand's own site (the intake webhook).
-Platform = Literal["x", "forum", "facebook", "review", "web", "site", "import"]
-PLATFORMS: tuple[str, ...] = ("x", "forum", "facebook", "review", "web", "site", "import")
+#: Where people spoke: ``web`` is blogs, news and alerts; ``site`` the brand's own site (the intake webhook);
+#: ``review`` review sites heard through feeds; ``gbp``, ``appstore``, ``googleplay`` the reviews of the brand's
+#: locations and apps through their platforms' APIs; ``bluesky``, ``mastodon``, ``youtube`` the open networks.
+Platform = Literal[
+    "x", "forum", "facebook", "review", "web", "site", "import",
+    "gbp", "appstore", "googleplay", "bluesky", "mastodon", "youtube",
+]  # fmt: skip
+PLATFORMS: tuple[str, ...] = (
+    "x", "forum", "facebook", "review", "web", "site", "import",
+    "gbp", "appstore", "googleplay", "bluesky", "mastodon", "youtube",
+)  # fmt: skip
 
 #: Longest text we keep for one mention; longer text is cut (and marked) rather than refused.
 MAX_TEXT_CHARS = 20_000
@@ -83,7 +91,8 @@ class Mention:
     """Something someone said about the brand, as fetched. Enrichment returns a copy with ``tags``.
 
     ``thread_id`` groups a conversation (X conversation_id, forum topic, Facebook post);
-    ``in_reply_to`` is the platform id of the post this one answers.
+    ``in_reply_to`` is the platform id of the post this one answers. ``metrics`` are the platform's figures
+    (likes, and a review's ``rating``, 1 to 5 stars).
     """
 
     platform: str
@@ -98,6 +107,9 @@ class Mention:
     language_hint: str = ""
     metrics: Mapping[str, int] = field(default_factory=dict)
     tags: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: Which of the brand's places or apps it is about (a Business Profile location, an app), as the source names
+    #: it: the cockpit's ratings are per place.
+    place: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "published_at", utc(self.published_at))
@@ -169,6 +181,7 @@ class Poll:
     mentions, so a crash can never advance it past unsaved data. ``details`` is what the source wants people
     to see in its health (reads this month, estimated cost, paused streams, budget exhausted). ``history`` is
     the platform's own hourly counts for the source's query, where it has them (X), for spike baselines.
+    ``removed`` names stored mentions the platform deleted.
     """
 
     mentions: tuple[Mention, ...] = ()
@@ -176,6 +189,9 @@ class Poll:
     cursor: Mapping[str, Any] | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
     history: tuple[HourCount, ...] = ()
+    #: Keys (``platform:platform_id``) of mentions the platform no longer has (a review its author deleted): kept
+    #: for the record, closed if still open, never answered.
+    removed: tuple[str, ...] = ()
 
 
 class SourceError(Exception):

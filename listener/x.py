@@ -42,6 +42,7 @@ from listener.x_counts import (
     NO_COUNTS_PAUSE,
     counts_history,
 )
+from listener.x_reply import XReplier
 
 __all__ = [  # what callers import from here, wherever it is defined now
     "COUNTS_LAG",
@@ -131,9 +132,31 @@ class XSource:
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 20.0
     monthly_read_budget: int = 0
+    #: The user context of the brand account that answers (OAuth 1.0a): X's API key and secret, and the account's
+    #: access token and secret with Read and Write permission. None of them: replies are copied and posted by hand.
+    consumer_key: SecretStr = field(default_factory=lambda: SecretStr(""), repr=False)
+    consumer_secret: SecretStr = field(default_factory=lambda: SecretStr(""), repr=False)
+    access_token: SecretStr = field(default_factory=lambda: SecretStr(""), repr=False)
+    access_token_secret: SecretStr = field(default_factory=lambda: SecretStr(""), repr=False)
+    reply_account: str = ""  # the handle that answers; default: the first of ``accounts``
+    monthly_budget_usd: float = 0.0  # the month's spend limit for reads and writes together (0: no limit)
 
     def __post_init__(self) -> None:
         self.accounts = [a.lstrip("@") for a in self.accounts]
+        self.reply_account = self.reply_account.lstrip("@")
+        self._replier: XReplier | None = None
+        given = [bool(s.get_secret_value()) for s in self._reply_credentials()]
+        if any(given) and not all(given):
+            raise ValueError(
+                "replying from passaparola needs all four of consumer_key, consumer_secret, access_token, "
+                "access_token_secret (secret references), or none"
+            )
+        if all(given) and not (self.reply_account or self.accounts):
+            raise ValueError(
+                'replying needs the account that answers: set reply_account = "AuroraCaffe" (or list accounts)'
+            )
+        if self.monthly_budget_usd < 0:
+            raise ValueError("monthly_budget_usd must be 0 (no limit) or more")
         if not self.bearer_token.get_secret_value():
             raise ValueError('bearer_token is required: bearer_token = { env = "X_BEARER_TOKEN" }')
         if ("mentions" in self.streams or "posts" in self.streams) and not self.accounts:
@@ -167,6 +190,25 @@ class XSource:
 
     def client(self) -> tweepy.Client:
         return self._api.client()
+
+    def _reply_credentials(self) -> tuple[SecretStr, SecretStr, SecretStr, SecretStr]:
+        return (self.consumer_key, self.consumer_secret, self.access_token, self.access_token_secret)
+
+    def replier(self) -> XReplier | None:
+        """How this source answers on X as the brand, or None without the user-context credentials a post needs."""
+        if not all(s.get_secret_value() for s in self._reply_credentials()):
+            return None
+        if self._replier is None:
+            self._replier = XReplier(
+                account=self.reply_account or self.accounts[0],
+                consumer_key=self.consumer_key,
+                consumer_secret=self.consumer_secret,
+                access_token=self.access_token,
+                access_token_secret=self.access_token_secret,
+                base_url=self.base_url,
+                timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
+            )
+        return self._replier
 
     # -- polling ---------------------------------------------------------------------------------
 

@@ -25,7 +25,9 @@ from pathlib import Path
 import schedule
 
 from listener.model import Mention
+from listener.replying import Replier
 from notifiers.alert import Alert, Notifier
+from passaparola.actions.replies import ReplyActions, build_repliers
 from passaparola.config import Settings, SourceSpec
 from passaparola.pipeline import deliver, evaluate, ingest_inbound, poll_source, score_advocates, triage
 from passaparola.retraining import retrain
@@ -83,6 +85,7 @@ class Daemon:
         self.policies = settings.notify.route_policies()
         self._last_beat = 0.0
         self._disk_full_told: datetime | None = None
+        self._built_repliers: dict[str, Replier] | None = None
         self._schedule_jobs()
 
     # -- jobs ------------------------------------------------------------------------------------
@@ -128,6 +131,19 @@ class Daemon:
         budget = DELIVERY_PASS_SECONDS if self._workers else None
         deliver(self._store_here(), self.notifier, self.clock(), self.rng, self.policies, budget)
 
+    def answer(self) -> None:
+        """Replies due (retries, approved ones) and the out-of-hours acknowledgements, in their own thread: a slow
+        platform delays only the replies, never polls or alerts."""
+        actions = ReplyActions(self.settings, self._store_here(), self._repliers())
+        now = self.clock()
+        actions.deliver_due(now)
+        actions.acknowledge_out_of_hours(now)
+
+    def _repliers(self) -> dict[str, Replier]:
+        if self._built_repliers is None:
+            self._built_repliers = build_repliers(self.settings)
+        return self._built_repliers
+
     def retrain(self) -> None:
         """Start building a candidate model on the team's corrections, in a thread with its own connection
         (minutes of work that must not hold up polls or alerts); it goes live only if not worse."""
@@ -160,7 +176,7 @@ class Daemon:
             log.info("reading new mentions with the retrained model")
 
     def cycle(self) -> None:
-        """One full cycle, in order: every source, then the rules, then the outbox (`run --once`)."""
+        """One full cycle, in order: every source, then the rules, then the outbox and the replies (`run --once`)."""
         self._poll_all()
         self._after_polls()
 
@@ -175,6 +191,7 @@ class Daemon:
         guarded("advocates", self.advocates, self._record)()
         guarded("rules", self.evaluate, self._record)()
         self._aside("delivery", "outbox", self.deliver)()
+        self._aside("replies", "replies", self.answer)()
 
     def _schedule_jobs(self) -> None:
         jitter = self.settings.daemon.jitter
@@ -191,6 +208,7 @@ class Daemon:
         maintain = guarded("maintenance", self.maintain, self._record)
         self._every(daemon.maintenance_every_seconds, jitter, "maintenance", maintain)
         self._every(daemon.outbox_every_seconds, jitter, "outbox", self._aside("delivery", "outbox", self.deliver))
+        self._every(daemon.outbox_every_seconds, jitter, "replies", self._aside("replies", "replies", self.answer))
         if days := self.settings.analysis.retrain_every_days:
             self._every(days * 86_400, 0, "retrain", guarded("retrain", self.retrain, self._record))
 
@@ -230,6 +248,7 @@ class Daemon:
         self._workers = {
             "polls": ThreadPoolExecutor(polls, thread_name_prefix="poll"),
             "delivery": ThreadPoolExecutor(1, thread_name_prefix="deliver"),
+            "replies": ThreadPoolExecutor(1, thread_name_prefix="replies"),
         }
 
     def _close_pools(self) -> None:

@@ -429,7 +429,8 @@ def _safe_text(text: str) -> str:
 #: The model's channel for each platform we listen to (an import's channel is its source); others give none.
 PLATFORM_CHANNELS = {
     "x": "x", "facebook": "facebook", "instagram": "instagram", "forum": "forum", "review": "review", "web": "blog",
-    "appstore": "appstore", "googleplay": "googleplay", "bluesky": "x", "mastodon": "x",
+    "appstore": "appstore", "googleplay": "googleplay", "bluesky": "x", "mastodon": "x", "gbp": "review",
+    "youtube": "facebook",
 }  # fmt: skip
 IMPORT_CHANNELS = {"phone": "phone", "email": "email", "review": "review"}
 

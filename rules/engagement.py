@@ -13,8 +13,11 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from string import Template
 from typing import Literal
+
+from rules.saved_replies import SavedReply
 
 Level = Literal["block", "warn", "info"]
 REQUIREMENTS = ("greeting", "signature", "apology_on_complaint", "reference_on_billing")
@@ -37,6 +40,47 @@ DEFAULT_HOLDING = {
     "it": "Ciao @$handle, abbiamo ricevuto il tuo messaggio e lo stiamo guardando.$wait_sentence",
     "en": "Hi @$handle, we got your message and we are looking into it.$wait_sentence",
 }
+#: Out-of-hours acknowledgements by language: $first_name, $back ("domani alle 9:00"), $signature.
+DEFAULT_OUT_OF_HOURS = {
+    "it": "Ciao $first_name, grazie per averci scritto. Ci dispiace, ora siamo fuori orario: "
+    "ti rispondiamo $back. $signature",
+    "en": "Hi $first_name, thanks for writing to us. Sorry, our team is away right now: "
+    "we will answer you $back. $signature",
+}
+WEEKDAYS = {
+    "it": ("lunedì", "martedì", "mercoledì", "giovedì", "venerdì", "sabato", "domenica"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+MONTHS = {
+    "it": (
+        "gennaio",
+        "febbraio",
+        "marzo",
+        "aprile",
+        "maggio",
+        "giugno",
+        "luglio",
+        "agosto",
+        "settembre",
+        "ottobre",
+        "novembre",
+        "dicembre",
+    ),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+}
 WAIT_SENTENCE = {"it": " In questo momento rispondiamo in circa $wait.", "en": " Right now we answer in about $wait."}
 
 
@@ -51,6 +95,10 @@ class EngagementRules:
     reference_teams: tuple[str, ...] = ("billing",)
     max_length: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     holding: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_HOLDING))
+    saved: tuple[SavedReply, ...] = ()
+    out_of_hours: frozenset[str] = frozenset()  # channels that acknowledge outside business hours (off by default)
+    out_of_hours_text: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_OUT_OF_HOURS))
+    out_of_hours_signature: str = "Customer care"
 
 
 @dataclass(frozen=True)
@@ -133,7 +181,34 @@ def spoken_wait(seconds: float, language: str) -> str:
 
 def holding_reply(handle: str, language: str, median_seconds: float | None, rules: EngagementRules) -> str:
     """An acknowledgement for a busy moment, stating the current median wait only when there is one."""
-    language = language if language in rules.holding else "en" if "en" in rules.holding else next(iter(rules.holding))
+    language = _language(language, rules.holding)
     wait = spoken_wait(median_seconds, language) if median_seconds is not None else ""
     sentence = Template(WAIT_SENTENCE.get(language, WAIT_SENTENCE["en"])).substitute(wait=wait) if wait else ""
     return Template(rules.holding[language]).safe_substitute(handle=handle, wait=wait, wait_sentence=sentence)
+
+
+def _language(language: str, texts: Mapping[str, str]) -> str:
+    return language if language in texts else "en" if "en" in texts else next(iter(texts))
+
+
+def back_phrase(back: datetime, now: datetime, language: str) -> str:
+    """When the team is back, as a person says it on the team's wall clock (both times in the team's zone):
+    "oggi alle 9:00", "domani alle 9:00", "lunedì 7 dicembre alle 9:00"."""
+    language = language if language in WEEKDAYS else "en"
+    clock = f"{back.hour}:{back.minute:02d}"
+    days = (back.date() - now.date()).days
+    at = "alle" if language == "it" else "at"
+    if days == 0:
+        return f"{'oggi' if language == 'it' else 'today'} {at} {clock}"
+    if days == 1:
+        return f"{'domani' if language == 'it' else 'tomorrow'} {at} {clock}"
+    day = f"{WEEKDAYS[language][back.weekday()]} {back.day} {MONTHS[language][back.month - 1]}"
+    return f"{day} {at} {clock}" if language == "it" else f"on {day} {at} {clock}"
+
+
+def out_of_hours_reply(first_name: str, language: str, back: datetime, now: datetime, rules: EngagementRules) -> str:
+    """The honest holding reply sent outside business hours: we got it, we are away, and when we are back."""
+    language = _language(language, rules.out_of_hours_text)
+    return Template(rules.out_of_hours_text[language]).safe_substitute(
+        first_name=first_name, back=back_phrase(back, now, language), signature=rules.out_of_hours_signature
+    )

@@ -22,18 +22,27 @@ from listener.model import Conversation
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PRIORITIES = ("normal", "high", "urgent")
-Policy = Literal["all", "needs_answer", "negative"]
-POLICIES: tuple[str, ...] = ("all", "needs_answer", "negative")
-#: What needs an answer on each channel unless configured: every review and page comment, else what asks for one.
+Policy = Literal["all", "needs_answer", "negative", "stars"]
+POLICIES: tuple[str, ...] = ("all", "needs_answer", "negative", "stars")
+#: What needs an answer on each channel unless configured: every review (by its stars) and page comment, else what
+#: asks for one.
 DEFAULT_POLICIES: Mapping[str, Policy] = {
     "x": "needs_answer",
     "forum": "needs_answer",
     "facebook": "all",
-    "review": "all",
+    "review": "stars",
     "web": "needs_answer",
     "site": "all",
     "import": "all",
+    "gbp": "stars",
+    "appstore": "stars",
+    "googleplay": "stars",
+    "bluesky": "needs_answer",
+    "mastodon": "needs_answer",
+    "youtube": "needs_answer",
 }
+#: Review channels answer in business days, not minutes, unless ``channel_targets`` says otherwise.
+DEFAULT_TARGET_DAYS: Mapping[str, float] = {"review": 1, "gbp": 1, "appstore": 1, "googleplay": 1}
 MINUTES_PER_DAY = 24 * 60
 SEARCH_DAYS = 400  # a deadline further than this in business time means the hours are never open
 
@@ -136,6 +145,14 @@ class Hours:
                     yield lo, hi
             day += timedelta(days=1)
 
+    def day_minutes(self) -> int:
+        """The open minutes of a usual working day (the median over the week's open days): what "one business
+        day" of a review's target means."""
+        if self.weekly is None:
+            return MINUTES_PER_DAY
+        days = sorted(sum(end - start for start, end in spans) for spans in self.weekly.values() if spans)
+        return days[len(days) // 2] if days else MINUTES_PER_DAY
+
     def is_open(self, at: datetime) -> bool:
         return self.always or any(True for _ in self.open_intervals(at, at + timedelta(seconds=1)))
 
@@ -174,10 +191,24 @@ def priority_of(sentiment: str | None, reach: int, vip: bool, high_reach: int) -
     return PRIORITIES[min(steps, len(PRIORITIES) - 1)]
 
 
-def needs_answer(policy: Policy, needs_answer_tag: int | None, sentiment: str | None) -> tuple[bool, str]:
-    """Whether the channel's policy asks for an answer to this mention, and why not when it does not."""
+def needs_answer(
+    policy: Policy,
+    needs_answer_tag: int | None,
+    sentiment: str | None,
+    rating: int | None = None,
+    answer_below: int = 4,
+    thank: bool = True,
+) -> tuple[bool, str]:
+    """Whether the channel's policy asks for an answer to this mention, and why not when it does not.
+
+    ``stars``: a review below ``answer_below`` stars needs an answer, one at or above it a thank-you (unless
+    ``thank`` is off); a review with no stars is answered."""
     if policy == "all":
         return True, ""
+    if policy == "stars":
+        if rating is None or rating < answer_below or thank:
+            return True, ""
+        return False, f"a {rating}-star review; thank-yous are off (triage.thank_reviews)"
     if policy == "negative":
         return (True, "") if sentiment == "negative" else (False, "not negative; this channel answers negatives")
     if needs_answer_tag == 0:
@@ -218,6 +249,7 @@ class Member:
     capacity: int = 10
     away: bool = False
     signature: str = ""
+    needs_approval: bool = False  # their replies wait for a supervisor's approval
 
 
 @dataclass(frozen=True)
@@ -237,13 +269,24 @@ class TriageSettings:
     vip_handles: frozenset[str] = frozenset()
     #: A mention first heard this long after it was written (a backfill, a feed's old review) gets no SLA clock.
     late_after_hours: int = 48
+    #: Channels whose first-response target is in business days (reviews), unless ``targets`` names the channel.
+    target_days: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TARGET_DAYS))
+    #: A review at or above ``review_answer_below`` stars wants a thank-you, within ``thank_you_target_days``.
+    review_answer_below: int = 4
+    thank_reviews: bool = True
+    thank_you_target_days: float = 3
 
     def policy(self, channel: str) -> Policy:
         return self.policies.get(channel, DEFAULT_POLICIES.get(channel, "needs_answer"))
 
-    def target_minutes(self, channel: str, priority: str, follow_up: bool) -> int:
+    def target_minutes(self, channel: str, priority: str, follow_up: bool, thank_you: bool = False) -> int:
+        """The first-response target in business minutes: per channel and priority; for review channels a number
+        of business days (a day being the business hours' usual open day), longer for a thank-you."""
         if follow_up:
             return self.next_response_minutes
+        if channel in self.target_days and channel not in self.targets:
+            days = self.thank_you_target_days if thank_you else self.target_days[channel]
+            return max(1, round(days * self.business.day_minutes()))
         by_priority = self.targets.get(channel) or self.targets.get("*") or {}
         return by_priority.get(priority, (self.targets.get("*") or {}).get(priority, 60))
 
@@ -263,10 +306,16 @@ def decide(settings: TriageSettings, conversation: Conversation, follow_up: bool
     m = conversation.mention
     sentiment = m.tags.get("sentiment")
     vip = vip or m.author.handle.lower() in settings.vip_handles
-    priority = priority_of(sentiment, m.author.reach, vip, settings.high_reach)
-    target = settings.target_minutes(m.platform, priority, follow_up)
+    rating = m.metrics.get("rating")
+    policy = settings.policy(m.platform)
+    low_stars = policy == "stars" and rating is not None and rating < settings.review_answer_below
+    thank_you = policy == "stars" and rating is not None and not low_stars
+    priority = priority_of("negative" if low_stars else sentiment, m.author.reach, vip, settings.high_reach)
+    target = settings.target_minutes(m.platform, priority, follow_up, thank_you)
     start = min(m.published_at, conversation.seen_at) if conversation.seen_at else m.published_at
-    wanted, why_not = needs_answer(settings.policy(m.platform), m.tags.get("needs_answer"), sentiment)
+    wanted, why_not = needs_answer(
+        policy, m.tags.get("needs_answer"), sentiment, rating, settings.review_answer_below, settings.thank_reviews
+    )
     state = conversation.state
     if not wanted:
         state = "ignored"

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlite_utils import Database
@@ -35,6 +35,15 @@ URGENCY_ORDER = (
 )
 #: The alerts whose mentions make an incident: a burst shown as one row of the inbox.
 INCIDENT_KINDS = ("negative_spike", "volume_spike")
+#: The groups of the first-response figures, as `rules.triage.figures` makes them.
+RESPONSE_DIMENSIONS = ("all", "channel", "team", "member")
+#: What the first-response figures group a mention by, as `rules.triage` does: no team or no member is "-".
+_TEAM_SQL = "COALESCE(NULLIF({0}.team, ''), '-')"
+_MEMBER_SQL = "COALESCE(NULLIF({0}.answered_by, ''), NULLIF({0}.assignee, ''), '-')"
+#: A follow-up's sentiment as a number (`rules.triage.SENTIMENT_VALUE`); NULL when it has none of these.
+_SENTIMENT_VALUE = (
+    "CASE COALESCE({0}c.label, {0}t.sentiment) WHEN 'negative' THEN -1 WHEN 'neutral' THEN 0 WHEN 'positive' THEN 1 END"
+)
 _FTS_OPERATORS = {"AND", "OR", "NOT", "NEAR"}
 _SPIKE_KINDS = ("volume_spike", "negative_spike")
 
@@ -94,6 +103,51 @@ class Workload:
     overdue: int = 0
 
 
+@dataclass(slots=True)
+class ResponseTally:
+    """What one group's first-response figures (`rules.triage.Figures`) are made of, as SQL counts them.
+
+    ``seconds`` is the answered response times as a histogram, (seconds, how many) fastest first: the median
+    and the 90th percentile are read from it without a list of every answer."""
+
+    needing_answer: int = 0
+    answered: int = 0
+    open: int = 0
+    within_sla: int = 0
+    breached_open: int = 0
+    seconds: list[tuple[float, int]] = field(default_factory=list)
+    change_total: int = 0  # the follow-ups' sentiment changes, summed
+    follow_ups: int = 0
+
+    def add(self, counts: Sequence[int], seconds: float | None) -> None:
+        """Count one row of `Board.response_tallies`' query: (mentions, open, within SLA, breached), answered ones
+        when they have a response time."""
+        mentions, still_open, within, breached = (int(v or 0) for v in counts)
+        self.needing_answer += mentions
+        self.open += still_open
+        self.within_sla += within
+        self.breached_open += breached
+        if seconds is not None:
+            self.answered += mentions
+            self.seconds.append((seconds, mentions))
+
+    def settle(self) -> ResponseTally:
+        """The histogram sorted and merged (one entry per value), once every row is added."""
+        merged: dict[float, int] = {}
+        for value, count in self.seconds:
+            merged[value] = merged.get(value, 0) + count
+        self.seconds = sorted(merged.items())
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseTallies:
+    """`Board.response_tallies`: per (dimension, value), and per local day."""
+
+    groups: dict[tuple[str, str], ResponseTally]
+    days: dict[str, ResponseTally]
+
+
 @dataclass(frozen=True, slots=True)
 class AlertRow:
     key: str
@@ -115,6 +169,51 @@ def match_query(text: str) -> str:
     """
     words = [w for w in re.findall(r"\w+", text) if w not in _FTS_OPERATORS]
     return " ".join(f'"{w}"' for w in words)
+
+
+def _exact(moment: datetime) -> str:
+    """``moment`` in UTC to the microsecond: compared as text with a stored time (to the second), it sorts as the
+    datetimes do, because "+" sorts before "." and the digits; `iso` would round a deadline's last second away."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def offset_spans(zone: tzinfo, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+    """``zone``'s UTC offsets (seconds) from ``start`` to ``end``: (from when, offset), the first from ``start``.
+
+    A change is found to the second (transitions are hours apart, so an hourly probe sees each), which is as
+    precise as the stored times: SQL then reads a stored time's local date as ``date(published_at, offset)``."""
+
+    def offset(at: int) -> int:
+        found = datetime.fromtimestamp(at, zone).utcoffset()
+        return int(found.total_seconds()) if found is not None else 0
+
+    first, last = int(start.timestamp()), int(end.timestamp()) + 1
+    spans = [(datetime.fromtimestamp(first, UTC), offset(first))]
+    at = first
+    while at < last:
+        step = min(at + 3600, last)
+        if offset(step) != spans[-1][1]:
+            low, high = at, step  # offset(low) is the current one, offset(high) the next
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (middle, high) if offset(middle) == spans[-1][1] else (low, middle)
+            spans.append((datetime.fromtimestamp(high, UTC), offset(high)))
+        at = step
+    return spans
+
+
+def _local_day(zone: tzinfo, start: datetime, end: datetime, params: dict[str, Any]) -> str:
+    """SQL for the local date in ``zone`` of a mention published between ``start`` and ``end``: its UTC offset
+    there (`offset_spans`) added to ``m.published_at``. Binds the offsets and their changes into ``params``."""
+    spans = offset_spans(zone, start, end)
+    for n, (_, offset) in enumerate(spans):
+        params[f"offset{n}"] = f"{offset:+d} seconds"
+    cases = []
+    for n, (changes_at, _) in enumerate(spans[1:]):  # before the next offset starts, this one
+        params[f"change{n}"] = iso(changes_at)
+        cases.append(f"WHEN m.published_at < :change{n} THEN date(m.published_at, :offset{n})")
+    last = f"date(m.published_at, :offset{len(spans) - 1})"
+    return f"CASE {' '.join(cases)} ELSE {last} END" if cases else last
 
 
 class Board:
@@ -167,11 +266,18 @@ class Board:
         return " AND ".join(clauses), params
 
     def inbox(
-        self, f: InboxFilter, limit: int = 50, offset: int = 0, leave_out: Sequence[str] = ()
+        self,
+        f: InboxFilter,
+        limit: int = 50,
+        offset: int = 0,
+        leave_out: Sequence[str] = (),
+        cap: int | None = None,
     ) -> tuple[list[Conversation], int]:
         """One page of conversations matching ``f``, most urgent first (`URGENCY_ORDER`), and the total.
 
-        ``leave_out`` keys (the mentions an incident row stands for) are not listed, and not in the total."""
+        ``leave_out`` keys (the mentions an incident row stands for) are not listed, and not in the total. With
+        ``cap``, a search (``f.q``) stops counting past ``cap`` matches: a total of ``cap + 1`` means "more than
+        ``cap``" (counting every match of a common word costs more than the page itself)."""
         if f.q and not match_query(f.q):  # the search had no word in it: nothing matches
             return [], 0
         where, params = self._inbox_where(f)
@@ -184,18 +290,56 @@ class Board:
         joins = f" INDEXED BY {index}" if index else ""  # the count joins only what the filter reads
         if re.search(r"\bm\.", where):
             joins += " JOIN mentions m ON m.key = c.key"
-        if re.search(r"\bt\.", where):
-            joins += " LEFT JOIN mention_tags t ON t.key = c.key"
-        if re.search(r"\bsc\.", where):
-            joins += " LEFT JOIN sentiment_corrections sc ON sc.key = c.key"
-        total = int(self.db.execute(f"SELECT count(*) FROM conversations c{joins} WHERE {where}", params).fetchone()[0])
+        joins += self._tag_joins(where, "c")
+        count = f"SELECT count(*) FROM conversations c{joins} WHERE {where}"
+        cap = cap if f.q else None  # only a search is capped
+        if cap is not None:
+            count = f"SELECT count(*) FROM (SELECT 1 FROM conversations c{joins} WHERE {where} LIMIT {int(cap) + 1})"
+        total = int(self.db.execute(count, params).fetchone()[0])
         if f.state == "open":
             page = self._conversations(where, params, order=URGENCY_ORDER, limit=limit, offset=offset, index=index)
             return page, total
-        if total > DENSE:  # most rows match: walk the date index and stop at the page, rather than sort them all
-            for term in ("c.state = ?", "m.platform = ?", "m.rowid IN"):
+        if total > DENSE or (cap is not None and total > cap):
+            # most rows match: walk the date index and stop at the page, rather than sort them all
+            for term in ("c.state = ?", "m.rowid IN"):
                 where = where.replace(term, "+" + term)
+            return self._by_date(where, params, limit, offset, bool(f.channel)), total
         return self._conversations(where, params, order="m.published_at DESC", limit=limit, offset=offset), total
+
+    @staticmethod
+    def _tag_joins(where: str, on: str) -> str:
+        """The joins of the tags and the corrections, when ``where`` reads them (``t.``, ``sc.``)."""
+        joins = ""
+        if re.search(r"\bt\.", where):
+            joins += f" LEFT JOIN mention_tags t ON t.key = {on}.key"
+        if re.search(r"\bsc\.", where):
+            joins += f" LEFT JOIN sentiment_corrections sc ON sc.key = {on}.key"
+        return joins
+
+    def _by_date(self, where: str, params: list[Any], limit: int, offset: int, channel: bool) -> list[Conversation]:
+        """A page of the many matching ``where``, newest first: the keys first, walking the date index (of the
+        ``channel`` when the filter names one, m016) with nothing but what the filter reads (m016's indexes hold
+        it), then the page's rows by key. A deep page (``state=all&page=2000``) then skips its offset in the
+        indexes instead of reading every row before it.
+
+        Equal times are ordered by key, as the date indexes hold them, so the pages follow each other without a
+        row missing or shown twice."""
+        if limit == 0:
+            return []
+        order = "m.published_at DESC, m.key DESC"
+        index = "mentions_channel_published" if channel else "mentions_published_key"
+        joins = " JOIN conversations c ON c.key = m.key" + self._tag_joins(where, "m")
+        keys = [
+            row[0]
+            for row in self.db.execute(
+                f"SELECT m.key FROM mentions m INDEXED BY {index}{joins} WHERE {where} ORDER BY {order} "
+                f"LIMIT {int(limit)} OFFSET {int(offset)}",
+                params,
+            ).fetchall()
+        ]
+        if not keys:
+            return []
+        return self._conversations("m.key IN (SELECT value FROM json_each(?))", [json.dumps(keys)], order=order)
 
     def incidents(self, f: InboxFilter, since: datetime, least: int = 2) -> list[Incident]:
         """Bursts among the mentions ``f`` lists: each spike alert raised since ``since`` with at least ``least``
@@ -301,19 +445,112 @@ class Board:
 
         The rule of `rules.analysis.complained_topics`: a topic read negative on its own in a mixed message, else
         every topic of a negative mention."""
+        return self.complaints(since, since, limit)[0]
+
+    def complaints(
+        self, since: datetime, wider: datetime, limit: int = 6
+    ) -> tuple[list[tuple[str, dict[str, int]]], list[tuple[str, dict[str, int]]]]:
+        """`complaint_topics` since ``since`` and since ``wider`` (earlier: the cockpit's whole weeks), from one
+        read of the wider window: each day's count is split at ``since``, so both lists are what two reads give."""
         rows = self.db.execute(
-            "SELECT j.value, substr(m.published_at, 1, 10), count(*) FROM mentions m "
+            "SELECT j.value, substr(m.published_at, 1, 10), m.published_at > :since, count(*) FROM mentions m "
             "JOIN mention_tags t ON t.key = m.key LEFT JOIN sentiment_corrections sc ON sc.key = m.key, "
             "json_each(COALESCE(t.topics, '[]')) j "
-            "WHERE m.published_at > ? AND COALESCE(json_extract(t.extra, '$.topic_sentiment.\"' || j.value || '\"'), "
-            "sc.label, t.sentiment) = 'negative' GROUP BY 1, 2",
-            [iso(since)],
+            "WHERE m.published_at > :wider AND COALESCE(json_extract(t.extra, '$.topic_sentiment.\"' || j.value || "
+            "'\"'), sc.label, t.sentiment) = 'negative' GROUP BY 1, 2, 3",
+            {"since": iso(since), "wider": iso(min(since, wider))},
         ).fetchall()
-        topics: dict[str, dict[str, int]] = {}
-        for topic, day, count in rows:
-            topics.setdefault(topic, {})[day] = count
-        ranked = sorted(topics.items(), key=lambda item: (-sum(item[1].values()), item[0]))
-        return ranked[:limit]
+        recent: dict[str, dict[str, int]] = {}
+        every: dict[str, dict[str, int]] = {}
+        for topic, day, after, count in rows:
+            if after:
+                recent.setdefault(topic, {})[day] = count
+            days = every.setdefault(topic, {})
+            days[day] = days.get(day, 0) + count
+
+        def top(topics: dict[str, dict[str, int]]) -> list[tuple[str, dict[str, int]]]:
+            return sorted(topics.items(), key=lambda item: (-sum(item[1].values()), item[0]))[:limit]
+
+        return top(recent), top(every)
+
+    def response_tallies(
+        self,
+        since: datetime,
+        until: datetime,
+        now: datetime,
+        dimensions: Sequence[str] = RESPONSE_DIMENSIONS,
+        days: tuple[datetime, tzinfo] | None = None,
+    ) -> ResponseTallies:
+        """First-response tallies of the mentions published in (since, until]: what `rules.triage.figures` counts
+        over `Conversations.between`, counted by SQL in one pass over the window instead of reading every
+        conversation of it into Python.
+
+        ``groups``: per (dimension, value) of ``dimensions`` ("all", "channel", "team", "member"), sorted.
+        ``days`` (with ``days=(day_start, zone)``): the group "all" of each day of ``zone``'s calendar from
+        ``day_start`` on ("2026-03-29"), a mention's day being its local date as
+        ``published_at.astimezone(zone).date()`` has it, DST changes included (`offset_spans`).
+
+        SQL groups the mentions by channel, team, member, day, response time and the follow-up they are (a few rows
+        per combination; at most one per answer); each dimension's groups add those up. `Conversations.between`
+        also joins each mention's author, which every stored mention has (an author is saved with its mentions and
+        deleted only with the last of them): left out here, as the inbox's counts leave it out."""
+        params: dict[str, Any] = {"since": iso(since), "until": iso(until), "now": _exact(now)}
+        day = "NULL"
+        if days is not None:
+            day_start, zone = days
+            params["start"] = iso(day_start)
+            local = _local_day(zone, max(since, day_start), until, params)
+            day = f"CASE WHEN m.published_at >= :start THEN {local} END"
+        answered = "c.state = 'answered' AND c.response_seconds IS NOT NULL"
+        due, done = "NULLIF(c.due_at, '')", "NULLIF(c.answered_at, '')"
+        change = f"({_SENTIMENT_VALUE.format('fs')}) - ({_SENTIMENT_VALUE.format('bs')})"
+        rows = self.db.execute(
+            f"""
+            SELECT m.platform, {_TEAM_SQL.format("c")}, {_MEMBER_SQL.format("c")}, {day} AS day,
+                   c.state = 'ignored' AS ignored, CASE WHEN {answered} THEN CAST(c.response_seconds AS REAL) END,
+                   CASE WHEN c.follows_key != '' THEN (
+                       SELECT json_array(bm.platform, {_TEAM_SQL.format("b")}, {_MEMBER_SQL.format("b")}, {change})
+                       FROM conversations b JOIN mentions bm ON bm.key = b.key
+                       LEFT JOIN mention_tags fst ON fst.key = c.key
+                       LEFT JOIN sentiment_corrections fsc ON fsc.key = c.key
+                       LEFT JOIN mention_tags bst ON bst.key = b.key
+                       LEFT JOIN sentiment_corrections bsc ON bsc.key = b.key
+                       WHERE b.key = c.follows_key AND bm.published_at > :since AND bm.published_at <= :until
+                         AND {change} IS NOT NULL
+                   ) END,
+                   count(*), sum({OPEN_SQL}), sum({answered} AND ({due} IS NULL OR COALESCE({done}, :now) <= {due})),
+                   sum({OPEN_SQL} AND {due} IS NOT NULL AND {due} <= :now)
+            FROM mentions m JOIN conversations c ON c.key = m.key
+            WHERE m.published_at > :since AND m.published_at <= :until
+            GROUP BY 1, 2, 3, 4, 5, 6, 7
+            """,
+            params,
+        ).fetchall()
+        groups: dict[tuple[str, str], ResponseTally] = {}
+        per_day: dict[str, ResponseTally] = {}
+
+        def of(channel: str, team: str, member: str) -> Iterator[tuple[tuple[str, str], ResponseTally]]:
+            for group in (("all", "all"), ("channel", channel), ("team", team), ("member", member)):
+                if group[0] in dimensions:
+                    yield group, groups.setdefault(group, ResponseTally())
+
+        counted: set[tuple[str, str]] = set()
+        for channel, team, member, local_day, ignored, seconds, follow, *counts in rows:
+            if not ignored:  # `rules.triage.figures` counts no ignored mention, but reads it as a follow-up
+                for group, tally in of(channel, team, member):
+                    counted.add(group)
+                    tally.add(counts, seconds)
+                if local_day is not None:
+                    per_day.setdefault(local_day, ResponseTally()).add(counts, seconds)
+            if follow is not None:  # the change is credited to the groups of the mention followed up
+                *followed, moved = json.loads(follow)
+                for _, tally in of(*followed):
+                    tally.change_total += int(moved) * int(counts[0])
+                    tally.follow_ups += int(counts[0])
+        return ResponseTallies(
+            groups={group: groups[group].settle() for group in sorted(counted)},
+            days={local_day: tally.settle() for local_day, tally in sorted(per_day.items())},
+        )
 
     def workloads(self, now: datetime, day_start: datetime) -> dict[str, Workload]:
         """Per assignee: open items, when the oldest waiting one was published, breaches since ``day_start``."""
@@ -359,11 +596,12 @@ class Board:
     # -- metrics ---------------------------------------------------------------------------------
 
     def unanswered_by_sla(self, now: datetime) -> dict[str, int]:
-        """Open conversations by SLA state: ok, warning (past the warning time), breached, none (no target)."""
+        """Open conversations by SLA state: ok, warning (past the warning time), breached, none (no target). Read
+        by the open ones' partial index (m013): on its own, SQLite scans every conversation."""
         row = self.db.execute(
             "SELECT sum(due_at IS NULL), sum(due_at IS NOT NULL AND (warn_at IS NULL OR warn_at > :now) "
             "AND due_at > :now), sum(warn_at <= :now AND due_at > :now), sum(due_at <= :now) "
-            "FROM conversations c WHERE " + OPEN_SQL + " AND c.triaged_at IS NOT NULL",
+            "FROM conversations c INDEXED BY conversations_open WHERE " + OPEN_SQL + " AND c.triaged_at IS NOT NULL",
             {"now": iso(now)},
         ).fetchone()
         return dict(zip(("none", "ok", "warning", "breached"), (int(v or 0) for v in row), strict=True))

@@ -112,6 +112,7 @@ class Conversations:
             in_reply_to=row["in_reply_to"] or "",
             language_hint=row["language_hint"] or "",
             metrics=json.loads(row["metrics"] or "{}"),
+            place=row["place"] or "",
             author=Author(
                 platform=row["platform"],
                 platform_id=row["a_id"],
@@ -153,7 +154,8 @@ class Conversations:
     def apply_answers(self, mention_keys: Sequence[str], reply_keys: Sequence[str], now: str) -> int:
         """Mark open mentions answered by the earliest brand reply that answers them.
 
-        A reply answers a mention when it replies to it directly, or when it is a later brand post in the
+        A holding reply (passaparola's out-of-hours acknowledgement) answers nothing: the customer still waits for a
+        person. A reply answers a mention when it replies to it directly, or when it is a later brand post in the
         same thread addressed to the mention's author, or to everyone in it (``to_author_id`` ``'*'``, the
         `listener.model.EVERYONE_IN_THREAD` of forum answers). Only mentions or replies touched now are examined.
         """
@@ -167,21 +169,25 @@ class Conversations:
                 SELECT m.key AS mk, m.published_at AS mp, b.key AS bk, b.published_at AS bp
                 FROM new_m JOIN mentions m ON m.key = new_m.key
                 JOIN brand_replies b ON b.platform = m.platform AND b.in_reply_to = m.platform_id
+                WHERE b.holding = 0
                 UNION
                 SELECT m.key, m.published_at, b.key, b.published_at
                 FROM new_m JOIN mentions m ON m.key = new_m.key JOIN authors a ON a.key = m.author_key
                 JOIN brand_replies b ON b.platform = m.platform AND b.thread_id = m.thread_id
                 WHERE m.thread_id != '' AND b.to_author_id IN (a.platform_id, '*') AND b.published_at >= m.published_at
+                  AND b.holding = 0
                 UNION
                 SELECT m.key, m.published_at, b.key, b.published_at
                 FROM new_b JOIN brand_replies b ON b.key = new_b.key
                 JOIN mentions m ON m.platform = b.platform AND m.platform_id = b.in_reply_to
+                WHERE b.holding = 0
                 UNION
                 SELECT m.key, m.published_at, b.key, b.published_at
                 FROM new_b JOIN brand_replies b ON b.key = new_b.key
                 JOIN mentions m ON m.platform = b.platform AND m.thread_id = b.thread_id
                 JOIN authors a ON a.key = m.author_key
                 WHERE b.thread_id != '' AND b.to_author_id IN (a.platform_id, '*') AND b.published_at >= m.published_at
+                  AND b.holding = 0
             )
             SELECT mk, mp, bk, bp FROM pairs JOIN conversations c ON c.key = pairs.mk
             WHERE c.state IN ('new', 'assigned', 'reopened')
@@ -201,6 +207,25 @@ class Conversations:
             )
             self._event(mention_key, now, "answered", "", f"brand reply {reply_key}")
         return len(first)
+
+    def close_removed(self, keys: Sequence[str], now: str) -> int:
+        """Mentions the platform deleted: an open one is closed as ignored (nobody can answer it any more); what was
+        stored, and an answered one's answer, stay as they were."""
+        if not keys:
+            return 0
+        rows = self.db.execute(
+            "SELECT key FROM conversations WHERE key IN (SELECT value FROM json_each(?)) "
+            "AND state IN ('new', 'assigned', 'reopened')",
+            [json.dumps(list(keys))],
+        ).fetchall()
+        for (key,) in rows:
+            self.db.execute(
+                "UPDATE conversations SET state = 'ignored', state_reason = 'deleted on the platform', updated_at = ? "
+                "WHERE key = ?",
+                [now, key],
+            )
+            self._event(key, now, "ignored", "", "deleted on the platform")
+        return len(rows)
 
     # -- triage ----------------------------------------------------------------------------------
 
@@ -319,8 +344,17 @@ class Conversations:
             raise KeyError(key)
         return found
 
-    def mark_answered(self, key: str, by: str, at: datetime, answered_at: datetime | None = None) -> Conversation:
-        """A person says the mention was answered (channels with no reply signal: imports, intake, phone).
+    def mark_answered(
+        self,
+        key: str,
+        by: str,
+        at: datetime,
+        answered_at: datetime | None = None,
+        answer_key: str = "",
+        detail: str = "marked by hand",
+    ) -> Conversation:
+        """The mention was answered by ``by``: a person says so (channels with no reply signal: imports, intake,
+        phone), or passaparola posted their reply (``answer_key``, the brand reply it stored).
 
         Raises `KeyError` for an unknown mention; an already answered one keeps its first answer.
         """
@@ -331,10 +365,10 @@ class Conversations:
                 seconds = max((when - current.mention.published_at).total_seconds(), 0)
                 self.db.execute(
                     "UPDATE conversations SET state = 'answered', answered_at = ?, answered_by = ?, "
-                    "response_seconds = ?, answer_key = '', updated_at = ? WHERE key = ?",
-                    [iso(when), by, seconds, iso(at), key],
+                    "response_seconds = ?, answer_key = ?, updated_at = ? WHERE key = ?",
+                    [iso(when), by, seconds, answer_key, iso(at), key],
                 )
-                self._event(key, iso(at), "answered", by, "marked by hand")
+                self._event(key, iso(at), "answered", by, detail)
         return self._require(key)
 
     def mark_ignored(self, key: str, reason: str, by: str, at: datetime) -> Conversation:
@@ -376,6 +410,10 @@ class Conversations:
             "SELECT at, event, member, detail FROM conversation_events WHERE key = ? ORDER BY at, id", [key]
         )
         return [(datetime.fromisoformat(at), event, member or "", detail or "") for at, event, member, detail in rows]
+
+    def log(self, key: str, now: str, event: str, member: str, detail: str) -> None:
+        """Add one line to a mention's audit trail (inside the caller's transaction)."""
+        self._event(key, now, event, member, detail)
 
     def _event(self, key: str, now: str, event: str, member: str, detail: str) -> None:
         self.db.execute(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -88,8 +88,9 @@ class Mentions:
                 (self._tags_row(m.key, m.tags, now) for m in fresh if m.tags), pk="key", ignore=True
             )
             self.conversations.start([m.key for m in fresh], now)
-            new_replies = self._insert_replies(poll.replies, now)
+            new_replies = self.insert_replies(poll.replies, now)
             answered = self.conversations.apply_answers(sorted(new_keys), [r.key for r in poll.replies], now)
+            self.conversations.close_removed(poll.removed, now)
             self.health.record_success(source, kind, poll.cursor, poll.details, len(new_keys), now)
         return SaveResult(new_mentions=len(new_keys), new_replies=new_replies, answered=answered)
 
@@ -135,6 +136,7 @@ class Mentions:
             "in_reply_to": m.in_reply_to,
             "language_hint": m.language_hint,
             "metrics": json.dumps(dict(m.metrics)),
+            "place": m.place,
             "updated_at": now,
         }
 
@@ -150,7 +152,9 @@ class Mentions:
         row["extra"] = json.dumps(extra, default=str)
         return row
 
-    def _insert_replies(self, replies: Sequence[BrandReply], now: str) -> int:
+    def insert_replies(self, replies: Sequence[BrandReply], now: str, holding: bool = False) -> int:
+        """Store brand replies (a reply already stored is kept as it is); ``holding`` marks acknowledgements that
+        answer nothing (passaparola's out-of-hours replies)."""
         before = self.db.conn.total_changes
         self.db.table("brand_replies").insert_all(
             (
@@ -167,6 +171,7 @@ class Mentions:
                     "url": r.url,
                     "published_at": iso(r.published_at),
                     "first_seen_at": now,
+                    "holding": int(holding),
                 }
                 for r in replies
             ),
@@ -260,6 +265,35 @@ class Mentions:
         return sum(before.get(key) != t.get("sentiment") for key, t in tags.items())
 
     # -- volumes for rules -----------------------------------------------------------------------
+
+    def ratings(self, now: datetime, days: int = 30) -> list[dict[str, Any]]:
+        """Star ratings per channel and place (a location, an app) over the last ``days``, with the ``days`` before
+        for the trend: count, average, the previous average and the change, most reviewed first."""
+        rows = self.db.execute(
+            """
+            SELECT platform, place,
+                   sum(published_at > :start), avg(CASE WHEN published_at > :start THEN rating END),
+                   sum(published_at <= :start), avg(CASE WHEN published_at <= :start THEN rating END)
+            FROM (SELECT platform, place, published_at, json_extract(metrics, '$.rating') AS rating FROM mentions
+                  WHERE published_at > :before AND published_at <= :now AND json_extract(metrics, '$.rating') > 0)
+            GROUP BY platform, place ORDER BY 3 DESC, 1, 2
+            """,
+            {"now": iso(now), "start": iso(now - timedelta(days=days)), "before": iso(now - timedelta(days=2 * days))},
+        ).fetchall()
+        found = []
+        for platform, place, count, average, before_count, before in rows:
+            found.append(
+                {
+                    "channel": platform,
+                    "place": place,
+                    "count": int(count or 0),
+                    "average": round(average, 2) if average is not None else None,
+                    "previous_count": int(before_count or 0),
+                    "previous_average": round(before, 2) if before is not None else None,
+                    "change": round(average - before, 2) if average is not None and before is not None else None,
+                }
+            )
+        return found
 
     def hourly_counts(self, since: datetime, until: datetime) -> dict[datetime, int]:
         """Mentions per UTC hour published in [since, until), for baselines."""

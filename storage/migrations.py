@@ -413,3 +413,59 @@ def m014_presence(db: Database) -> None:
         )"""
     )
     db.execute("CREATE INDEX presence_at ON presence(at)")
+
+
+@migrations()
+def m015_replies(db: Database) -> None:
+    """Replies written in passaparola: each its own outbox row (exactly once, with an idempotency key), with the
+    approval, the override of a blocked lint and the platform's answer kept as the audit trail."""
+    db.execute(
+        """CREATE TABLE replies (
+            id INTEGER PRIMARY KEY,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            key TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            source TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'reply',
+            text TEXT NOT NULL,
+            state TEXT NOT NULL,
+            written_by TEXT NOT NULL,
+            findings TEXT NOT NULL DEFAULT '[]',
+            override_by TEXT NOT NULL DEFAULT '',
+            override_reason TEXT NOT NULL DEFAULT '',
+            approved_by TEXT NOT NULL DEFAULT '',
+            approved_at TEXT,
+            reviewed_comment TEXT NOT NULL DEFAULT '',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            attempt_started_at TEXT,
+            next_attempt_at TEXT,
+            problem TEXT NOT NULL DEFAULT '',
+            error TEXT NOT NULL DEFAULT '',
+            platform_id TEXT NOT NULL DEFAULT '',
+            url TEXT NOT NULL DEFAULT '',
+            cost_usd REAL NOT NULL DEFAULT 0,
+            sent_at TEXT,
+            author_key TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX replies_key ON replies(key, id)")
+    db.execute("CREATE INDEX replies_state ON replies(state, next_attempt_at)")
+    db.execute("CREATE INDEX replies_author_kind ON replies(author_key, kind, created_at)")
+    db.execute("ALTER TABLE brand_replies ADD COLUMN holding INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE mentions ADD COLUMN place TEXT NOT NULL DEFAULT ''")  # a review's location or app
+
+
+@migrations()
+def m016_listing_indexes(db: Database) -> None:
+    """What the inbox's counts and deep pages read at 100k mentions (`make bench`, pages), each an index that holds
+    what a filter reads, so a count or a skipped offset reads the index alone instead of every row: a conversation's
+    state by its key (the join from a mention to its conversation), a mention's sentiment and language by its key
+    (the tags' rows are wide: probabilities, topics), a channel's mentions by date, as `mentions_published_key`
+    (m013) holds them all. ANALYZE gives the planner their sizes."""
+    db.execute("CREATE INDEX IF NOT EXISTS conversations_key_state ON conversations(key, state, triaged_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS mention_tags_key_reading ON mention_tags(key, sentiment, language)")
+    db.execute("CREATE INDEX IF NOT EXISTS mentions_channel_published ON mentions(platform, published_at, key)")
+    for index in ("conversations_key_state", "mention_tags_key_reading", "mentions_channel_published"):
+        db.execute(f"ANALYZE {index}")

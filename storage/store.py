@@ -32,6 +32,7 @@ from storage.models import ModelSwaps
 from storage.outbox import Outbox, OutboxItem
 from storage.people import People
 from storage.presence import Presences
+from storage.replies import Replies
 from storage.sessions import Sessions
 
 __all__ = ["OutboxItem", "SaveResult", "StorageError", "Store"]
@@ -51,6 +52,7 @@ class Store:
         self.conversations = Conversations(db)
         self.mentions = Mentions(db, self.people, self.conversations, self.health)
         self.outbox = Outbox(db)
+        self.replies = Replies(db, self.conversations, self.mentions.insert_replies)
         self.inbound = Inbound(db)
         self.platform_counts = PlatformCounts(db)
         self.sessions = Sessions(db)

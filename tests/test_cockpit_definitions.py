@@ -3,16 +3,26 @@ and the pages on the same replayed demo; the inbox by urgency, with the burst as
 
 from __future__ import annotations
 
+import random
 import re
+import statistics
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from listener import Author, Mention, Poll
+from listener.model import Conversation
+from passaparola.web.service import figures_of, response_days, tallied, weeks_start, window_figures
+from rules.triage import figures, percentile
+from storage import Store
+from storage.board import ResponseTally
+from storage.times import iso
 from tests.webkit import NOW, Site, csrf_of, serve
 
 RANK = {"urgent": 0, "high": 1, "normal": 2}
@@ -117,3 +127,209 @@ def test_a_mention_someone_else_has_open_or_is_answering_says_who(site: Site) ->
     assert "sara</bdi></b> la sta guardando" in notice and "giulia" not in notice  # never about herself
     site.clock.now = NOW + timedelta(minutes=6)
     assert 'class="collision"' not in sara.get(f"/mentions/{key}").text  # gone after five minutes
+
+
+# -- the cockpit's figures in SQL are the figures of `rules.triage` (#19: 30 days at 100k mentions) ----------------
+
+#: (zone, now): DST ends and starts, one at midnight (Sao Paulo, 2018: 00:00 back to 23:00 of the day before, and a
+#: midnight that never happens), half-hour zones and shifts, a moment just before local midnight, UTC.
+ZONES_AND_TIMES = [
+    ("Europe/Rome", datetime(2026, 11, 1, 12, 0, 0, 500_000, tzinfo=UTC)),
+    ("Europe/Rome", datetime(2026, 4, 10, 21, 59, 59, tzinfo=UTC)),
+    ("America/Sao_Paulo", datetime(2018, 2, 25, 2, 30, tzinfo=UTC)),
+    ("America/Sao_Paulo", datetime(2018, 11, 20, 12, 0, tzinfo=UTC)),
+    ("Asia/Kolkata", datetime(2026, 6, 1, 18, 29, 59, tzinfo=UTC)),
+    ("Australia/Lord_Howe", datetime(2026, 4, 20, 12, 0, tzinfo=UTC)),
+    ("UTC", datetime(2026, 3, 2, 9, 0, tzinfo=UTC)),
+]
+
+
+def edges(zone: ZoneInfo, now: datetime, days: int = 32) -> list[datetime]:
+    """The instants a day's bucket turns on: each local midnight, each offset change (found hour by hour, then
+    to the second), one second either side, and the windows' ends."""
+    found: list[datetime] = [now - timedelta(days=d) for d in (1, 7, 30)] + [now]
+    day = (now - timedelta(days=days)).astimezone(zone).date()
+    while day <= now.astimezone(zone).date():
+        found.append(datetime.combine(day, time(), zone).astimezone(UTC))
+        day += timedelta(days=1)
+    at = now - timedelta(days=days)
+    while at < now:
+        step = at + timedelta(hours=1)
+        if at.astimezone(zone).utcoffset() != step.astimezone(zone).utcoffset():
+            low, high = at, step
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                same = middle.astimezone(zone).utcoffset() == at.astimezone(zone).utcoffset()
+                low, high = (middle, high) if same else (low, middle)
+            found.append(high.replace(microsecond=0))
+        at = step
+    return [e.replace(microsecond=0) + timedelta(seconds=s) for e in found for s in (-1, 0, 1)]
+
+
+def spread(store: Store, now: datetime, zone: ZoneInfo, seed: int = 19, count: int = 260) -> None:
+    """Mentions over the 32 days before ``now`` (and a few after), on every edge of `edges`, in every state, with
+    every kind of deadline, answer, team, member, sentiment (corrected or not) and follow-up the figures read."""
+    rng = random.Random(seed)
+    start = now - timedelta(days=32)
+    moments = [
+        start + timedelta(seconds=rng.randrange(int((now - start).total_seconds()) + 3600)) for _ in range(count)
+    ]
+    moments += edges(zone, now)
+    authors = [Author(p, str(i), f"a{i}", f"A {i}") for i in range(5) for p in ("x", "forum", "review")]
+    mentions = []
+    for n, at in enumerate(moments):
+        author = rng.choice(authors)
+        tags = {"language": "it", "sentiment": rng.choice(["negative", "neutral", "positive", "mixed"])}
+        mentions.append(Mention(author.platform, f"m{n}", "test", f"detto {n}", at, author, tags=tags))
+    for start_at in range(0, len(mentions), 200):
+        store.save_poll("test", "test", Poll(mentions=tuple(mentions[start_at : start_at + 200])), now)
+    keys = [m.key for m in mentions]
+
+    def moment(around: datetime) -> str | None:
+        choice = rng.random()
+        if choice < 0.1:
+            return None
+        if choice < 0.15:
+            return ""
+        if choice < 0.25:
+            return iso(now + timedelta(seconds=rng.choice((-1, 0, 1))))
+        return iso(around + timedelta(minutes=rng.randrange(-600, 1200)))
+
+    for n, m in enumerate(mentions):
+        state = rng.choices(["new", "assigned", "reopened", "answered", "ignored"], [2, 2, 1, 6, 1])[0]
+        seconds = rng.choice([None, 0, 60, 61.5, 1200, 1200, rng.uniform(0, 90_000)])
+        if state == "answered" and rng.random() < 0.8:
+            seconds = seconds if seconds is not None else 30
+        store.db.execute(
+            "UPDATE conversations SET state = ?, response_seconds = ?, due_at = ?, answered_at = ?, team = ?, "
+            "assignee = ?, answered_by = ?, follows_key = ?, triaged_at = ? WHERE key = ?",
+            [
+                state,
+                seconds,
+                moment(m.published_at),
+                moment(m.published_at),
+                rng.choice([None, "", "billing", "care"]),
+                rng.choice([None, "", "giulia", "marco"]),
+                rng.choice([None, "", "", "sara"]),
+                rng.choice([None, "", "", rng.choice(keys), keys[max(n - 1, 0)], "x:gone"]),
+                rng.choice([iso(now), iso(now), None]),
+                m.key,
+            ],
+        )
+        if rng.random() < 0.1:
+            store.db.execute("UPDATE mention_tags SET sentiment = NULL WHERE key = ?", [m.key])
+        elif rng.random() < 0.05:
+            store.db.execute("DELETE FROM mention_tags WHERE key = ?", [m.key])
+        if rng.random() < 0.15:
+            label = rng.choice(["negative", "neutral", "positive"])
+            store.db.execute(
+                "INSERT INTO sentiment_corrections (key, label, model_label, corrected_by, corrected_at) "
+                "VALUES (?, ?, '', 'sara', ?)",
+                [m.key, label, iso(now)],
+            )
+    store.db.conn.commit()
+
+
+def python_days(conversations: list[Conversation], now: datetime, zone: ZoneInfo, span: int) -> list[dict[str, Any]]:
+    """The cockpit's per-day figures as they were computed before #19: every conversation of the window read,
+    bucketed by its local day in Python."""
+    first = now.astimezone(zone).date() - timedelta(days=span - 1)
+    start = datetime.combine(first, time(), zone)
+    by_day: dict[str, list[Conversation]] = {}
+    for c in conversations:
+        if c.mention.published_at >= start:
+            by_day.setdefault(c.mention.published_at.astimezone(zone).date().isoformat(), []).append(c)
+    out = []
+    for n in range(span):
+        day = (first + timedelta(days=n)).isoformat()
+        f = figures(by_day.get(day, []), now).get("all", {}).get("all")
+        out.append(
+            {
+                "day": day,
+                "needing_answer": f.needing_answer if f else 0,
+                "answered": f.answered if f else 0,
+                "median_seconds": f.median_seconds if f else None,
+                "p90_seconds": f.p90_seconds if f else None,
+                "compliance": f.compliance if f else None,
+            }
+        )
+    return out
+
+
+@pytest.mark.parametrize(("zone_name", "now"), ZONES_AND_TIMES)
+def test_the_figures_counted_in_sql_are_the_figures_of_every_conversation(zone_name: str, now: datetime) -> None:
+    zone = ZoneInfo(zone_name)
+    store = Store.memory()
+    try:
+        spread(store, now, zone)
+        for days in (1, 7, 30):
+            since = now - timedelta(days=days)
+            conversations = store.conversations.between(since, now)
+            assert any(c.follows_key for c in conversations) and len({c.state for c in conversations}) == 5
+            first = now.astimezone(zone).date() - timedelta(days=days - 1)
+            tallies = store.board.response_tallies(since, now, now, days=(datetime.combine(first, time(), zone), zone))
+            assert figures_of(tallies.groups) == figures(conversations, now), days
+            assert window_figures(store, since, now, now, ("all",)) == {"all": figures(conversations, now)["all"]}
+            shown = response_days(tallies.days, first, days)
+            assert shown == python_days(conversations, now, zone, days), days
+            assert sum(d["needing_answer"] for d in shown) > 0
+        table = figures(store.conversations.between(now - timedelta(days=30), now), now)
+        assert table["all"]["all"].follow_ups > 0 and table["all"]["all"].breached_open > 0
+    finally:
+        store.close()
+
+
+def test_the_median_and_p90_read_from_a_histogram_are_the_lists() -> None:
+    rng = random.Random(7)
+    for n in range(1, 60):
+        values = [float(rng.choice((0, 60, 61.5, 1200, rng.uniform(0, 9000)))) for _ in range(n)]
+        merged: dict[float, int] = {}
+        for v in values:
+            merged[v] = merged.get(v, 0) + 1
+        tally = ResponseTally(needing_answer=n, answered=n, seconds=sorted(merged.items()))
+        f = tallied(tally)
+        assert (f.median_seconds, f.p90_seconds) == (statistics.median(values), percentile(values, 0.9))
+
+
+def old_complaint_topics(store: Store, since: datetime, limit: int = 6) -> list[tuple[str, dict[str, int]]]:
+    """`Board.complaint_topics` as it read before the cockpit's two lists came from one read."""
+    rows = store.db.execute(
+        "SELECT j.value, substr(m.published_at, 1, 10), count(*) FROM mentions m "
+        "JOIN mention_tags t ON t.key = m.key LEFT JOIN sentiment_corrections sc ON sc.key = m.key, "
+        "json_each(COALESCE(t.topics, '[]')) j "
+        "WHERE m.published_at > ? AND COALESCE(json_extract(t.extra, '$.topic_sentiment.\"' || j.value || '\"'), "
+        "sc.label, t.sentiment) = 'negative' GROUP BY 1, 2",
+        [iso(since)],
+    ).fetchall()
+    topics: dict[str, dict[str, int]] = {}
+    for topic, day, count in rows:
+        topics.setdefault(topic, {})[day] = count
+    return sorted(topics.items(), key=lambda item: (-sum(item[1].values()), item[0]))[:limit]
+
+
+def test_the_complaints_and_their_weeks_come_from_one_read_with_the_same_counts() -> None:
+    now = ZONES_AND_TIMES[0][1]
+    store = Store.memory()
+    try:
+        rng = random.Random(3)
+        author = Author("x", "1", "anna", "Anna")
+        mentions = []
+        for n in range(300):
+            topics = rng.sample(["consegna", "prezzo", "gusto", "app", "cassa", "bar", "orari", "latte"], 2)
+            tags = {
+                "sentiment": rng.choice(["negative", "neutral", "mixed"]),
+                "topics": topics,
+                "topic_sentiment": {topics[0]: rng.choice(["negative", "positive"])},
+            }
+            at = now - timedelta(minutes=rng.randrange(60 * 24 * 40))
+            mentions.append(Mention("x", f"c{n}", "test", f"detto {n}", at, author, tags=tags))
+        store.save_poll("test", "test", Poll(mentions=tuple(mentions)), now)
+        for days in (7, 30):
+            since, wider = now - timedelta(days=days), weeks_start(now, days)
+            assert store.board.complaints(since, wider) == (
+                old_complaint_topics(store, since),
+                old_complaint_topics(store, wider),
+            )
+            assert store.board.complaint_topics(since) == old_complaint_topics(store, since)
+    finally:
+        store.close()

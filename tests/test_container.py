@@ -194,4 +194,4 @@ def test_the_wheel_installs_into_a_fresh_environment_and_runs_the_demo(tmp_path:
         capture_output=True, text=True, cwd=run, env=env, timeout=110,
     )  # fmt: skip
     assert demo.returncode == 0, demo.stderr[-2000:]
-    assert "323 mentions from 72 authors stored" in demo.stdout
+    assert "334 mentions from 83 authors stored" in demo.stdout

@@ -168,7 +168,7 @@ def test_the_daemon_uses_its_own_scheduler_with_jittered_jobs(store: Store, cloc
     daemon = Daemon(settings_with(spec), store, LogNotifier(stream=io.StringIO()), clock=clock)
     assert schedule.default_scheduler.jobs == []
     jobs = {next(iter(job.tags)): job for job in daemon.scheduler.jobs}
-    assert set(jobs) == {"source:demo", "inbound", "advocates", "rules", "outbox", "maintenance"}
+    assert set(jobs) == {"source:demo", "inbound", "advocates", "rules", "outbox", "replies", "maintenance"}
     assert jobs["source:demo"].interval == 300 and jobs["source:demo"].latest == 330
 
 

@@ -13,23 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.conftest import ROOT
 from tests.webkit import PASSWORD, Site, serve
-from tools.screenshots import CHROMIUM, FLAGS, SCREENS, agent_day, supervisor_day
+from tools.screenshots import SCREENS, agent_day, supervisor_day
 
 ARTIFACTS = ROOT / "var" / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -230,6 +220,9 @@ def checked_day(browser: Browser, site: Site, day: str, language: str, width: in
             assert ("Assegnata a " if language == "it" else "Assigned to ") in flash, f"{where}: {flash}"
         if step == "draft-checked":
             assert at.locator("ul.findings li").count() > 0, where
+        if step == "saved-reply":  # the saved reply filled in: the author's name, the reference, the signature
+            draft = at.input_value("textarea[name=draft]")
+            assert "AUR-12345" in draft and draft.rstrip().endswith("giulia"), f"{where}: {draft}"
         if step == "cockpit":
             charts = at.locator("svg.chart")
             assert charts.count() == 5, where  # volume, response times, SLA, workload, complaint topics
@@ -259,7 +252,7 @@ def test_the_agents_day_reads_on_a_phone_and_a_laptop(
     browser: Browser, site: Site, language: str, width: int, height: int
 ) -> None:
     seen = checked_day(browser, site, "agent", language, width, height)
-    assert seen == ["login", "inbox", "incident", "mention", "assigned", "draft-checked", "teach"]
+    assert seen == ["login", "inbox", "incident", "mention", "assigned", "draft-checked", "saved-reply", "teach"]
 
 
 @pytest.mark.parametrize(("language", "width", "height"), DAYS)

@@ -154,9 +154,26 @@ def visit(site: Site, language: str) -> dict[str, httpx.Response]:
     pages["error: no such mention"] = admin.get("/mentions/x:404")
     pages["error: no such person"] = admin.get("/advocates/999999/explain")
     pages["error: a bad parameter"] = admin.get("/cockpit", params={"days": "9"})
+    pages["approvals"] = admin.get("/approvals")
     agent = site.login("giulia")
     agent.get("/inbox", params={"lang": language})
     pages["error: not for an agent"] = agent.get("/cockpit")
+    other = api.get("/api/inbox").json()["items"][1]["key"]
+    view = agent.get(f"/mentions/{other}")
+    token = csrf_of(view.text)
+    reply = f"/mentions/{other}/reply"
+    pages["a reply blocked"] = agent.post(reply, data={"csrf": token, "draft": "ok", "do": "copied"})
+    pages["a reply with no write api"] = agent.post(reply, data={"csrf": token, "draft": "ok", "do": "send"})
+    pages["a saved reply filled"] = agent.post(
+        f"/mentions/{other}/fill", data={"csrf": token, "saved": "grazie", "draft": ""}
+    )
+    pages["a saved reply missing its reference"] = agent.post(
+        f"/mentions/{other}/fill", data={"csrf": token, "saved": "consegna-in-ritardo", "draft": ""}
+    )
+    careful = "Ciao, ci dispiace: ti scriviamo in privato per la pratica AUR-12345. giulia"
+    pages["a reply posted by hand"] = agent.post(
+        reply, data={"csrf": token, "draft": careful, "do": "copied"}, follow_redirects=True
+    )
     return pages
 
 

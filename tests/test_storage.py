@@ -103,6 +103,33 @@ def test_a_brand_reply_answers_its_mention_with_the_response_time(store: Store) 
     assert conversation.response_seconds == 23 * 60
 
 
+def test_a_mention_the_platform_deleted_is_closed_and_kept_and_an_answered_one_keeps_its_answer(store: Store) -> None:
+    store.save_poll("x-brand", "x", Poll(mentions=(mention("1"), mention("2", 1))), T0)
+    store.save_poll("x-own", "x", Poll(replies=(reply("9", to="2", minutes=20),)), T0)
+    store.save_poll("x-brand", "x", Poll(removed=("x:1", "x:2", "x:404")), T0 + timedelta(hours=1))
+    gone, answered = store.conversation("x:1"), store.conversation("x:2")
+    assert gone is not None and (gone.state, gone.state_reason) == ("ignored", "deleted on the platform")
+    assert gone.mention.text == "Ordine in ritardo @AuroraCaffe"  # kept for the record
+    assert answered is not None and answered.state == "answered" and answered.response_seconds == 19 * 60
+
+
+def test_ratings_average_per_place_with_the_trend_against_the_month_before(store: Store) -> None:
+    def review(pid: str, stars: int, days_ago: int, place: str) -> Mention:
+        who = Author("gbp", f"a{pid}", f"a{pid}")
+        at = T0 - timedelta(days=days_ago)
+        return Mention("gbp", pid, "gbp", "…", at, who, metrics={"rating": stars}, place=place)
+
+    reviews = [review("1", 5, 2, "milano"), review("2", 3, 10, "milano"), review("3", 2, 40, "milano")]
+    reviews += [review("4", 1, 5, "roma"), review("5", 4, 70, "roma")]  # 70 days: outside both windows
+    store.save_poll("gbp", "gbp", Poll(mentions=(*reviews, mention("9"))), T0)
+    assert store.mentions.ratings(T0) == [
+        {"channel": "gbp", "place": "milano", "count": 2, "average": 4.0, "previous_count": 1,
+         "previous_average": 2.0, "change": 2.0},
+        {"channel": "gbp", "place": "roma", "count": 1, "average": 1.0, "previous_count": 0,
+         "previous_average": None, "change": None},
+    ]  # fmt: skip
+
+
 def test_a_reply_seen_before_its_mention_still_answers_it(store: Store) -> None:
     store.save_poll("x-own", "x", Poll(replies=(reply("9", to="1", minutes=10),)), T0)
     store.save_poll("x-brand", "x", Poll(mentions=(mention("1"),)), T0 + timedelta(minutes=30))

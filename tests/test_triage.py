@@ -128,6 +128,31 @@ def test_channel_policies_decide_what_needs_an_answer(store: Store) -> None:
     assert states["review:3"].state == "ignored"  # type: ignore[union-attr]
 
 
+def test_reviews_below_four_stars_need_an_answer_in_a_business_day_and_the_rest_a_thank_you(store: Store) -> None:
+    now = rome(6, 17)  # Friday 17:00 in Rome: an hour left of the office day
+    stars = {n: Mention("gbp", f"r{n}", "test", "…", now, Author("gbp", f"p{n}", f"p{n}"), metrics={"rating": n})
+             for n in (1, 3, 4, 5)}  # fmt: skip
+    store_at(store, now, *stars.values())
+    office = TriageSettings(business=hours(OFFICE))
+    triage(office, store, now)
+    got = {n: store.conversation(f"gbp:r{n}") for n in stars}
+    assert {n: c.state for n, c in got.items()} == dict.fromkeys(stars, "new")  # type: ignore[union-attr]
+    assert got[1].priority == got[3].priority == "high" and got[5].priority == "normal"  # type: ignore[union-attr]
+    # One business day of a 09:00-18:00 office is 9 hours: an hour on Friday, eight on Monday.
+    assert got[1].due_at == rome(9, 17)  # type: ignore[union-attr]
+    assert got[4].due_at == rome(11, 17)  # type: ignore[union-attr]  # a thank-you: three business days
+    minutes = TriageSettings(business=hours(OFFICE), targets={"gbp": {"normal": 60, "high": 30, "urgent": 15}})
+    assert minutes.target_minutes("gbp", "high", False) == 30  # a channel given in minutes keeps its minutes
+
+    store2 = Store.memory()
+    store_at(store2, now, *stars.values())
+    triage(TriageSettings(business=hours(OFFICE), thank_reviews=False), store2, now)
+    assert store2.conversation("gbp:r5").state == "ignored"  # type: ignore[union-attr]
+    assert "thank-yous are off" in store2.conversation("gbp:r5").state_reason  # type: ignore[union-attr]
+    assert store2.conversation("gbp:r3").state == "new"  # type: ignore[union-attr]
+    store2.close()
+
+
 def test_negative_big_accounts_and_vips_rise_in_priority_and_targets(store: Store) -> None:
     now = rome(2, 10)
     store_at(

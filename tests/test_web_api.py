@@ -181,7 +181,7 @@ def test_metrics_and_health(site: Site) -> None:
     text = site.client("admin").get("/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
     ingested = {s.labels["source"]: s.value for s in families["passaparola_mentions_ingested"].samples}
-    assert ingested == {"demo": 323.0}
+    assert ingested == {"demo": 334.0}
     states = {s.labels["sla_state"]: s.value for s in families["passaparola_unanswered"].samples}
     assert sum(states.values()) == site.store.counts()["open"] and states["breached"] > 0
     assert {"source:demo", "rules", "outbox"} <= {

@@ -106,7 +106,10 @@ def test_choices_numbers_and_repeats_are_checked_too(site: Site) -> None:
         refused = supervisor.get("/api/advocates/export", params={"min_score": bad})
         assert refused.json()["error"] == f"min_score='{bad}' is not a number; use e.g. 2.5"
     channel = supervisor.get("/api/inbox", params={"channel": "myspace"}).json()["error"]
-    assert channel == "channel='myspace' is not offered; use one of x, forum, facebook, review, web, site, import"
+    assert channel == (
+        "channel='myspace' is not offered; use one of x, forum, facebook, review, web, site, import, gbp, appstore, "
+        "googleplay, bluesky, mastodon, youtube"
+    )
     team = site.login("sara").get("/inbox", params={"team": "sales", "lang": "en"})
     assert team.status_code == 400 and error_of(team.text).startswith("team='sales' is not offered; use one of ")
     twice = supervisor.get("/api/inbox", params=[("channel", "x"), ("channel", "forum")])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -31,7 +31,7 @@ NOW = T0 + timedelta(minutes=5)
 
 
 def build_demo(folder: Path) -> Path:
-    """The demo's 323 mentions, triaged, scored and alerted on once, as the daemon's first cycle does."""
+    """The demo's 334 mentions, triaged, scored and alerted on once, as the daemon's first cycle does."""
     db = folder / "demo.db"
     settings = demo_settings(db, folder / "alerts.jsonl")
     store = Store.open(db)
@@ -90,10 +90,13 @@ def csrf_of(html: str) -> str:
 
 
 @contextmanager
-def serve(template_db: Path, folder: Path) -> Iterator[Site]:
+def serve(template_db: Path, folder: Path, configure: Callable[[Settings], Settings] | None = None) -> Iterator[Site]:
+    """The web app over a copy of ``template_db``; ``configure`` changes the settings first (a source, a member)."""
     db = folder / "site.db"
     shutil.copy(template_db, db)
     settings = web_settings(db)
+    if configure is not None:
+        settings = configure(settings)
     clock = FixedClock(NOW)
     store = Store.open(db, shared=True)
     server = WebServer(create_app(settings, store, clock), "127.0.0.1", 0)

@@ -12,6 +12,17 @@ expansion; a field it does not know (one X added since) is always sent. Faults a
 status (429 with or without ``x-rate-limit-reset``, 5xx, 401, 403) with X's problem body, a
 ``Retry-After`` header, a body of the wrong shape, a body that is not JSON at all, or a delay.
 
+Writes, as the brand account's user context (OAuth 1.0a, its signature checked with ``consumer_secret`` and
+``access_token_secret``; a bearer token is X's 403 unsupported-authentication): ``POST /2/tweets`` with
+``{"text": ..., "reply": {"in_reply_to_tweet_id": ...}}`` answers 201 ``{"data": {"id", "text",
+"edit_history_tweet_ids"}}`` and stores the post (by ``writer_id``, ``replied_to`` its parent, in the parent's
+conversation) where ``GET /2/users/:id/tweets`` lists it; ``fake.writes`` keeps every post it accepted. The same
+text twice from the account is X's 403 duplicate content, a reply to a post it does not have (deleted or never
+seen) X's 403 "deleted or not visible". ``stall_after_write`` seconds of silence after storing a post is a timeout
+after X accepted it, ``drop_after_write`` a connection closed without an answer. ``GET /2/users/me`` is the
+writer; ``start_time`` bounds the timelines. Faults may name a ``method`` (``fake.fault("/2/tweets",
+status=429, method="POST")``) so that they spare the reads under the same path.
+
 ``GET /2/tweets/counts/recent`` counts ``hour_counts`` (posts per UTC hour, by the hour's start) in buckets of
 ``granularity`` (minute, hour or day; anything else is X's 400 invalid-request body), between ``start_time``
 (default and earliest: seven days before ``now``) and ``end_time`` (default ``now`` minus 30 s, at the latest 10 s
@@ -34,6 +45,9 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from oauthlib.common import Request
+from oauthlib.oauth1.rfc5849 import signature
 
 from tests.conftest import QuietHandler, local_server
 
@@ -96,6 +110,7 @@ class Fault:
     body: Any = None
     raw: bytes | None = None
     content_type: str = "application/json; charset=utf-8"
+    method: str = ""  # "" for any method; "POST" spares the reads under the same path
 
 
 #: X's 403 for an app whose plan or enrollment does not include the endpoint.
@@ -111,6 +126,29 @@ CLIENT_FORBIDDEN = {
 #: The bucket lengths tweet counts know.
 GRANULARITY = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 COUNTS_REACH = timedelta(days=7)
+#: What tweepy signs: OAuth 1.0a signs the URL as the client sent it, to X's own host.
+X_HOST = "https://api.twitter.com"
+UNAUTHORIZED = {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
+#: X's 403 for an app-only bearer token on an endpoint that needs a user context (posting, /2/users/me).
+UNSUPPORTED_AUTHENTICATION = {
+    "title": "Unsupported Authentication",
+    "detail": "Authenticating with OAuth 2.0 Application-Only is forbidden for this endpoint.  Supported "
+    "authentication types are [OAuth 1.0a User Context, OAuth 2.0 User Context].",
+    "type": "https://api.twitter.com/2/problems/unsupported-authentication",
+    "status": 403,
+}
+DUPLICATE = {
+    "detail": "You are not allowed to create a Tweet with duplicate content.",
+    "type": "about:blank",
+    "title": "Forbidden",
+    "status": 403,
+}
+DELETED_PARENT = {
+    "detail": "You attempted to reply to a Tweet that is deleted or not visible to you.",
+    "type": "about:blank",
+    "title": "Forbidden",
+    "status": 403,
+}
 
 
 def stamp(moment: datetime) -> str:
@@ -153,6 +191,15 @@ class FakeX:
     hour_counts: dict[datetime, int] = field(default_factory=dict)
     counts_access: bool = True
     counts_page_size: int = 0
+    #: The OAuth 1.0a user context that may post: the app's keys and the brand account's (``writer_id``) token.
+    consumer_key: str = ""
+    consumer_secret: str = ""
+    access_token: str = ""
+    access_token_secret: str = ""
+    writer_id: str = "1000"
+    writes: list[dict[str, Any]] = field(default_factory=list)
+    stall_after_write: float = 0.0
+    drop_after_write: bool = False
 
     @classmethod
     def from_fixture(cls, token: str, now: datetime, path: Path = FIXTURE) -> FakeX:
@@ -182,8 +229,35 @@ class FakeX:
 
     # -- answering -------------------------------------------------------------------------------
 
-    def answer(self, path: str, query: dict[str, list[str]], auth: str) -> tuple[int, dict[str, str], Any]:
-        """(status, headers, body): a body of ``bytes`` goes out as it is, anything else as JSON."""
+    def user_context(self, auth: str, method: str, uri: str) -> bool:
+        """Whether ``auth`` is an OAuth 1.0a header of the writer's keys whose signature of ``uri`` holds."""
+        if not auth.startswith("OAuth ") or not self.consumer_secret:
+            return False
+        request = Request(uri, method, body="", headers={"Authorization": auth})
+        try:
+            params = signature.collect_parameters(
+                uri_query=request.uri_query, headers=request.headers, exclude_oauth_signature=False
+            )
+        except ValueError:
+            return False
+        given = dict(params)
+        if (given.get("oauth_consumer_key"), given.get("oauth_token")) != (self.consumer_key, self.access_token):
+            return False
+        request.params = [(k, v) for k, v in params if k != "oauth_signature"]
+        request.signature = given.get("oauth_signature", "")
+        return bool(signature.verify_hmac_sha1(request, self.consumer_secret, self.access_token_secret))
+
+    def answer(
+        self,
+        path: str,
+        query: dict[str, list[str]],
+        auth: str,
+        method: str = "GET",
+        sent: bytes = b"",
+        uri: str = "",
+    ) -> tuple[int, dict[str, str], Any]:
+        """(status, headers, body): a body of ``bytes`` goes out as it is, anything else as JSON; status 0 closes
+        the connection without an answer. ``uri`` is the path and query as sent (what OAuth 1.0a signed)."""
         self.requests.append((path, query))
         reset = int(self.now.timestamp()) + 900
         headers = {
@@ -192,7 +266,7 @@ class FakeX:
             "x-rate-limit-reset": str(reset),
         }
         for prefix, faults in self.faults.items():
-            if path.startswith(prefix) and faults:
+            if path.startswith(prefix) and faults and faults[0].method in ("", method):
                 fault = faults[0]
                 fault.times -= 1
                 if fault.times <= 0:
@@ -215,13 +289,19 @@ class FakeX:
                     return 403, headers, {**CLIENT_FORBIDDEN, "status": 403}
                 if fault.status != 200:
                     return fault.status, headers, problem(fault.status)
-        if auth != f"Bearer {self.token}":
-            return (
-                401,
-                headers,
-                {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"},
-            )
+        signed = self.user_context(auth, method, X_HOST + (uri or path))
+        if auth != f"Bearer {self.token}" and not signed:
+            return 401, headers, UNAUTHORIZED
         parts = path.strip("/").split("/")
+        if parts == ["2", "tweets"] and method == "POST":
+            if not signed:
+                return 403, headers, UNSUPPORTED_AUTHENTICATION
+            return self.write(json.loads(sent or b"{}"), headers)
+        if parts == ["2", "users", "me"]:
+            if not signed:
+                return 403, headers, UNSUPPORTED_AUTHENTICATION
+            me = fields(self.users[self.writer_id], query, "user.fields", OPTIONAL_USER_FIELDS)
+            return 200, headers, {"data": me}
         if parts[:3] == ["2", "users", "by"] and len(parts) == 5:
             user = next((u for u in self.users.values() if u["username"].lower() == parts[4].lower()), None)
             if user is None:
@@ -256,6 +336,36 @@ class FakeX:
             chosen = [p for p in self.posts if channel in p.get("channels", [])]
             return 200, headers, self.page(chosen, query, "pagination_token")
         return 404, headers, {"title": "Not Found", "status": 404}
+
+    def write(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        """``POST /2/tweets``: a reply stored as the writer's post, or X's 403 for a duplicate or a missing parent."""
+        text = str(body.get("text") or "")
+        parent_id = str((body.get("reply") or {}).get("in_reply_to_tweet_id") or "")
+        parent = next((p for p in self.posts if p["id"] == parent_id), None)
+        if parent_id and parent is None:
+            return 403, headers, DELETED_PARENT
+        if any(p.get("author_id") == self.writer_id and p.get("text") == text for p in self.posts):
+            return 403, headers, DUPLICATE
+        post_id = str(max((int(p["id"]) for p in self.posts), default=0) + 1)
+        post: dict[str, Any] = {
+            "id": post_id,
+            "text": text,
+            "author_id": self.writer_id,
+            "conversation_id": str((parent or {}).get("conversation_id") or (parent or {}).get("id") or post_id),
+            "created_at": stamp(self.now),
+            "edit_history_tweet_ids": [post_id],
+            "channels": [f"tweets:{self.writer_id}"],
+        }
+        if parent is not None:
+            post["in_reply_to_user_id"] = parent.get("author_id")
+            post["referenced_tweets"] = [{"type": "replied_to", "id": parent_id}]
+        self.posts.append(post)
+        self.writes.append(post)
+        if self.drop_after_write:
+            return 0, headers, b""
+        if self.stall_after_write:
+            time.sleep(self.stall_after_write)
+        return 201, headers, {"data": {"id": post_id, "text": text, "edit_history_tweet_ids": [post_id]}}
 
     def counts(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         """Recent tweet counts, or X's 400 for a missing query, an unknown granularity or times out of range."""
@@ -326,6 +436,10 @@ class FakeX:
         since = int(query.get("since_id", ["0"])[0])
         size = int(query.get("max_results", ["10"])[0])
         offset = int(query.get(token_name, ["0"])[0] or 0)
+        start = query.get("start_time", [""])[0]
+        if start:
+            begin = datetime.fromisoformat(start.replace("Z", "+00:00"))
+            chosen = [p for p in chosen if "created_at" in p and datetime.fromisoformat(p["created_at"]) >= begin]
         matching = sorted((p for p in chosen if int(p["id"]) > since), key=lambda p: -int(p["id"]))
         window = matching[offset : offset + size]
         data = [
@@ -355,8 +469,20 @@ def serve(fake: FakeX) -> Iterator[FakeX]:
 
     class Handler(QuietHandler):
         def do_GET(self) -> None:
+            self.respond("GET")
+
+        def do_POST(self) -> None:
+            self.respond("POST")
+
+        def respond(self, method: str) -> None:
             url = urlparse(self.path)
-            status, headers, body = fake.answer(url.path, parse_qs(url.query), self.headers.get("Authorization", ""))
+            sent = self.rfile.read(int(self.headers.get("content-length") or 0))
+            status, headers, body = fake.answer(
+                url.path, parse_qs(url.query), self.headers.get("Authorization", ""), method, sent, self.path
+            )
+            if status == 0:  # the post is stored; the answer never comes
+                self.close_connection = True
+                return
             payload = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
             self.send_header("content-type", headers.pop("content-type", "application/json; charset=utf-8"))

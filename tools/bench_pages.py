@@ -178,8 +178,12 @@ def urls(found: dict[str, Any], last_open: int, last_all: int) -> list[str]:
         {"state": "all", "page": 2},
         {"state": "all", "page": last_all},
         {"state": "answered", "channel": "x"},
+        {"state": "answered", "channel": "x", "page": 100},
         {"sentiment": "negative", "channel": "facebook", "assignee": "-"},
+        {"state": "all", "sentiment": "negative"},
+        {"state": "all", "channel": "forum", "language": "it"},
         {"q": found["common"], "state": "all", "language": "en"},
+        {"q": found["common"], "state": "all", "page": 20},
     ]
     out: list[str] = []
     for f in filters:

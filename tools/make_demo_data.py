@@ -246,6 +246,106 @@ def url_for(platform: str, author: dict, pid: str, thread: str) -> str:
     return f"https://www.facebook.com/caffeaurora/posts/{thread}?comment_id={pid}"
 
 
+#: Reviews with stars (two already answered by the owner) and the open networks: fixed rows, no randomness, so
+#: adding them leaves the rest of the sample as it was.
+REVIEWS = (  # platform, place, id, minutes ago, stars, language, author, text, the owner's reply (minutes after)
+    ("gbp", "Milano Brera", "gbp-r001", 2900, 5, "it", ("Chiara Ferri", "gbp-u001"),
+     "Il miglior espresso di Brera, personale gentilissimo.", (35, "Grazie mille Chiara, ti aspettiamo presto! ^Sara")),
+    ("gbp", "Milano Brera", "gbp-r002", 1300, 2, "it", ("Davide Conti", "gbp-u002"),
+     "Tavolino sporco e venti minuti per un cappuccino. Peccato.", None),
+    ("gbp", "Roma Prati", "gbp-r003", 500, 1, "it", ("Marta Villa", "gbp-u003"),
+     "Hanno sbagliato il mio ordine due volte e nessuno si è scusato.", None),
+    ("appstore", "Aurora (iOS)", "as-r001", 2200, 2, "en", ("coffeeowl", "as-u001"),
+     "Logs me out every time\nThe app logs me out every time I try to reorder capsules.", None),
+    ("appstore", "Aurora (iOS)", "as-r002", 1700, 5, "it", ("ginevra.c", "as-u002"),
+     "Comodissima\nOrdinare le capsule ora richiede due tocchi. Bravi!",
+     (90, "Grazie Ginevra, ci fa davvero piacere! ^Marco")),
+    ("googleplay", "it.auroracaffe.app", "gp-r001", 800, 1, "it", ("Paolo Greco", "gp-u001"),
+     "Dopo l'ultimo aggiornamento l'app si chiude appena la apro.", None),
+    ("googleplay", "it.auroracaffe.app", "gp-r002", 260, 4, "en", ("Sam Holt", "gp-u002"),
+     "Good app, but far too many notifications.", None),
+)  # fmt: skip
+OPEN_NETWORKS = (  # platform, id, minutes ago, language, (name, handle, id, reach), text, thread, url
+    ("bluesky", "did:plc:aur0ra01/3lbsky001", 1900, "it", ("Elena Moro", "elenamoro.bsky.social", "did:plc:em01", 640),
+     "Qualcuno sa se le capsule @auroracaffe.bsky.social sono compostabili davvero?",
+     "https://bsky.app/profile/elenamoro.bsky.social/post/3lbsky001"),
+    ("bluesky", "did:plc:aur0ra02/3lbsky002", 150, "en", ("Noah Park", "noahpark.bsky.social", "did:plc:np02", 2300),
+     "Third order from @auroracaffe.bsky.social stuck 'in preparation' for a week. Anyone else?",
+     "https://bsky.app/profile/noahpark.bsky.social/post/3lbsky002"),
+    ("mastodon", "113000000000000001", 2600, "it", ("Luca Sala", "lucasala@mastodon.uno", "masto-u01", 310),
+     "@AuroraCaffe la nuova miscela Aurora Rossa è spettacolare, complimenti! #caffè",
+     "https://mastodon.uno/@lucasala/113000000000000001"),
+    ("mastodon", "113000000000000002", 95, "it", ("Irene Gatti", "irenegatti@mastodon.social", "masto-u02", 120),
+     "@AuroraCaffe mi è stato addebitato due volte l'abbonamento, a chi scrivo?",
+     "https://mastodon.social/@irenegatti/113000000000000002"),
+)  # fmt: skip
+
+
+def brand_row(platform: str, pid: str, ago: int, text: str, to: str, to_author: str, handle: str, url: str) -> dict:
+    """The brand's answer to mention ``to`` (by ``to_author``), as the sample stores replies."""
+    return {
+        "type": "reply",
+        "platform": platform,
+        "id": pid,
+        "minutes_ago": ago,
+        "text": text,
+        "thread": to,
+        "in_reply_to": to,
+        "to_author_id": to_author,
+        "author_handle": handle,
+        "author_id": "brand",
+        "url": url,
+    }
+
+
+def reviews_and_open_networks() -> list[dict]:
+    """The reviews (stars, the place they are about, the owner's reply) and the Bluesky and Mastodon mentions."""
+    rows: list[dict] = []
+    for platform, place, pid, ago, stars, lang, (name, uid), text, reply in REVIEWS:
+        rows.append(
+            {
+                "type": "mention",
+                "platform": platform,
+                "id": pid,
+                "minutes_ago": ago,
+                "text": text,
+                "lang": lang,
+                "thread": pid,
+                "in_reply_to": "",
+                "url": "",
+                "kind": "praise" if stars >= 4 else "complaint",
+                "rating": stars,
+                "place": place,
+                "author": {"id": uid, "handle": name, "name": name, "reach": 0},
+            }
+        )
+        if reply:
+            after, said = reply
+            rows.append(brand_row(platform, f"{pid}-reply", ago - after, said, pid, uid, "Caffè Aurora", ""))
+    for platform, pid, ago, lang, (name, handle, uid, reach), text, url in OPEN_NETWORKS:
+        rows.append(
+            {
+                "type": "mention",
+                "platform": platform,
+                "id": pid,
+                "minutes_ago": ago,
+                "text": text,
+                "lang": lang,
+                "thread": pid,
+                "in_reply_to": "",
+                "url": url,
+                "kind": "question",
+                "author": {"id": uid, "handle": handle, "name": name, "reach": reach},
+            }
+        )
+    thanks = "@lucasala@mastodon.uno grazie Luca, la giriamo ai nostri torrefattori! ^Sara"
+    url = "https://mastodon.uno/@AuroraCaffe/113000000000000003"
+    rows.append(
+        brand_row("mastodon", "113000000000000003", 2590, thanks, "113000000000000001", "masto-u01", "AuroraCaffe", url)
+    )
+    return rows
+
+
 def main() -> None:
     rng = random.Random(SEED)
     authors = make_authors(rng)
@@ -359,6 +459,7 @@ def main() -> None:
         text = rng.choice(BURST_IT if lang == "it" else BURST_EN)
         add_mention(author, text, 40 - i * 4 // 3, "complaint")
 
+    rows.extend(reviews_and_open_networks())
     rows.sort(key=lambda r: -r["minutes_ago"])
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with OUT.open("w", encoding="utf-8") as out:

@@ -5,11 +5,13 @@ configured, the caller's role allows it), does it, and returns the conversation 
 `Refusal`, which says what is wrong and what to do. The doors only translate: a refusal's ``status`` is the
 HTTP status on the web, and exit code 2 with its message on the command line. Listings (the queue the CLI
 prints, the inbox the pages and the API show) are one query and one row shape, in `passaparola.actions.listing`.
+Answering (the house rules, sending exactly once, approval, out-of-hours replies) is `passaparola.actions.replies`.
 """
 
 from passaparola.actions.base import RANK, Actor, Refusal, operator
 from passaparola.actions.mentions import BULK_ACTIONS, MENTION_ACTIONS, Bulk, MentionActions, assignable
 from passaparola.actions.people import PeopleActions
+from passaparola.actions.replies import ReplyActions, ReplyBlocked
 
 __all__ = [
     "BULK_ACTIONS",
@@ -20,6 +22,8 @@ __all__ = [
     "MentionActions",
     "PeopleActions",
     "Refusal",
+    "ReplyActions",
+    "ReplyBlocked",
     "assignable",
     "operator",
 ]

@@ -21,6 +21,9 @@ from storage.store import Store
 from storage.times import iso
 
 PAGE_SIZE = 50
+#: A search counts its matches up to this many: past it, the total says "1000+" (``total_capped``), since counting
+#: every match of a common word costs more than finding the page.
+COUNT_CAP = 1000
 #: How far back the inbox looks for spike alerts to group as incidents.
 INCIDENT_HOURS = 24
 
@@ -93,7 +96,11 @@ def inbox(
     store: Store, now: datetime, f: InboxFilter, page: int, grouped: bool = False, viewer: Actor | None = None
 ) -> dict[str, Any]:
     """One page of the inbox. ``grouped``: a burst (a spike alert's mentions still open) is one incident row
-    above the rest, and its mentions are not listed again; ``total`` still counts every matching mention."""
+    above the rest, and its mentions are not listed again; ``total`` still counts every matching mention.
+
+    A search with more than `COUNT_CAP` matches is not counted to the end: ``total`` is then `COUNT_CAP` and
+    ``total_capped`` true, and ``pages`` the pages known to exist (this one, the next when this one is full). Its
+    last page knows the total again: where it ends."""
     page = max(page, 1)
     incidents = (
         store.board.incidents(f, now - timedelta(hours=INCIDENT_HOURS))
@@ -101,7 +108,16 @@ def inbox(
         else []
     )
     grouped_keys = [c.mention.key for i in incidents for c in i.members]
-    items, listed = store.board.inbox(f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, leave_out=grouped_keys)
+    cap = COUNT_CAP if f.q else None
+    reads = PAGE_SIZE if cap is None else PAGE_SIZE + 1  # a search reads one more: whether a next page follows
+    items, listed = store.board.inbox(f, limit=reads, offset=(page - 1) * PAGE_SIZE, leave_out=grouped_keys, cap=cap)
+    more, items = len(items) > PAGE_SIZE, items[:PAGE_SIZE]
+    capped = cap is not None and listed > cap
+    if capped and items and not more:  # the last page: where it ends is the total, counted after all
+        listed, capped = (page - 1) * PAGE_SIZE + len(items), False
+    pages = max((listed + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    if capped:
+        pages = max(pages, page if items else 1, page + 1 if more else 1)
     vips = store.tiered_authors(("vip",))
     filters = {k: when(v) if isinstance(v, datetime) else v for k, v in asdict(f).items()}
     rows = [mention_row(c, now, vip=vips.get(c.mention.author.key) == "vip") for c in items]
@@ -111,9 +127,10 @@ def inbox(
     return {
         "items": rows,
         "incidents": [incident_row(i, now) for i in incidents],
-        "total": listed + len(grouped_keys),
+        "total": COUNT_CAP if capped else listed + len(grouped_keys),
+        "total_capped": capped,
         "page": page,
-        "pages": max((listed + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        "pages": pages,
         "filters": filters,
     }
 

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from passaparola.cli import advocates, alerts, operations, sentiment, triage
+from passaparola.cli import advocates, alerts, operations, replies, sentiment, triage
 from passaparola.cli.common import (
     EXIT_CONFIG,
     RedactSecrets,
@@ -41,6 +41,7 @@ __all__ = [
     "main",
     "open_store",
     "operations",
+    "replies",
     "secrets_of",
     "sentiment",
     "setup_logging",

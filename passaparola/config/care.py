@@ -25,10 +25,21 @@ from rules.engagement import (
     DEFAULT_GREETINGS,
     DEFAULT_HOLDING,
     DEFAULT_LIMITS,
+    DEFAULT_OUT_OF_HOURS,
     REQUIREMENTS,
     EngagementRules,
 )
-from rules.triage import POLICIES, PRIORITIES, Hours, Member, Team, TriageSettings, parse_weekly
+from rules.saved_replies import SavedReply, unknown_variables
+from rules.triage import (
+    DEFAULT_TARGET_DAYS,
+    POLICIES,
+    PRIORITIES,
+    Hours,
+    Member,
+    Team,
+    TriageSettings,
+    parse_weekly,
+)
 
 
 class TeamSettings(Section):
@@ -47,6 +58,7 @@ class MemberSettings(Section):
     capacity: int = Field(10, ge=1, le=10_000)
     away: bool = False
     signature: str = ""
+    needs_approval: bool = Field(False, description="their replies wait for a supervisor's approval before sending")
 
 
 class TriageConfig(Section):
@@ -65,6 +77,12 @@ class TriageConfig(Section):
     late_after_hours: int = Field(
         48, ge=0, description="a mention first heard this long after it was written gets no SLA clock; 0: always one"
     )
+    channel_target_days: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_TARGET_DAYS), description="review channels: business days to answer"
+    )
+    review_answer_below: int = Field(4, ge=1, le=6, description="reviews below these stars need an answer")
+    thank_reviews: bool = Field(True, description="reviews at or above review_answer_below get a thank-you")
+    thank_you_target_days: float = Field(3, gt=0, description="business days for a thank-you")
     default_team: str = ""
     vip: list[str] = Field(default_factory=list, description="handles whose mentions rise in priority")
     teams: list[TeamSettings] = Field(default_factory=list)
@@ -90,7 +108,10 @@ class TriageConfig(Section):
                     found.append(f"{where}.{priority}: an SLA of {minutes} minutes cannot be met; give minutes > 0")
         if self.next_response_minutes <= 0:
             found.append("triage.next_response_minutes: must be > 0; give the minutes to answer a follow-up")
-        for channel in [*self.channel_targets, *self.answer_policy]:
+        for channel, days in self.channel_target_days.items():
+            if days <= 0:
+                found.append(f"triage.channel_target_days.{channel}: {days} days cannot be met; give days > 0")
+        for channel in [*self.channel_targets, *self.answer_policy, *self.channel_target_days]:
             if channel not in PLATFORMS:
                 found.append(f"triage: unknown channel {channel!r}; use one of {', '.join(PLATFORMS)}")
         for channel, policy in self.answer_policy.items():
@@ -135,6 +156,7 @@ class TriageConfig(Section):
                 capacity=m.capacity,
                 away=m.away,
                 signature=m.signature or m.name,
+                needs_approval=m.needs_approval,
             )
             for m in self.members
         )
@@ -151,11 +173,22 @@ class TriageConfig(Section):
             returning_days=self.returning_days,
             vip_handles=frozenset(h.lstrip("@").lower() for h in self.vip),
             late_after_hours=self.late_after_hours,
+            target_days=dict(self.channel_target_days),
+            review_answer_below=self.review_answer_below,
+            thank_reviews=self.thank_reviews,
+            thank_you_target_days=self.thank_you_target_days,
         )
 
 
+class SavedReplySettings(Section):
+    name: str = Field(min_length=1)
+    text: str = Field(min_length=1, description="$first_name, $handle, $signature, $median_wait, $reference")
+    language: str = Field("", description='"it", "en"...; empty: any language')
+    topics: list[str] = Field(default_factory=list)
+
+
 class EngagementConfig(Section):
-    """The house rules `lint-reply` checks drafts against, and the holding replies."""
+    """The house rules every reply is checked against, the holding replies, saved replies, out-of-hours replies."""
 
     banned: list[str] = Field(default_factory=list)
     discouraged: dict[str, str] = Field(default_factory=dict, description="term -> preferred wording")
@@ -166,6 +199,14 @@ class EngagementConfig(Section):
     reference_teams: list[str] = Field(default_factory=lambda: ["billing"])
     max_length: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_LIMITS))
     holding: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HOLDING))
+    saved: list[SavedReplySettings] = Field(default_factory=list, description="[[engagement.saved]] tables")
+    out_of_hours: list[str] = Field(
+        default_factory=list, description="channels that acknowledge mentions outside business hours; off by default"
+    )
+    out_of_hours_text: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_OUT_OF_HOURS), description="$first_name, $back, $signature"
+    )
+    out_of_hours_signature: str = "Customer care"
 
     def problems(self) -> list[str]:
         found = [
@@ -182,6 +223,23 @@ class EngagementConfig(Section):
         ]
         if not self.holding:
             found.append("engagement.holding: empty; give at least one language's holding reply")
+        names = [s.name for s in self.saved]
+        for index, saved in enumerate(self.saved):
+            where = f"engagement.saved[{index}] ({saved.name})"
+            if names.count(saved.name) > 1:
+                found.append(f"{where}.name: used twice; give each saved reply its own name")
+            if bad := unknown_variables(saved.text):
+                found.append(
+                    f"{where}.text: unknown variable {', '.join(bad)}; use $first_name, $handle, "
+                    "$signature, $median_wait or $reference"
+                )
+            if saved.language and unknown_languages([saved.language]):
+                found.append(f'{where}.language: {saved.language!r} unknown; use a code like "it", or leave it empty')
+        for channel in self.out_of_hours:
+            if channel not in PLATFORMS:
+                found.append(f"engagement.out_of_hours: unknown channel {channel!r}; use one of {', '.join(PLATFORMS)}")
+        if self.out_of_hours and not self.out_of_hours_text:
+            found.append("engagement.out_of_hours_text: empty; give at least one language's out-of-hours reply")
         return found
 
     def build(self) -> EngagementRules:
@@ -195,6 +253,10 @@ class EngagementConfig(Section):
             reference_teams=tuple(self.reference_teams),
             max_length=dict(self.max_length),
             holding=dict(self.holding),
+            saved=tuple(SavedReply(s.name, s.text, s.language, tuple(s.topics)) for s in self.saved),
+            out_of_hours=frozenset(self.out_of_hours),
+            out_of_hours_text=dict(self.out_of_hours_text),
+            out_of_hours_signature=self.out_of_hours_signature,
         )
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from passaparola.actions import MENTION_ACTIONS, Actor, Refusal, listing
-from passaparola.web import params, service
+from passaparola.actions import MENTION_ACTIONS, Actor, Refusal, ReplyBlocked, listing
+from passaparola.web import answering, params, service
 from passaparola.web.auth import Refused, check_csrf, client_address, csrf_token, session_of
 from passaparola.web.context import Web, error
 from passaparola.web.endpoints import ENDPOINTS, FILTERS, Endpoint, query_of
@@ -55,7 +56,10 @@ def routes(web: Web) -> list[Route]:
                 result = await handler(request, who, await body_of(request))
             except Refusal as refused:
                 headers = {"WWW-Authenticate": "Bearer"} if refused.status == 401 else None
-                return JSONResponse({"error": str(refused)}, status_code=refused.status, headers=headers)
+                answer: dict[str, Any] = {"error": str(refused)}
+                if isinstance(refused, ReplyBlocked):
+                    answer["findings"] = [asdict(f) for f in refused.findings]
+                return JSONResponse(answer, status_code=refused.status, headers=headers)
             return result if isinstance(result, Response) else JSONResponse(result)
 
         return run
@@ -129,7 +133,32 @@ def routes(web: Web) -> list[Route]:
 
     async def lint(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         key, draft = request.path_params["key"], str(body.get("draft", ""))
-        return await web.db.run(lambda store: service.lint(settings, store, who, key, draft, web.clock()))
+        return await web.db.run(lambda store: service.lint(settings, store, who, key, draft, web.repliers, web.clock()))
+
+    async def reply_box(request: Request, who: Actor, body: dict[str, Any]) -> Any:
+        key = request.path_params["key"]
+        return await web.db.run(lambda store: answering.composer(web, store, who, key, web.clock()))
+
+    async def reply(request: Request, who: Actor, body: dict[str, Any]) -> Any:
+        if "text" in body and not isinstance(body["text"], str):
+            raise Refusal(400, 'send {"text": "the reply", "idempotency_key": "any unique string"}')
+        row = await answering.send(web, who, request.path_params["key"], body)
+        return JSONResponse(row, status_code=201 if row["state"] == "sent" else 202)
+
+    async def fill(request: Request, who: Actor, body: dict[str, Any]) -> Any:
+        key, name, reference = request.path_params["key"], str(body.get("name", "")), str(body.get("reference", ""))
+        return await web.db.run(lambda store: answering.fill(web, store, who, key, name, reference))
+
+    async def approvals(request: Request, who: Actor, body: dict[str, Any]) -> Any:
+        return await web.db.run(lambda store: answering.approvals(web, store))
+
+    async def review(request: Request, who: Actor, body: dict[str, Any]) -> Any:
+        wanted = request.path_params["id"]
+        if not wanted.isdigit():
+            raise Refusal(404, f"no reply {wanted}; see GET /api/replies/approvals")
+        if not isinstance(body.get("approve"), bool):
+            raise Refusal(400, 'send {"approve": true} or {"approve": false, "comment": "why"}')
+        return await answering.review(web, who, int(wanted), body)
 
     async def bulk(request: Request, who: Actor, body: dict[str, Any]) -> Any:
         keys = body.get("keys")
@@ -170,6 +199,11 @@ def routes(web: Web) -> list[Route]:
         ("GET", "/api/inbox"): inbox,
         ("GET", "/api/mentions/{key}"): mention,
         ("POST", "/api/mentions/{key}/lint"): lint,
+        ("GET", "/api/mentions/{key}/replies"): reply_box,
+        ("POST", "/api/mentions/{key}/replies"): reply,
+        ("POST", "/api/mentions/{key}/saved-replies"): fill,
+        ("GET", "/api/replies/approvals"): approvals,
+        ("POST", "/api/replies/{id}/review"): review,
         ("POST", "/api/bulk"): bulk,
         ("GET", "/api/cockpit"): cockpit,
         ("GET", "/api/advocates"): advocates,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.templating import Jinja2Templates
 
+from listener.replying import Replier
 from notifiers.log import printable
+from passaparola.actions.replies import build_repliers
 from passaparola.config import Settings
 from passaparola.links import safe_url
 from passaparola.web.auth import Gate
@@ -86,6 +88,8 @@ class Web:
     clock: Clock
     gate: Gate
     templates: Jinja2Templates
+    #: The sources that can answer on their platform, built once (each holds its client).
+    repliers: dict[str, Replier] = field(default_factory=dict)
 
 
 def build(settings: Settings, store: Store, clock: Clock) -> Web:
@@ -109,7 +113,7 @@ def build(settings: Settings, store: Store, clock: Clock) -> Web:
     env.globals["said_text"] = said_text  # the same as plain text (an SVG title, a flash)
     env.globals["catalogue"] = frozenset(MESSAGES)  # the message ids: a value without words shows as data
     templates = Jinja2Templates(env=env)
-    return Web(settings, Locked(store), clock, Gate(settings.web), templates)
+    return Web(settings, Locked(store), clock, Gate(settings.web), templates, build_repliers(settings))
 
 
 def language(query: str, session: dict[str, Any], default: str) -> str:

@@ -76,6 +76,47 @@ ENDPOINTS = (
         "POST", "/api/mentions/{key}/lint", "agent", "Check a draft reply", body={"draft": "string"}, returns="Lint"
     ),
     Endpoint(
+        "GET",
+        "/api/mentions/{key}/replies",
+        "agent",
+        "The reply box: whether the channel can be answered from here, saved replies, the draft back, every reply",
+        returns="ReplyBox",
+    ),
+    Endpoint(
+        "POST",
+        "/api/mentions/{key}/replies",
+        "agent",
+        "Send a reply on the mention's channel, exactly once per idempotency_key (or record one posted by hand: "
+        "copied); house rules enforced, a supervisor may override with override_reason",
+        body={"text": "string", "idempotency_key": "string", "override_reason": "string", "copied": "boolean"},
+        returns="Reply",
+        errors=(409, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/api/mentions/{key}/saved-replies",
+        "agent",
+        "A saved reply filled in for this mention (its variables), with the house rules' verdict",
+        body={"name": "string", "reference": "string"},
+        returns="FilledReply",
+    ),
+    Endpoint(
+        "GET",
+        "/api/replies/approvals",
+        "supervisor",
+        "Replies waiting for a supervisor's approval",
+        returns="Approvals",
+    ),
+    Endpoint(
+        "POST",
+        "/api/replies/{id}/review",
+        "supervisor",
+        "Approve (maybe with an edited text; sent at once) or reject (with a comment) a reply waiting for approval",
+        body={"approve": "boolean", "text": "string", "comment": "string", "override_reason": "string"},
+        returns="Reply",
+        errors=(409, 422),
+    ),
+    Endpoint(
         "POST",
         "/api/bulk",
         "agent",

@@ -65,6 +65,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "open_count": ("aperte", "open"),
     "no_items": ("Nessuna menzione qui.", "Nothing here."),
     "page": ("Pagina", "Page"),
+    "total_capped": (
+        "Più di {cap}: una ricerca conta i risultati fino a {cap}",
+        "More than {cap}: a search counts its matches up to {cap}",
+    ),
     "previous": ("Precedente", "Previous"),
     "next": ("Successiva", "Next"),
     "bulk": ("Azione sulle selezionate", "Action on the selected"),
@@ -352,6 +356,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "detail_brand_reply": ("risposta del brand {key}", "brand reply {key}"),
     "detail_follows_up": ("segue {key}", "follows up {key}"),
     "detail_by_hand": ("segnata a mano", "marked by hand"),
+    "detail_answered_here": ("risposta inviata da passaparola ({key})", "answered from passaparola ({key})"),
+    "detail_reply_sending": ("risposta scritta, in invio", "reply written, sending"),
+    "detail_reply_waiting": ("risposta scritta, in attesa di approvazione", "reply written, waiting for approval"),
+    "detail_reply_copied": ("risposta pubblicata a mano", "reply posted by hand"),
+    "detail_reply_override": (
+        "{r_rest}; regole scavalcate da {name}: {reason}",
+        "{r_rest}; house rules overridden by {name}: {reason}",
+    ),
+    "detail_sent": ("inviata ({key})", "sent ({key})"),
+    "detail_deleted": ("cancellata sulla piattaforma", "deleted on the platform"),
+    "detail_reply_failed": ("{t_problem} ({error})", "{t_problem} ({error})"),
     "detail_assigned_by": ("assegnata da {name}", "assigned by {name}"),
     "detail_revoked_by": ("chiusa da {name}", "revoked by {name}"),
     "detail_returning": ("torna a scrivere: l'ultima risposta era sua", "returning author: answered them last"),
@@ -453,6 +468,52 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The draft is empty: write the reply first.",
     ),
     "refused_login": ("Accedi per continuare.", "Log in to go on."),
+    "refused_override": (
+        "Solo un supervisore può scavalcare le regole della casa: correggi la risposta o chiedi a uno di loro.",
+        "Only a supervisor can override the house rules: fix the reply or ask one.",
+    ),
+    "refused_signer": (
+        "Una risposta è firmata da una persona del team: accedi come uno dei membri.",
+        "A reply is signed by a team member: log in as one of them.",
+    ),
+    "refused_review_role": (
+        "Solo un supervisore approva o rifiuta le risposte.",
+        "Only a supervisor approves or rejects replies.",
+    ),
+    "refused_reject_reason": (
+        "Scrivi perché la rifiuti: il commento è ciò che l'autore vede sulla sua bozza.",
+        "Say why it is rejected: the comment is what the author sees on their draft.",
+    ),
+    "refused_reviewed": (
+        "La risposta {id} è già stata esaminata da un altro.",
+        "Reply {id} was reviewed by someone else meanwhile.",
+    ),
+    "refused_not_pending": (
+        "La risposta {id} non è in attesa di approvazione ({state}).",
+        "Reply {id} is not waiting for approval ({state}).",
+    ),
+    "refused_saved": (
+        "Nessuna risposta salvata {name}; disponibili: {known}.",
+        "No saved reply {name}; known: {known}.",
+    ),
+    "refused_saved_reference": (
+        "{name}: scrivi il numero d'ordine o di pratica, poi premi di nuovo «Usa».",
+        "{name}: type the order or ticket number, then press Use again.",
+    ),
+    "refused_budget": (
+        "Budget di {channel} finito: spesi {spent} $ su {limit} $ questo mese. Alza monthly_budget_usd, oppure "
+        "pubblica tu la risposta e segnala come data.",
+        "{channel} budget spent: ${spent} of ${limit} this month. Raise monthly_budget_usd, or post the reply "
+        "yourself and mark it answered.",
+    ),
+    "refused_blocked": (
+        "Le regole della casa bloccano questa risposta: correggila, o chiedi a un supervisore di scavalcarle.",
+        "The house rules block this reply: fix it, or ask a supervisor to override.",
+    ),
+    "refused_manual": (
+        "Da qui non si può rispondere su {channel} ({why}): copia la risposta, pubblicala tu e registrala.",
+        "{channel} cannot be answered from here ({why}): copy the reply, post it yourself and record it.",
+    ),
     # sources: the details a listener reports, by name
     "source_detail_posts": ("post letti", "posts read"),
     "source_detail_entries": ("voci", "entries"),
@@ -467,6 +528,120 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "source_detail_truncated_streams": ("flussi troncati", "truncated streams"),
     "source_detail_budget_exhausted": ("budget finito", "budget spent"),
     "source_detail_tweet_counts": ("conteggi", "counts"),
+    # answering from passaparola: the reply box, the approval queue, the audit
+    "reply_heading": ("Rispondi", "Reply"),
+    "approvals": ("Da approvare", "Approvals"),
+    "approvals_intro": (
+        "Risposte scritte da chi ha bisogno di un'approvazione: il tempo di risposta intanto corre.",
+        "Replies written by members who need approval: the response clock keeps running meanwhile.",
+    ),
+    "approvals_open": ("Apri la coda di approvazione", "Open the approval queue"),
+    "no_approvals": ("Nessuna risposta in attesa di approvazione.", "No reply is waiting for approval."),
+    "due": ("Scadenza", "Due"),
+    "reply_text": ("Testo della risposta", "Reply text"),
+    "review_comment": ("Commento (obbligatorio per rifiutare)", "Comment (needed to reject)"),
+    "override_reason": ("Motivo per scavalcare le regole", "Reason to override the house rules"),
+    "approve_send": ("Approva e invia", "Approve and send"),
+    "reject": ("Rifiuta", "Reject"),
+    "saved_reply": ("Risposta salvata", "Saved reply"),
+    "saved_search": ("scrivi per cercare", "type to search"),
+    "saved_reference": ("N. ordine o pratica", "Order or ticket no."),
+    "saved_fill": ("Usa", "Use"),
+    "reply_send_on": ("Invia su", "Send on"),
+    "reply_copied": ("L'ho pubblicata io: registra", "I posted it myself: record it"),
+    "reply_manual": (
+        "Questo canale non permette di rispondere da qui: copia la risposta, aprila sul post originale e poi "
+        "registrala.",
+        "This channel cannot be answered from here: copy the reply, post it on the original post, then record it.",
+    ),
+    "reply_needs_approval": (
+        "Le tue risposte passano da un supervisore prima di partire.",
+        "Your replies go to a supervisor before they are sent.",
+    ),
+    "reply_blocked": (
+        "Le regole della casa bloccano questa risposta: correggila, oppure un supervisore può inviarla "
+        "indicando il motivo.",
+        "The house rules block this reply: fix it, or a supervisor can send it giving a reason.",
+    ),
+    "reply_draft_back": ("La tua bozza è tornata", "Your draft is back"),
+    "reply_platform_said": ("La piattaforma ha risposto", "The platform said"),
+    "reply_next_try": ("prossimo tentativo", "next try"),
+    "reply_audit": ("Risposte scritte qui", "Replies written here"),
+    "reply_written_by": ("scritta da", "written by"),
+    "reply_approved_by": ("approvata da", "approved by"),
+    "reply_rejected_by": ("rifiutata da", "rejected by"),
+    "reply_override_by": ("regole scavalcate da", "house rules overridden by"),
+    "reply_state_pending_approval": ("in attesa di approvazione", "waiting for approval"),
+    "reply_state_queued": ("in invio", "being sent"),
+    "reply_state_sending": ("in invio", "being sent"),
+    "reply_state_unknown": ("esito da verificare", "outcome being checked"),
+    "reply_state_sent": ("inviata", "sent"),
+    "reply_state_failed": ("non inviata", "not sent"),
+    "reply_state_rejected": ("rifiutata", "rejected"),
+    "reply_state_copied": ("pubblicata a mano", "posted by hand"),
+    "reply_done_sent": ("risposta inviata su {channel}", "reply sent on {channel}"),
+    "reply_done_copied": ("risposta registrata come pubblicata a mano", "reply recorded as posted by hand"),
+    "reply_done_pending_approval": ("risposta in attesa di approvazione", "reply waiting for approval"),
+    "reply_reviewed_sent": ("risposta {id} approvata e inviata", "reply {id} approved and sent"),
+    "reply_reviewed_rejected": (
+        "risposta {id} rifiutata: l'autore ritrova la bozza",
+        "reply {id} rejected: its author finds the draft back",
+    ),
+    "reply_reviewed_queued": (
+        "risposta {id} approvata: partirà appena possibile",
+        "reply {id} approved: it goes out as soon as it can",
+    ),
+    "reply_reviewed_unknown": (
+        "risposta {id} approvata: esito da verificare",
+        "reply {id} approved: outcome being checked",
+    ),
+    "reply_reviewed_failed": (
+        "risposta {id} approvata ma non inviata: vedi la menzione",
+        "reply {id} approved but not sent: see the mention",
+    ),
+    "reply_problem_expired_token": (
+        "le credenziali del canale sono state rifiutate: rinnova il token (docs/answering.md); la bozza resta",
+        "the channel's credentials were refused: renew the token (docs/answering.md); the draft is kept",
+    ),
+    "reply_problem_permission": (
+        "le credenziali non permettono di rispondere: concedi il permesso indicato in docs/answering.md",
+        "the credentials may not post replies: grant the permission docs/answering.md names",
+    ),
+    "reply_problem_deleted": (
+        "il post a cui rispondere non c'è più o non è visibile: ignora la menzione o rispondi altrove",
+        "the post to answer is gone or hidden: ignore the mention, or answer the author elsewhere",
+    ),
+    "reply_problem_rate_limited": (
+        "la piattaforma chiede di aspettare: passaparola la rinvia da sé",
+        "the platform asked us to wait: passaparola sends it again by itself",
+    ),
+    "reply_problem_duplicate": (
+        "la piattaforma rifiuta due volte lo stesso testo: cambia la formulazione e invia di nuovo",
+        "the platform refuses the same text twice: change the wording and send again",
+    ),
+    "reply_problem_too_long": ("accorcia la risposta e invia di nuovo", "shorten the reply and send again"),
+    "reply_problem_budget": (
+        "il budget del mese è finito: alzalo (monthly_budget_usd) o pubblica tu e segna come risposta",
+        "the month's budget is spent: raise monthly_budget_usd, or post it yourself and mark it answered",
+    ),
+    "reply_problem_unavailable": (
+        "la piattaforma non risponde: passaparola la rinvia da sé",
+        "the platform could not be reached: passaparola sends it again by itself",
+    ),
+    "reply_problem_unknown": (
+        "nessuna risposta dalla piattaforma: prima di riprovare passaparola controlla il thread, così non la "
+        "pubblica mai due volte",
+        "no answer came back: passaparola looks the thread up before trying again, so it is never posted twice",
+    ),
+    "reply_problem_refused": (
+        "la piattaforma l'ha rifiutata: cambia la risposta, o pubblicala tu e segna come risposta",
+        "the platform refused it: change the reply, or post it yourself and mark it answered",
+    ),
+    "event_reply": ("risposta scritta", "reply written"),
+    "event_reply_out_of_hours": ("risposta fuori orario", "out-of-hours reply"),
+    "event_reply_approved": ("risposta approvata", "reply approved"),
+    "event_reply_rejected": ("risposta rifiutata", "reply rejected"),
+    "event_reply_failed": ("risposta non inviata", "reply not sent"),
     "session_since": ("Dal", "Since"),
 }
 

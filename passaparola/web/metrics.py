@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from rules.triage import figures
+from passaparola.web.service import window_figures
 from storage.board import UNASSIGNED, InboxFilter
 from storage.sessions import KINDS
 from storage.store import Store
@@ -93,7 +93,7 @@ class StoreCollector(Collector):
 
     def response_figures(self, now: datetime) -> Iterator[Metric]:
         """SLA compliance and first-response median and p90 over each of `WINDOWS`: the cockpit's figures
-        (`rules.triage.figures`, group "all"); a window with nothing to judge has no sample."""
+        (`rules.triage.figures`, group "all", counted in SQL); a window with nothing to judge has no sample."""
         compliance = GaugeMetricFamily(
             "passaparola_sla_compliance_ratio",
             "Share of mentions answered within their SLA (answered, plus open past it), per window",
@@ -108,7 +108,7 @@ class StoreCollector(Collector):
             labels=["window"],
         )
         for window, span in WINDOWS.items():
-            table = figures(self.store.conversations.between(now - span, now), now)
+            table = window_figures(self.store, now - span, now, now, dimensions=("all",))
             found = table.get("all", {}).get("all")
             if found is None:
                 continue

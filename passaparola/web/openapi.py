@@ -42,6 +42,36 @@ def _object(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[
     }
 
 
+REPLY = _object(
+    {
+        "id": INTEGER,
+        "key": STRING,
+        "kind": STRING,
+        "state": {
+            "type": "string",
+            "enum": ["pending_approval", "queued", "sending", "unknown", "sent", "failed", "rejected", "copied"],
+        },
+        "text": STRING,
+        "channel": STRING,
+        "written_by": STRING,
+        "approved_by": STRING,
+        "approved_at": _null(TIME),
+        "reviewed_comment": STRING,
+        "override_by": STRING,
+        "override_reason": STRING,
+        "findings": _list(_object({"level": STRING, "code": STRING, "message": STRING})),
+        "attempts": INTEGER,
+        "problem": STRING,
+        "error": STRING,
+        "advice": STRING,
+        "next_attempt_at": _null(TIME),
+        "platform_id": STRING,
+        "url": LINK,
+        "cost_usd": NUMBER,
+        "sent_at": _null(TIME),
+        "created_at": TIME,
+    }
+)
 FIGURES = _object(
     {
         "needing_answer": INTEGER,
@@ -113,6 +143,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "items": _list(_ref("MentionRow")),
             "incidents": _list(_ref("Incident")),
             "total": INTEGER,
+            "total_capped": {
+                "type": "boolean",
+                "description": "a search counts at most 1000 matches: true means total is that cap, not the count",
+            },
             "page": {"type": "integer", "minimum": 1},
             "pages": {"type": "integer", "minimum": 1},
             "filters": {"type": "object", "description": "the filters applied, as read"},
@@ -124,6 +158,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "mention": _ref("MentionRow"),
             "others": _list(_object({"member": STRING, "doing": STRING, "at": TIME})),
             "thread": _list(_ref("MentionRow")),
+            "replies": _list(REPLY),
             "answers": _list(_object({"handle": STRING, "text": STRING, "url": LINK, "published_at": _null(TIME)})),
             "author": _object(
                 {
@@ -146,6 +181,44 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         {
             "verdict": STRING,
             "findings": _list(_object({"level": STRING, "code": STRING, "message": STRING})),
+        }
+    ),
+    "Reply": REPLY,
+    "ReplyBox": _object(
+        {
+            "can_send": BOOLEAN,
+            "channel": STRING,
+            "manual_reason": STRING,
+            "needs_approval": BOOLEAN,
+            "saved": _list(
+                _object(
+                    {"name": STRING, "language": STRING, "topics": _list(STRING), "text": STRING, "preview": STRING}
+                )
+            ),
+            "draft": STRING,
+            "draft_problem": STRING,
+            "under_way": _list(REPLY),
+            "idempotency_key": STRING,
+        }
+    ),
+    "FilledReply": _object(
+        {
+            "text": STRING,
+            "verdict": STRING,
+            "findings": _list(_object({"level": STRING, "code": STRING, "message": STRING})),
+        }
+    ),
+    "Approvals": _list(
+        {
+            **REPLY,
+            "properties": {
+                **REPLY["properties"],
+                "due_at": _null(TIME),
+                "overdue": BOOLEAN,
+                "mention_text": STRING,
+                "author": STRING,
+            },
+            "required": [*REPLY["required"], "due_at", "overdue", "mention_text", "author"],
         }
     ),
     "Figures": FIGURES,
@@ -306,8 +379,10 @@ ERRORS = {
     401: "Nobody logged in and no valid API token",
     403: "The role is too low, or a session's write came without its CSRF token",
     404: "No such mention, person or session",
-    409: "The mention's state forbids it (e.g. already answered)",
+    409: "The state forbids it (a mention already answered, a reply already reviewed, a channel with no write API, "
+    "the month's budget spent)",
     413: "The body is over web.max_body_bytes",
+    422: "The house rules block the reply: the answer's findings say why (a supervisor may override with a reason)",
     415: "A body that is not Content-Type: application/json",
     429: "Too many password tries: wait Retry-After seconds",
 }

@@ -4,6 +4,7 @@ JSON API). Forms post back with the session's CSRF token and redirect (303) with
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -12,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from passaparola.actions import Actor, Refusal, assignable, listing
-from passaparola.web import charts, params, service
+from passaparola.actions import Actor, Refusal, ReplyBlocked, assignable, listing
+from passaparola.web import answering, charts, params, service
 from passaparola.web.api import query_of
 from passaparola.web.auth import MIN_PASSWORD, Refused, check_csrf, client_address, csrf_token, session_of
 from passaparola.web.context import Web, language, local_path, translate
@@ -187,11 +188,20 @@ def routes(web: Web) -> list[Route]:
         text += "".join(f"; {f['key']}: {said_text('refusal', f['error'], lang)}" for f in result["failed"])
         return back(request, form, "/inbox", text, "error" if result["failed"] else "ok")
 
+    def mention_page(request: Request, who: Actor, data: dict[str, Any], code: int = 200, **shown: Any) -> Response:
+        """The mention view: ``shown`` are the reply box's draft, its check, the send's outcome or refusal."""
+        context = {"lint": None, "draft": "", "outcome": None, "refused": "", "blocked": False, **shown}
+        return render(request, "mention.html", who, code, data=data, page="inbox", **context)
+
+    def viewed(store: Any, who: Actor, key: str, doing: str = "viewing") -> dict[str, Any]:
+        data = service.mention(settings, store, web.clock(), key, who, doing)
+        data["composer"] = answering.composer(web, store, who, key, web.clock())
+        return data
+
     @page("agent", "inbox", "/api/mentions/{key}")
     async def mention(request: Request, who: Actor) -> Response:
         key = request.path_params["key"]
-        data = await web.db.run(lambda store: service.mention(settings, store, web.clock(), key, who))
-        return render(request, "mention.html", who, data=data, lint=None, draft="", page="inbox")
+        return mention_page(request, who, await web.db.run(lambda store: viewed(store, who, key)))
 
     @page("agent", "inbox")
     async def act(request: Request, who: Actor, form: dict[str, Any]) -> Response:
@@ -217,16 +227,83 @@ def routes(web: Web) -> list[Route]:
         draft = str(form.get("draft", ""))
 
         def work(store: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-            checked = service.lint(settings, store, who, key, draft)
-            return service.mention(settings, store, web.clock(), key, who, "answering"), checked
+            checked = service.lint(settings, store, who, key, draft, web.repliers)
+            return viewed(store, who, key, "answering"), checked
 
         data, result = await web.db.run(work)
-        return render(request, "mention.html", who, data=data, lint=result, draft=draft, page="inbox")
+        return mention_page(request, who, data, lint=result, draft=draft)
+
+    @page("agent", "inbox")
+    async def reply(request: Request, who: Actor, form: dict[str, Any]) -> Response:
+        """Send the draft on the mention's channel (or record it as posted by hand): sent or waiting for approval
+        goes back to the mention with a flash; anything else shows the draft again with what to do."""
+        key = request.path_params["key"]
+        draft = str(form.get("draft", ""))
+        fields = {**{k: str(v) for k, v in form.items()}, "text": draft, "copied": form.get("do") == "copied"}
+        lang = lang_of(request)
+        try:
+            row = await answering.send(web, who, key, fields)
+        except ReplyBlocked as blocked:
+            data = await web.db.run(lambda store: viewed(store, who, key, "answering"))
+            checked = {"verdict": "block", "findings": [asdict(f) for f in blocked.findings]}
+            return mention_page(request, who, data, 422, lint=checked, draft=draft, blocked=True)
+        except Refusal as refused:
+            if refused.status == 401:
+                raise
+            data = await web.db.run(lambda store: viewed(store, who, key, "answering"))
+            shown = said_text("refusal", str(refused), lang)
+            return mention_page(request, who, data, refused.status, draft=draft, refused=shown)
+        if row["state"] in ("sent", "copied", "pending_approval"):
+            text = translate(f"reply_done_{row['state']}", lang).format(channel=translate(row["channel"], lang))
+            return back(request, form, "/mentions/" + key, f"{key}: {text}")
+        data = await web.db.run(lambda store: viewed(store, who, key, "answering"))
+        return mention_page(request, who, data, draft=draft, outcome=row)
+
+    @page("agent", "inbox")
+    async def fill(request: Request, who: Actor, form: dict[str, Any]) -> Response:
+        """A saved reply, picked by name (the browser's list filters them as one types), filled into the draft."""
+        key = request.path_params["key"]
+        name, reference = str(form.get("saved", "")).strip(), str(form.get("reference", ""))
+
+        def work(store: Any) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
+            data = viewed(store, who, key, "answering")
+            try:
+                return data, answering.fill(web, store, who, key, name, reference), ""
+            except Refusal as refused:
+                return data, None, said_text("refusal", str(refused), lang_of(request))
+
+        data, filled, refused = await web.db.run(work)
+        if filled is None:
+            return mention_page(request, who, data, 400, draft=str(form.get("draft", "")), refused=refused)
+        return mention_page(request, who, data, lint=filled, draft=filled["text"])
+
+    @page("supervisor", "approvals", "/api/replies/approvals")
+    async def approvals(request: Request, who: Actor) -> Response:
+        rows = await web.db.run(lambda store: answering.approvals(web, store))
+        return render(request, "approvals.html", who, rows=rows, page="approvals")
+
+    @page("supervisor", "approvals")
+    async def review(request: Request, who: Actor, form: dict[str, Any]) -> Response:
+        reply_id = int(request.path_params["id"])
+        fields = {k: str(v) for k, v in form.items()} | {"approve": form.get("do") == "approve"}
+        lang = lang_of(request)
+        try:
+            row = await answering.review(web, who, reply_id, fields)
+        except Refusal as refused:
+            if refused.status == 401:
+                raise
+            return back(request, form, "/approvals", said_text("refusal", str(refused), lang), "error")
+        text = translate(f"reply_reviewed_{row['state']}", lang).format(id=reply_id)
+        return back(request, form, "/approvals", text, "ok" if row["state"] in ("sent", "rejected") else "error")
 
     @page("supervisor", "cockpit", "/api/cockpit")
     async def cockpit(request: Request, who: Actor) -> Response:
         span = params.given(request)["days"]
-        data = await web.db.run(lambda store: service.cockpit(settings, store, web.clock(), span))
+
+        def work(store: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            return service.cockpit(settings, store, web.clock(), span), answering.approvals(web, store)
+
+        data, waiting = await web.db.run(work)
         days = sorted({day for row in data["complaints"] for day in row["days"]})
         if not days:
             today = web.clock().date()
@@ -239,7 +316,16 @@ def routes(web: Web) -> list[Route]:
             "topics": charts.topics(data["complaint_weeks"]["weeks"], data["complaint_weeks"]["topics"]),
             "workload": charts.workload(data["workloads"]),
         }
-        return render(request, "cockpit.html", who, data=data, charts=drawn, complaint_days=days, page="cockpit")
+        return render(
+            request,
+            "cockpit.html",
+            who,
+            data=data,
+            charts=drawn,
+            complaint_days=days,
+            approvals=waiting,
+            page="cockpit",
+        )
 
     @page("supervisor", "advocates", "/api/advocates")
     async def advocates(request: Request, who: Actor) -> Response:
@@ -288,8 +374,12 @@ def routes(web: Web) -> list[Route]:
         Route("/inbox/bulk", inbox_bulk, methods=["POST"]),
         Route("/mentions/{key:path}/act", act, methods=["POST"]),
         Route("/mentions/{key:path}/lint", lint, methods=["POST"]),
+        Route("/mentions/{key:path}/reply", reply, methods=["POST"]),
+        Route("/mentions/{key:path}/fill", fill, methods=["POST"]),
         Route("/mentions/{key:path}", mention),
         Route("/cockpit", cockpit),
+        Route("/approvals", approvals),
+        Route("/replies/{id:int}/review", review, methods=["POST"]),
         Route("/advocates", advocates),
         Route("/advocates/export", export),
         Route("/advocates/{person}/explain", explain),

@@ -176,6 +176,26 @@ REFUSALS: tuple[Phrase, ...] = (  # passaparola/actions, passaparola/web: the pa
     _phrase(r"missing or wrong CSRF token; .*", "refused_csrf"),
     _phrase(r"the draft is empty; write the reply first", "refused_draft_empty"),
     _phrase(r"log in, or send Authorization: .*", "refused_login"),
+    _phrase(r"only a supervisor can override the house rules; fix the reply or ask one", "refused_override"),
+    _phrase(r"a reply is signed by a member: .*", "refused_signer"),
+    _phrase(r"only a supervisor approves or rejects replies", "refused_review_role"),
+    _phrase(r"say why it is rejected: .*", "refused_reject_reason"),
+    _phrase(r"reply (?P<id>\d+) was reviewed by someone else meanwhile", "refused_reviewed"),
+    _phrase(r"reply (?P<id>\d+) is (?P<state>.+), not waiting for approval", "refused_not_pending"),
+    _phrase(
+        "no saved reply " + _QUOTED.format("name") + r"; known: (?P<known>.+) \(\[\[engagement\.saved\]\]\)",
+        "refused_saved",
+    ),
+    _phrase(
+        r"(?P<name>\S+): type the order or ticket number \(reference\), then fill it in again",
+        "refused_saved_reference",
+    ),
+    _phrase(
+        r"(?P<channel>\w+) budget: \$(?P<spent>[\d.]+) of \$(?P<limit>[\d.]+) spent this month .*",
+        "refused_budget",
+    ),
+    _phrase(r"the house rules block this reply: .*", "refused_blocked"),
+    _phrase(r"(?P<why>.+): copy the reply, post it on (?P<channel>\w+) yourself .*", "refused_manual"),
 )
 
 DETAILS: tuple[Phrase, ...] = (  # the activity log's details: storage/conversations.py, rules/triage.py `assign`
@@ -195,6 +215,19 @@ DETAILS: tuple[Phrase, ...] = (  # the activity log's details: storage/conversat
     _phrase(r"SLA breached with (?P<owner>\S+); (?P<r_rest>.+)", "detail_breached_with", r_rest="*"),
     _phrase(r"back in the queue", "detail_back_in_queue"),
     _phrase(r"nobody else free, kept", "detail_kept"),
+    _phrase(r"answered from passaparola \((?P<key>\S+)\)", "detail_answered_here"),
+    _phrase(r"reply written, sending", "detail_reply_sending"),
+    _phrase(r"reply written, waiting for approval", "detail_reply_waiting"),
+    _phrase(r"reply copied to post by hand", "detail_reply_copied"),
+    _phrase(r"reply copied and posted by hand", "detail_reply_copied"),
+    _phrase(
+        r"(?P<r_rest>reply written, .+); house rules overridden by (?P<name>.+): (?P<reason>.+)",
+        "detail_reply_override",
+        r_rest="*",
+    ),
+    _phrase(r"sent \((?P<key>\S+)\)", "detail_sent"),
+    _phrase(r"deleted on the platform", "detail_deleted"),
+    _phrase(r"(?P<t_problem>[a-z_]+): (?P<error>.+)", "detail_reply_failed", t_problem="reply_problem"),
 )
 
 EXCLUSIONS: tuple[Phrase, ...] = (  # why a mention does not count: rules/advocates.py `score_person`

@@ -4,22 +4,25 @@ the two never disagree. What people do (assign, answer, ignore...) is `passaparo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import accumulate
 from typing import Any
 
 from listener.model import Conversation
-from passaparola.actions import Actor, MentionActions, PeopleActions, Refusal
+from listener.replying import Replier
+from passaparola.actions import Actor, MentionActions, PeopleActions, Refusal, ReplyActions
 from passaparola.actions.listing import mention_row, when
+from passaparola.actions.replies import reply_row
 from passaparola.config import Settings
 from passaparola.exports import advocate_rows
 from passaparola.links import safe_url
 from rules.advocates import TIERS, score_person
-from rules.engagement import ReplyContext, lint_reply, verdict
 from rules.sentiment import LABELS
-from rules.triage import figures
-from storage.board import UNASSIGNED, BrandAnswer, InboxFilter
+from rules.triage import Figures
+from storage.board import RESPONSE_DIMENSIONS, UNASSIGNED, BrandAnswer, InboxFilter, ResponseTally
 from storage.people import PeopleError
 from storage.store import Store
 from storage.times import iso
@@ -28,8 +31,8 @@ from storage.times import iso
 def mention(
     settings: Settings, store: Store, now: datetime, key: str, who: Actor | None = None, doing: str = "viewing"
 ) -> dict[str, Any]:
-    """The mention, its thread with the brand's answers, its history, the author's card, and who else is on it
-    (``who`` is now among them: ``doing`` it)."""
+    """The mention, its thread with the brand's answers, its history, the author's card, who else is on it (``who``
+    is now among them: ``doing`` it), and every reply written for it in passaparola (the audit)."""
     actions = MentionActions(settings, store)
     c = actions.known(key)
     others = actions.others(who, [key], now).get(key, [])
@@ -71,6 +74,7 @@ def mention(
             for at, event, member, detail in store.conversations.events(key)
         ],
         "timeline": timeline(thread, answers, now),
+        "replies": [reply_row(r) for r in store.replies.for_mention(key)],
     }
 
 
@@ -116,27 +120,17 @@ def bulk(
 
 
 def lint(
-    settings: Settings, store: Store, who: Actor, key: str, draft: str, now: datetime | None = None
+    settings: Settings,
+    store: Store,
+    who: Actor,
+    key: str,
+    draft: str,
+    repliers: Mapping[str, Replier],
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The draft reply against the rules of engagement, in the mention's context, signed by the caller; with
-    ``now``, the caller counts as answering the mention from then (the collision notice)."""
-    if not draft.strip():
-        raise Refusal(400, "the draft is empty; write the reply first")
-    actions = MentionActions(settings, store)
-    c = actions.known(key)
-    if now is not None:
-        actions.present(who, key, "answering", now)
-    signature = next((m.signature for m in settings.triage.members if m.name == who.member), "")
-    context = ReplyContext(
-        channel=c.mention.platform,
-        team=c.team,
-        complaint=c.mention.tags.get("sentiment") == "negative",
-        signature=signature,
-        handle=c.mention.author.handle,
-        url=c.mention.url,
-    )
-    findings = lint_reply(draft, context, settings.engagement)
-    return {"verdict": verdict(findings), "findings": [asdict(f) for f in findings]}
+    """The draft reply against the house rules and the channel's limit, in the mention's context, signed by the
+    caller; with ``now``, the caller counts as answering the mention from then (the collision notice)."""
+    return ReplyActions(settings, store, repliers).check(who, key, draft, now).as_dict()
 
 
 def _figure(f: Any) -> dict[str, Any]:
@@ -148,12 +142,19 @@ COCKPIT_DAYS = (1, 7, 30)
 
 def cockpit(settings: Settings, store: Store, now: datetime, days: int = 1, hours: int = 48) -> dict[str, Any]:
     """The supervisor's view: volume by sentiment with spikes, response figures over ``days``, workloads,
-    complaints, alerts. One day by default: the figures read every conversation of the window (`make bench`)."""
+    complaints, alerts. The figures are counted in SQL (`Board.response_tallies`): 30 days at 100k mentions stay
+    fast (`make bench`)."""
     if days not in COCKPIT_DAYS:
         raise Refusal(400, f"days={days} is not offered; use one of {', '.join(map(str, COCKPIT_DAYS))}")
     since = now - timedelta(hours=hours)
-    recent = store.conversations.between(now - timedelta(days=days), now)  # one read: the figures and the days
-    table = figures(recent, now)
+    zone = settings.triage.business.zone
+    first = now.astimezone(zone).date() - timedelta(days=days - 1)  # the charts' days, today last
+    tallies = store.board.response_tallies(
+        now - timedelta(days=days), now, now, days=(datetime.combine(first, time(), zone), zone)
+    )
+    table = figures_of(tallies.groups)
+    span = max(days, 7)  # complaints: a week at least, and the weeks that hold it (one read for both)
+    complaints, weekly = store.board.complaints(now - timedelta(days=span), weeks_start(now, span))
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     loads = store.board.workloads(now, day_start)
     away = store.conversations.away_overrides()
@@ -185,12 +186,9 @@ def cockpit(settings: Settings, store: Store, now: datetime, days: int = 1, hour
         "open_now": store.board.inbox(InboxFilter(), limit=0)[1],
         "overdue_now": store.board.inbox(InboxFilter(overdue_at=now), limit=0)[1],
         "unassigned_open": store.board.inbox(InboxFilter(assignee=UNASSIGNED), limit=0)[1],
-        "complaints": [
-            {"topic": topic, "days": dict(sorted(per_day.items()))}
-            for topic, per_day in store.board.complaint_topics(now - timedelta(days=max(days, 7)))
-        ],
-        "response_days": response_days(settings, recent, now, days),
-        "complaint_weeks": complaint_weeks(store, now, max(days, 7)),
+        "complaints": [{"topic": topic, "days": dict(sorted(per_day.items()))} for topic, per_day in complaints],
+        "response_days": response_days(tallies.days, first, days),
+        "complaint_weeks": complaint_weeks(weekly, now, max(days, 7)),
         "alerts": [
             {
                 "key": a.key,
@@ -207,25 +205,63 @@ def cockpit(settings: Settings, store: Store, now: datetime, days: int = 1, hour
     }
 
 
-def response_days(
-    settings: Settings, conversations: Sequence[Conversation], now: datetime, span: int
-) -> list[dict[str, Any]]:
-    """First-response figures (`rules.triage.figures`, all channels) for each of the last ``span`` days of the
-    team's calendar (`triage.business.zone`), today last: the cockpit's per-day charts. A day is its mentions'.
+def tallied(t: ResponseTally) -> Figures:
+    """The figures of a tally counted in SQL, exactly as `rules.triage.figures` computes them from the
+    conversations: the median as `statistics.median`, the 90th percentile as `rules.triage.percentile`, the
+    satisfaction as `statistics.fmean` (tests/test_cockpit_definitions.py holds the two to the same numbers)."""
+    n = t.answered
+    median = p90 = None
+    if n:
+        at = _ranked(t.seconds)
+        median = at(n // 2) if n % 2 else (at(n // 2 - 1) + at(n // 2)) / 2
+        position = (n - 1) * 0.9
+        low = int(position)
+        high = min(low + 1, n - 1)
+        p90 = at(low) + (at(high) - at(low)) * (position - low)
+    return Figures(
+        needing_answer=t.needing_answer,
+        answered=n,
+        open=t.open,
+        median_seconds=median,
+        p90_seconds=p90,
+        within_sla=t.within_sla,
+        breached_open=t.breached_open,
+        satisfaction=float(t.change_total) / t.follow_ups if t.follow_ups else None,
+        follow_ups=t.follow_ups,
+    )
 
-    ``conversations`` are the cockpit's figures window (the last ``span`` times 24 hours), which holds every one of
-    those days from its midnight on: no second read of the store."""
-    zone = settings.triage.business.zone
-    first = now.astimezone(zone).date() - timedelta(days=span - 1)
-    start = datetime.combine(first, time(), zone)
-    by_day: dict[str, list[Conversation]] = {}
-    for c in conversations:
-        if c.mention.published_at >= start:
-            by_day.setdefault(c.mention.published_at.astimezone(zone).date().isoformat(), []).append(c)
+
+def _ranked(histogram: Sequence[tuple[float, int]]) -> Callable[[int], float]:
+    """The value at a rank (0 = the smallest) of the sorted values a histogram of (value, how many) counts."""
+    ends = list(accumulate(count for _, count in histogram))
+    return lambda rank: histogram[bisect_right(ends, rank)][0]
+
+
+def figures_of(tallies: Mapping[tuple[str, str], ResponseTally]) -> dict[str, dict[str, Figures]]:
+    """`rules.triage.figures`' table from `Board.response_tallies`' groups: {dimension: {value: figures}}."""
+    out: dict[str, dict[str, Figures]] = {}
+    for (dimension, value), tally in tallies.items():
+        out.setdefault(dimension, {})[value] = tallied(tally)
+    return out
+
+
+def window_figures(
+    store: Store, since: datetime, until: datetime, now: datetime, dimensions: Sequence[str] = RESPONSE_DIMENSIONS
+) -> dict[str, dict[str, Figures]]:
+    """`rules.triage.figures` of the mentions published in (since, until], by ``dimensions``: the same table,
+    counted by SQL instead of reading every conversation of the window (``/metrics``)."""
+    return figures_of(store.board.response_tallies(since, until, now, dimensions).groups)
+
+
+def response_days(days: Mapping[str, ResponseTally], first: date, span: int) -> list[dict[str, Any]]:
+    """First-response figures (`rules.triage.figures`, all channels) for each of the ``span`` days of the team's
+    calendar (`triage.business.zone`) from ``first``, today last: the cockpit's per-day charts. A day is its
+    mentions' (`Board.response_tallies`' ``days``: the figures window from the first day's midnight on)."""
     out = []
     for n in range(span):
         day = (first + timedelta(days=n)).isoformat()
-        f = figures(by_day.get(day, []), now).get("all", {}).get("all")
+        tally = days.get(day)
+        f = tallied(tally) if tally is not None else None
         out.append(
             {
                 "day": day,
@@ -239,17 +275,23 @@ def response_days(
     return out
 
 
-def complaint_weeks(store: Store, now: datetime, days: int) -> dict[str, Any]:
+def weeks_start(now: datetime, days: int) -> datetime:
+    """The Monday (UTC midnight) of the week that holds the day ``days`` days before ``now``: where the cockpit's
+    complaint weeks begin, whole."""
+    first = (now - timedelta(days=days)).astimezone(UTC).date()
+    return datetime.combine(first - timedelta(days=first.weekday()), time(), UTC)
+
+
+def complaint_weeks(topics: Sequence[tuple[str, dict[str, int]]], now: datetime, days: int) -> dict[str, Any]:
     """What people complained about, week by week: the top topics of the weeks that hold the last ``days`` days,
-    the first one whole (from its Monday), from the first week with a complaint (``weeks``: each week's Monday).
-    The days are the store's UTC days, as `Board.complaint_topics` counts them."""
+    the first one whole (from its Monday, `weeks_start`), from the first week with a complaint (``weeks``: each
+    week's Monday). ``topics`` are `Board.complaint_topics` from that Monday on: per day, the store's UTC days."""
     monday = now.astimezone(UTC).date()
     monday -= timedelta(days=monday.weekday())
-    first = (now - timedelta(days=days)).astimezone(UTC).date()
-    first -= timedelta(days=first.weekday())
+    first = weeks_start(now, days).date()
     weeks = (monday - first).days // 7 + 1
     rows = []
-    for topic, per_day in store.board.complaint_topics(datetime.combine(first, time(), UTC)):
+    for topic, per_day in topics:
         counts: dict[str, int] = {}
         for day, n in per_day.items():
             start = date.fromisoformat(day)
