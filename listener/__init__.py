@@ -13,10 +13,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from listener.appstore import AppStoreSource
+    from listener.bluesky import BlueskySource
     from listener.demo import DemoSource
     from listener.discourse import DiscourseSource
     from listener.facebook import FacebookSource
     from listener.feed import FeedSource
+    from listener.gbp import GoogleBusinessSource
+    from listener.googleplay import GooglePlaySource
+    from listener.mastodon import MastodonSource
     from listener.model import (
         Author,
         BrandReply,
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
         SourceHealth,
     )
     from listener.x import XSource
+    from listener.youtube import YouTubeSource
 
     SOURCES: dict[str, type]
 
@@ -39,6 +45,12 @@ _SOURCE_MODULES = {
     "FeedSource": "listener.feed",
     "DiscourseSource": "listener.discourse",
     "FacebookSource": "listener.facebook",
+    "GoogleBusinessSource": "listener.gbp",
+    "AppStoreSource": "listener.appstore",
+    "GooglePlaySource": "listener.googleplay",
+    "BlueskySource": "listener.bluesky",
+    "MastodonSource": "listener.mastodon",
+    "YouTubeSource": "listener.youtube",
 }
 _MODEL_NAMES = (
     "Author",
@@ -74,6 +86,12 @@ __all__ = [  # noqa: RUF022 (the registry's order, then the model's)
     "FeedSource",
     "DiscourseSource",
     "FacebookSource",
+    "GoogleBusinessSource",
+    "AppStoreSource",
+    "GooglePlaySource",
+    "BlueskySource",
+    "MastodonSource",
+    "YouTubeSource",
     "Author",
     "BrandReply",
     "Conversation",

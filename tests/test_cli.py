@@ -138,7 +138,8 @@ def test_an_unknown_source_type_stops_the_start_with_exit_2(tmp_path: Path) -> N
     assert result.returncode == 2
     assert (
         result.stderr.strip()
-        == "passaparola: sources[0].type: unknown type 'myspace'; use one of demo, discourse, facebook, feed, x"
+        == "passaparola: sources[0].type: unknown type 'myspace'; use one of appstore, bluesky, demo, discourse, "
+        "facebook, feed, gbp, googleplay, mastodon, x, youtube"
     )
 
 

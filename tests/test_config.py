@@ -62,7 +62,10 @@ def test_unknown_keys_are_named_with_the_known_ones(tmp_path: Path) -> None:
 
 def test_unknown_source_type_lists_the_known_ones(tmp_path: Path) -> None:
     found = problems('[[sources]]\ntype = "myspace"\nname = "old"\n', tmp_path)
-    assert found == ["sources[0].type: unknown type 'myspace'; use one of demo, discourse, facebook, feed, x"]
+    assert found == [
+        "sources[0].type: unknown type 'myspace'; use one of appstore, bluesky, demo, discourse, facebook, feed, gbp, "
+        "googleplay, mastodon, x, youtube"
+    ]
 
 
 def test_bad_values_name_the_key_and_the_value(tmp_path: Path) -> None:

@@ -173,3 +173,26 @@ def test_composing_from_a_saved_reply_and_sending_in_the_browser(
     assert posted(graph) == [draft]
     assert page.locator("ul.reply-audit li[data-state=sent]").count() == 1
     context.close()
+
+
+def test_a_refused_send_keeps_the_draft_and_says_what_to_do_in_the_pages_language(site: Site, graph: FakeGraph) -> None:
+    graph.refuse_writes = "expired"
+    giulia = site.login("giulia")
+    page = giulia.get(f"/mentions/{LUISA}", params={"lang": "it"})
+    sent = giulia.post(f"/mentions/{LUISA}/reply", data={"csrf": csrf_of(page.text), "draft": GOOD, "do": "send"})
+    assert sent.status_code == 200 and 'data-problem="expired_token"' in sent.text
+    assert "le credenziali del canale sono state rifiutate" in sent.text and posted(graph) == []
+    later = giulia.get(f"/mentions/{LUISA}").text  # the next visit: the draft is back, with what to do
+    assert f">{GOOD}</textarea>" in later and "La tua bozza è tornata" in later
+    assert "renew the token" not in later and TOKEN not in later
+    english = giulia.get(f"/mentions/{LUISA}", params={"lang": "en"}).text
+    assert "Your draft is back" in english and "credentials were refused: renew the token" in english
+
+
+def test_the_cockpit_shows_the_average_rating_per_place_and_its_trend(site: Site) -> None:
+    ratings = site.client("supervisor").get("/api/cockpit").json()["ratings"]
+    brera = next(r for r in ratings if r["place"] == "Milano Brera")
+    assert (brera["channel"], brera["count"], brera["average"], brera["change"]) == ("gbp", 2, 3.5, None)
+    assert {r["channel"] for r in ratings} == {"gbp", "appstore", "googleplay"}
+    page = site.login("sara").get("/cockpit", params={"lang": "it"}).text
+    assert 'id="ratings"' in page and "3,5 ★" in page and "Milano Brera" in page

@@ -266,10 +266,10 @@ REVIEWS = (  # platform, place, id, minutes ago, stars, language, author, text, 
      "Good app, but far too many notifications.", None),
 )  # fmt: skip
 OPEN_NETWORKS = (  # platform, id, minutes ago, language, (name, handle, id, reach), text, thread, url
-    ("bluesky", "did:plc:aur0ra01/3lbsky001", 1900, "it", ("Elena Moro", "elenamoro.bsky.social", "did:plc:em01", 640),
+    ("bluesky", "at://did:plc:em01/app.bsky.feed.post/3lbsky001", 1900, "it", ("Elena Moro", "elenamoro.bsky.social", "did:plc:em01", 640),
      "Qualcuno sa se le capsule @auroracaffe.bsky.social sono compostabili davvero?",
      "https://bsky.app/profile/elenamoro.bsky.social/post/3lbsky001"),
-    ("bluesky", "did:plc:aur0ra02/3lbsky002", 150, "en", ("Noah Park", "noahpark.bsky.social", "did:plc:np02", 2300),
+    ("bluesky", "at://did:plc:np02/app.bsky.feed.post/3lbsky002", 150, "en", ("Noah Park", "noahpark.bsky.social", "did:plc:np02", 2300),
      "Third order from @auroracaffe.bsky.social stuck 'in preparation' for a week. Anyone else?",
      "https://bsky.app/profile/noahpark.bsky.social/post/3lbsky002"),
     ("mastodon", "113000000000000001", 2600, "it", ("Luca Sala", "lucasala@mastodon.uno", "masto-u01", 310),

@@ -215,6 +215,7 @@ class ReplyActions:
             ],
             "draft": draft.text if draft else "",
             "draft_problem": self._told(draft) if draft else "",
+            "draft_back": reply_row(draft) if draft else None,
             "under_way": [reply_row(r) for r in replies if r.state in UNDER_WAY],
             "idempotency_key": new_idempotency_key(),
         }
@@ -527,7 +528,11 @@ class ReplyActions:
         return actor.signs
 
     def _budget(self, c: Conversation, replier: Replier, text: str, now: datetime) -> None:
-        """Refuse a write the source's monthly budget cannot pay for (reads and writes together)."""
+        """Refuse a write the source's monthly budget cannot pay for (reads and writes together), or its platform's
+        quota (a replier that counts units, as YouTube's does, says why through ``quota_problem``)."""
+        quota = getattr(replier, "quota_problem", None)
+        if callable(quota) and (problem := quota(self.store.cursor(c.mention.source), text, now)):
+            raise Refusal(409, problem)
         cost = replier.cost_usd(text)
         spec = next((s for s in self.settings.sources if s.name == c.mention.source), None)
         limit = float(getattr(spec.source, "monthly_budget_usd", 0) or 0) if spec else 0.0

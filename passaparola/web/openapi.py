@@ -197,6 +197,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             ),
             "draft": STRING,
             "draft_problem": STRING,
+            "draft_back": _null(REPLY),
             "under_way": _list(REPLY),
             "idempotency_key": STRING,
         }
@@ -224,6 +225,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Figures": FIGURES,
     "Cockpit": _object(
         {
+            "ratings": _list(
+                _object(
+                    {
+                        "channel": STRING,
+                        "place": STRING,
+                        "count": INTEGER,
+                        "average": _null(NUMBER),
+                        "previous_count": INTEGER,
+                        "previous_average": _null(NUMBER),
+                        "change": _null(NUMBER),
+                    }
+                )
+            ),
+            "approvals": _list(REPLY),
             "hours": _list(
                 _object({"hour": TIME, **{label: INTEGER for label in (*LABELS, "unknown")}}),
             ),

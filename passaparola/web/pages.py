@@ -299,11 +299,7 @@ def routes(web: Web) -> list[Route]:
     @page("supervisor", "cockpit", "/api/cockpit")
     async def cockpit(request: Request, who: Actor) -> Response:
         span = params.given(request)["days"]
-
-        def work(store: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-            return service.cockpit(settings, store, web.clock(), span), answering.approvals(web, store)
-
-        data, waiting = await web.db.run(work)
+        data = await web.db.run(lambda store: service.cockpit(settings, store, web.clock(), span))
         days = sorted({day for row in data["complaints"] for day in row["days"]})
         if not days:
             today = web.clock().date()
@@ -316,16 +312,7 @@ def routes(web: Web) -> list[Route]:
             "topics": charts.topics(data["complaint_weeks"]["weeks"], data["complaint_weeks"]["topics"]),
             "workload": charts.workload(data["workloads"]),
         }
-        return render(
-            request,
-            "cockpit.html",
-            who,
-            data=data,
-            charts=drawn,
-            complaint_days=days,
-            approvals=waiting,
-            page="cockpit",
-        )
+        return render(request, "cockpit.html", who, data=data, charts=drawn, complaint_days=days, page="cockpit")
 
     @page("supervisor", "advocates", "/api/advocates")
     async def advocates(request: Request, who: Actor) -> Response:

@@ -140,9 +140,14 @@ def _figure(f: Any) -> dict[str, Any]:
 COCKPIT_DAYS = (1, 7, 30)
 
 
+#: The window of the cockpit's star ratings, and of the one before it that gives their trend.
+RATING_DAYS = 30
+
+
 def cockpit(settings: Settings, store: Store, now: datetime, days: int = 1, hours: int = 48) -> dict[str, Any]:
     """The supervisor's view: volume by sentiment with spikes, response figures over ``days``, workloads,
-    complaints, alerts. The figures are counted in SQL (`Board.response_tallies`): 30 days at 100k mentions stay
+    complaints, star ratings per place (the last 30 days against the 30 before), replies waiting for approval,
+    alerts. The figures are counted in SQL (`Board.response_tallies`): 30 days at 100k mentions stay
     fast (`make bench`)."""
     if days not in COCKPIT_DAYS:
         raise Refusal(400, f"days={days} is not offered; use one of {', '.join(map(str, COCKPIT_DAYS))}")
@@ -189,6 +194,8 @@ def cockpit(settings: Settings, store: Store, now: datetime, days: int = 1, hour
         "complaints": [{"topic": topic, "days": dict(sorted(per_day.items()))} for topic, per_day in complaints],
         "response_days": response_days(tallies.days, first, days),
         "complaint_weeks": complaint_weeks(weekly, now, max(days, 7)),
+        "ratings": store.mentions.ratings(now, RATING_DAYS),
+        "approvals": ReplyActions(settings, store, {}).approvals(now),
         "alerts": [
             {
                 "key": a.key,
