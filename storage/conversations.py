@@ -17,6 +17,7 @@ from sqlite_utils import Database
 
 from listener.model import OPEN_STATES, Author, Conversation, Mention
 from storage.times import iso, parse_time
+from storage.writes import writing
 
 
 class Conversations:
@@ -258,7 +259,7 @@ class Conversations:
         Only a still-new mention changes state: one answered meanwhile keeps its answer.
         """
         now = iso(at)
-        with self.db.atomic():
+        with writing(self.db):
             for c in settled:
                 self.db.execute(
                     """
@@ -322,7 +323,7 @@ class Conversations:
         """Apply (key, member, reason, breach) moves: a member takes the item, or "" puts it back in the queue."""
         now = iso(at)
         count = 0
-        with self.db.atomic():
+        with writing(self.db):
             for key, member, reason, breach in moves:
                 self.db.execute(
                     """
@@ -358,7 +359,7 @@ class Conversations:
 
         Raises `KeyError` for an unknown mention; an already answered one keeps its first answer.
         """
-        with self.db.atomic():
+        with writing(self.db):
             current = self._require(key)
             if current.state != "answered":
                 when = answered_at or at
@@ -373,7 +374,7 @@ class Conversations:
 
     def mark_ignored(self, key: str, reason: str, by: str, at: datetime) -> Conversation:
         """Close a mention without an answer, with the reason (spam, not for us...). `KeyError` if unknown."""
-        with self.db.atomic():
+        with writing(self.db):
             self._require(key)
             self.db.execute(
                 "UPDATE conversations SET state = 'ignored', state_reason = ?, updated_at = ? WHERE key = ?",
@@ -384,7 +385,7 @@ class Conversations:
 
     def acknowledge(self, key: str, by: str, at: datetime) -> Conversation:
         """Someone has taken charge of a breach: its escalation ladder stops. `KeyError` if unknown."""
-        with self.db.atomic():
+        with writing(self.db):
             self._require(key)
             self.db.execute(
                 "UPDATE conversations SET acknowledged_at = COALESCE(acknowledged_at, ?), "
@@ -395,7 +396,7 @@ class Conversations:
         return self._require(key)
 
     def set_away(self, member: str, away: bool, by: str, at: datetime) -> None:
-        with self.db.atomic():
+        with writing(self.db):
             self.db.table("member_status").upsert(
                 {"name": member, "away": int(away), "updated_by": by, "updated_at": iso(at)}, pk="name"
             )

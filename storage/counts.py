@@ -15,6 +15,7 @@ from sqlite_utils import Database
 
 from listener.model import HourCount
 from storage.times import iso
+from storage.writes import writing
 
 HOUR = timedelta(hours=1)
 
@@ -32,7 +33,7 @@ class PlatformCounts:
         """Store a fetch; an hour fetched again replaces its count, so re-fetching is harmless. Returns the rows."""
         rows = [(source, iso(c.hour), c.count) for c in counts]
         if rows:
-            with self.db.atomic():
+            with writing(self.db):
                 self.db.conn.executemany(
                     "INSERT INTO platform_counts (source, hour, count) VALUES (?, ?, ?) "
                     "ON CONFLICT (source, hour) DO UPDATE SET count = excluded.count",

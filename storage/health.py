@@ -16,6 +16,7 @@ from sqlite_utils import Database
 
 from listener.model import SourceHealth
 from storage.times import iso, parse_time
+from storage.writes import writing
 
 
 class Health:
@@ -60,7 +61,7 @@ class Health:
         ``counted=False`` (a rate limit: the platform works, it asks us to wait) pauses without counting.
         """
         now = iso(at)
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
                 """
                 INSERT INTO sources (name, kind, last_attempt_at, consecutive_failures, last_error,
@@ -114,7 +115,7 @@ class Health:
 
     def beat(self, at: datetime) -> None:
         """Record the loop's heartbeat (read by the health check)."""
-        with self.db.atomic():
+        with writing(self.db):
             self.db.table("daemon").upsert({"name": "heartbeat", "value": iso(at), "updated_at": iso(at)}, pk="name")
 
     def heartbeat(self) -> datetime | None:
@@ -125,7 +126,7 @@ class Health:
     def record_job(self, name: str, seconds: float, ok: bool, at: datetime) -> None:
         """The last run of a daemon job (duration, success), for /metrics."""
         value = json.dumps({"seconds": round(seconds, 6), "ok": ok, "at": iso(at)})
-        with self.db.atomic():
+        with writing(self.db):
             self.db.table("daemon").upsert({"name": f"job:{name}", "value": value, "updated_at": iso(at)}, pk="name")
 
     def jobs(self) -> dict[str, dict[str, Any]]:

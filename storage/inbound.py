@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from storage.times import iso
+from storage.writes import writing
 
 
 class Inbound:
@@ -24,7 +25,7 @@ class Inbound:
         Returns, per item, True when it is new and False when that key was received before (a retry, a replay).
         """
         fresh = []
-        with self.db.atomic():
+        with writing(self.db):
             for key, body in items:
                 before = self.db.conn.total_changes
                 self.db.execute(
@@ -44,7 +45,7 @@ class Inbound:
 
     def processed(self, ident: int, at: datetime, error: str = "") -> None:
         """One body is done (``error`` says why it could not be ingested): it is never offered again."""
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
                 "UPDATE inbound SET processed_at = ?, error = ? WHERE id = ?", [iso(at), error[:1000], ident]
             )

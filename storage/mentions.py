@@ -22,6 +22,7 @@ from storage.conversations import Conversations
 from storage.health import Health
 from storage.people import People, delete_mentions
 from storage.times import iso
+from storage.writes import writing
 
 #: Tag names stored in their own columns; any other tag goes to ``mention_tags.extra``.
 TAG_COLUMNS = (
@@ -73,7 +74,7 @@ class Mentions:
         erased = self.people.suppressed(m.author.key for m in poll.mentions)
         if erased:
             poll = replace(poll, mentions=tuple(m for m in poll.mentions if m.author.key not in erased))
-        with self.db.atomic():
+        with writing(self.db):
             new_keys = {m.key for m in poll.mentions} - self.known(m.key for m in poll.mentions)
             self._upsert_authors([m.author for m in poll.mentions], now)
             self.db.table("mentions").upsert_all(
@@ -206,7 +207,7 @@ class Mentions:
 
     def correct_sentiment(self, key: str, label: str, by: str, at: datetime) -> None:
         """Record a person's label; raises `KeyError` for an unknown mention."""
-        with self.db.atomic():
+        with writing(self.db):
             found = list(
                 self.db.query(
                     "SELECT t.sentiment FROM mentions m LEFT JOIN mention_tags t ON t.key = m.key WHERE m.key = ?",
@@ -252,7 +253,7 @@ class Mentions:
         Returns how many of them the model now labels differently.
         """
         now = iso(at)
-        with self.db.atomic():
+        with writing(self.db):
             before = dict(
                 self.db.execute(
                     "SELECT key, sentiment FROM mention_tags WHERE key IN (SELECT value FROM json_each(?))",
@@ -341,7 +342,7 @@ class Mentions:
             ]
             if not keys:
                 break
-            with self.db.atomic():
+            with writing(self.db):
                 deleted += delete_mentions(self.db, keys, with_alerts=False)["mentions"]
         if deleted:
             self.people.prune_silent()

@@ -13,6 +13,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.times import iso
+from storage.writes import writing
 
 CHANGES = ("swap", "rollback")
 
@@ -33,7 +34,7 @@ class ModelSwaps:
         reason: str,
         at: datetime,
     ) -> None:
-        with self.db.atomic():
+        with writing(self.db):
             self.db.table("model_swaps").insert(
                 {
                     "action": action,

@@ -15,6 +15,7 @@ from sqlite_utils import Database
 
 from notifiers.alert import Alert, TargetOutcome
 from storage.times import iso, parse_time
+from storage.writes import writing
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,7 @@ class Outbox:
     def enqueue(self, alerts: Iterable[Alert], at: datetime) -> int:
         """Queue alerts; an alert whose key was ever queued is ignored. Returns how many are new."""
         now = iso(at)
-        with self.db.atomic():
+        with writing(self.db):
             before = self.db.conn.total_changes
             self.db.table("outbox").insert_all(
                 (
@@ -116,7 +117,7 @@ class Outbox:
 
     def mark_sent(self, key: str, at: datetime, targets: Sequence[TargetOutcome] = ()) -> None:
         """The alert reached everyone; ``targets`` are the destinations this last attempt reached."""
-        with self.db.atomic():
+        with writing(self.db):
             self._record_targets(key, iso(at), targets)
             self.db.execute(
                 "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_attempt_at = ? WHERE key = ?",
@@ -125,14 +126,14 @@ class Outbox:
 
     def mark_reached(self, key: str, at: datetime, targets: Sequence[TargetOutcome]) -> None:
         """Some targets have the alert and the others were not tried yet: keep who has it, count no attempt."""
-        with self.db.atomic():
+        with writing(self.db):
             self._record_targets(key, iso(at), targets)
 
     def mark_failed(
         self, key: str, at: datetime, error: str, retry_at: datetime, targets: Sequence[TargetOutcome] = ()
     ) -> None:
         """Retry the alert at ``retry_at``; the ``targets`` this attempt reached are kept and not sent to again."""
-        with self.db.atomic():
+        with writing(self.db):
             self._record_targets(key, iso(at), targets)
             self.db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?, last_error = ?, "
@@ -142,14 +143,14 @@ class Outbox:
 
     def hold(self, key: str, until: datetime, reason: str) -> None:
         """Keep a queued alert back until ``until`` (quiet hours, cooldown, rate cap); no attempt is counted."""
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
                 "UPDATE outbox SET next_attempt_at = ?, held_reason = ? WHERE key = ?", [iso(until), reason, key]
             )
 
     def fold(self, keys: Sequence[str], summary: Alert, at: datetime) -> None:
         """Queue one summary for held alerts and close them as folded into it, in one transaction."""
-        with self.db.atomic():
+        with writing(self.db):
             self.enqueue([summary], at)
             self.db.execute(
                 "UPDATE outbox SET sent_at = ?, folded_into = ? WHERE key IN (SELECT value FROM json_each(?))",

@@ -20,6 +20,7 @@ from sqlite_utils import Database
 
 from listener.model import Person, Said, Score
 from storage.times import iso
+from storage.writes import writing
 
 _HANDLE_NOISE = re.compile(r"[._\-\s]")
 
@@ -86,7 +87,7 @@ class People:
             "LEFT JOIN person_authors pa ON pa.author_key = a.key WHERE pa.author_key IS NULL ORDER BY a.key"
         ).fetchall()
         now = iso(at)
-        with self.db.atomic():
+        with writing(self.db):
             for author_key, name in rows:
                 person_id = self.db.table("people").insert({"name": name, "created_at": now}).last_pk
                 self.db.table("person_authors").insert(
@@ -174,7 +175,7 @@ class People:
         old = int(row[0])
         if old == person_id:
             raise PeopleError(f"{author_key} is already person {person_id}")
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
                 "UPDATE person_authors SET person_id = ?, linked_by = ?, linked_at = ? WHERE author_key = ?",
                 [person_id, by, iso(at), author_key],
@@ -202,7 +203,7 @@ class People:
             raise PeopleError(f"no author {author_key!r}; author keys look like x:2000035 (platform:id)")
         if len(self.authors(row[0])) == 1:
             raise PeopleError(f"{author_key} is the only author of person {row[0]}; nothing to unlink")
-        with self.db.atomic():
+        with writing(self.db):
             person_id = self.db.table("people").insert({"name": row[1], "created_at": iso(at)}).last_pk
             self.db.execute(
                 "UPDATE person_authors SET person_id = ?, linked_by = ?, linked_at = ? WHERE author_key = ?",
@@ -226,7 +227,7 @@ class People:
         return found
 
     def opt_out(self, person_id: int, out: bool, at: datetime) -> None:
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
                 "UPDATE people SET opted_out = ?, opted_out_at = ? WHERE id = ?",
                 [int(out), iso(at) if out else None, person_id],
@@ -275,7 +276,7 @@ class People:
         """Replace the stored scores; returns the people who have just become VIP."""
         before = dict(self.db.execute("SELECT person_id, tier FROM advocate_scores").fetchall())
         now = iso(at)
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute("DELETE FROM advocate_scores")
             self.db.table("advocate_scores").insert_all(
                 (
@@ -362,7 +363,7 @@ class People:
     # -- offers ------------------------------------------------------------------------------------
 
     def record_offer(self, person_id: int, offer: str, text: str, by: str, at: datetime) -> int:
-        with self.db.atomic():
+        with writing(self.db):
             table = self.db.table("offers")
             table.insert({"person_id": person_id, "offer": offer, "text": text, "sent_at": iso(at), "sent_by": by})
             return int(str(table.last_pk))
@@ -381,7 +382,7 @@ class People:
     def offer_used(self, offer_id: int, at: datetime) -> None:
         if self.db.execute("SELECT 1 FROM offers WHERE id = ?", [offer_id]).fetchone() is None:
             raise PeopleError(f"no offer {offer_id}; see `passaparola advocates offers PERSON` for ids")
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute("UPDATE offers SET used_at = ? WHERE id = ?", [iso(at), offer_id])
 
     # -- testimonials ------------------------------------------------------------------------------
@@ -389,7 +390,7 @@ class People:
     def agree_testimonial(self, key: str, agreed: bool, by: str, at: datetime, note: str = "") -> None:
         if self.db.execute("SELECT 1 FROM mentions WHERE key = ?", [key]).fetchone() is None:
             raise PeopleError(f"no mention {key!r}; keys look like x:1800000000007914703")
-        with self.db.atomic():
+        with writing(self.db):
             self.db.table("testimonial_consent").upsert(
                 {"key": key, "agreed": int(agreed), "recorded_at": iso(at), "recorded_by": by, "note": note},
                 pk="key",
@@ -404,7 +405,7 @@ class People:
 
     def prune_silent(self) -> dict[str, int]:
         """Forget authors with no mention left (after retention), and people left with no author."""
-        with self.db.atomic():
+        with writing(self.db):
             silent = "SELECT key FROM authors a WHERE NOT EXISTS (SELECT 1 FROM mentions m WHERE m.author_key = a.key)"
             self.db.execute(f"DELETE FROM person_authors WHERE author_key IN ({silent})")
             authors = self.db.execute(f"DELETE FROM authors WHERE key IN ({silent})").rowcount
@@ -446,7 +447,7 @@ class People:
         self.db.execute("PRAGMA secure_delete = ON")
         try:
             counts: dict[str, int] = {}
-            with self.db.atomic():
+            with writing(self.db):
                 counts |= delete_mentions(self.db, mention_keys, with_alerts=True)
                 ids = json.dumps([[a.platform, a.key.split(":", 1)[1]] for a in accounts])
                 counts["inbound"] = self.db.execute(

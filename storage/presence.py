@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlite_utils import Database
 
 from storage.times import iso
+from storage.writes import writing
 
 DOING = ("viewing", "answering")
 KEPT = timedelta(hours=1)
@@ -34,7 +35,7 @@ class Presences:
         """``member`` is ``doing`` (viewing, answering) mention ``key`` at ``at``; answering outlasts viewing."""
         if doing not in DOING:
             raise ValueError(f"doing={doing!r} is not one of {', '.join(DOING)}")
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
                 "INSERT INTO presence (key, member, doing, at) VALUES (?, ?, ?, ?) ON CONFLICT (key, member) DO "
                 "UPDATE SET doing = CASE WHEN excluded.doing = 'viewing' AND presence.doing = 'answering' "

@@ -24,6 +24,7 @@ from listener.model import BrandReply, Mention
 from listener.replying import SentReply
 from storage.conversations import Conversations
 from storage.times import iso, parse_time
+from storage.writes import writing
 
 STATES = ("pending_approval", "queued", "sending", "unknown", "sent", "failed", "rejected", "copied")
 #: States in which a reply is still on its way: the mention view shows it instead of an empty composer.
@@ -147,7 +148,7 @@ class Replies:
         if state not in STATES:
             raise ValueError(f"unknown reply state {state!r}")
         now = iso(at)
-        with self.db.atomic():
+        with writing(self.db):
             existing = self.by_idempotency(idempotency_key)
             if existing is not None:
                 return existing, False
@@ -203,7 +204,7 @@ class Replies:
 
         Returns None when the reply was no longer pending (someone else reviewed it first)."""
         now = iso(at)
-        with self.db.atomic():
+        with writing(self.db):
             changed = self.db.execute(
                 """UPDATE replies SET state = :state, text = :text, approved_by = :by, approved_at = :now,
                        reviewed_comment = :comment, next_attempt_at = :now, updated_at = :now,
@@ -232,7 +233,7 @@ class Replies:
     def claim(self, reply_id: int, now: datetime, stale_before: datetime) -> tuple[Reply, bool] | None:
         """Take a due reply for one attempt: (the reply, whether its last attempt's outcome is unknown). None when
         it is not due, or someone else holds it: two senders never post the same row."""
-        with self.db.atomic():
+        with writing(self.db):
             current = self.get(reply_id)
             if current is None:
                 return None
@@ -275,7 +276,7 @@ class Replies:
             text=sent.text,
             url=sent.url,
         )
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
                 "UPDATE replies SET state = 'sent', platform_id = ?, url = ?, sent_at = ?, cost_usd = ?, problem = '', "
                 "error = '', updated_at = ? WHERE id = ?",
@@ -302,7 +303,7 @@ class Replies:
     ) -> Reply:
         """An attempt did not post (``queued`` again, or ``failed`` for a person) or may have (``unknown``)."""
         now = iso(at)
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
                 "UPDATE replies SET state = ?, problem = ?, error = ?, next_attempt_at = ?, updated_at = ? "
                 "WHERE id = ?",

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlite_utils import Database
 
 from storage.times import iso, parse_time
+from storage.writes import writing
 
 #: ``last_seen_at`` is rewritten at most this often: a page view should not be a database write each time.
 TOUCH_EVERY = timedelta(seconds=60)
@@ -112,7 +113,7 @@ class Sessions:
         """
         token = secrets.token_urlsafe(32)
         now = iso(at)
-        with self.db.atomic():
+        with writing(self.db):
             if replacing:
                 self.db.execute(
                     "UPDATE web_sessions SET revoked_at = ?, revoked_reason = 'replaced' "
@@ -142,19 +143,19 @@ class Sessions:
             return None
         found = _session(row)
         if idle is not None and at - found.last_seen_at >= idle:
-            with self.db.atomic():
+            with writing(self.db):
                 self.db.execute(
                     "UPDATE web_sessions SET revoked_at = ?, revoked_reason = 'idle' WHERE id = ?", [now, found.id]
                 )
             return None
         if at - found.last_seen_at >= TOUCH_EVERY:
-            with self.db.atomic():
+            with writing(self.db):
                 self.db.execute("UPDATE web_sessions SET last_seen_at = ? WHERE id = ?", [now, found.id])
         return found
 
     def end(self, token: str, at: datetime, reason: str) -> bool:
         """End the session with this secret id (log-out); False if it was not live."""
-        with self.db.atomic():
+        with writing(self.db):
             cursor = self.db.execute(
                 "UPDATE web_sessions SET revoked_at = ?, revoked_reason = ? "
                 "WHERE token_hash = ? AND revoked_at IS NULL",
@@ -170,7 +171,7 @@ class Sessions:
         ).fetchone()
         if row is None:
             return None
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
                 "UPDATE web_sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ?", [iso(at), reason, session_id]
             )
@@ -178,7 +179,7 @@ class Sessions:
 
     def revoke_user(self, user: str, at: datetime, reason: str, keep: int | None = None) -> int:
         """End every live session of ``user`` but ``keep``; how many ended."""
-        with self.db.atomic():
+        with writing(self.db):
             cursor = self.db.execute(
                 "UPDATE web_sessions SET revoked_at = ?, revoked_reason = ? "
                 "WHERE user_name = ? AND revoked_at IS NULL AND id IS NOT ?",
@@ -190,7 +191,7 @@ class Sessions:
         """End every live session of anyone not in ``users`` (people removed from the config)."""
         names = sorted(set(users))
         marks = ", ".join("?" for _ in names)
-        with self.db.atomic():
+        with writing(self.db):
             cursor = self.db.execute(
                 "UPDATE web_sessions SET revoked_at = ?, revoked_reason = ? "
                 f"WHERE revoked_at IS NULL AND user_name NOT IN ({marks})",
@@ -231,7 +232,7 @@ class Sessions:
     def fail(self, kind: str, subject: str, at: datetime, forget_after: timedelta) -> Failures:
         """Count one failure; a counter quiet for ``forget_after`` starts again from one."""
         subject, now = subject[:SUBJECT_CHARS], iso(at)
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
                 "DELETE FROM login_failures WHERE last_at < ? AND (locked_until IS NULL OR locked_until < ?)",
                 [iso(at - forget_after), now],
@@ -248,7 +249,7 @@ class Sessions:
         return self.failures([(kind, subject)])[0]
 
     def lock(self, kind: str, subject: str, until: datetime) -> None:
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
                 "UPDATE login_failures SET locked_until = ? WHERE kind = ? AND subject = ?",
                 [iso(until), kind, subject[:SUBJECT_CHARS]],
@@ -256,7 +257,7 @@ class Sessions:
 
     def clear(self, kind: str, subject: str) -> None:
         """Forget a counter (an account's, after a right password)."""
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
                 "DELETE FROM login_failures WHERE kind = ? AND subject = ?", [kind, subject[:SUBJECT_CHARS]]
             )
@@ -279,7 +280,7 @@ class Sessions:
         return StoredPassword(str(row[0]), str(row[1]), datetime.fromisoformat(str(row[2]))) if row else None
 
     def set_password(self, user: str, password_hash: str, replaces: str, at: datetime) -> None:
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
                 "INSERT INTO web_passwords (user_name, password_hash, replaces, changed_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (user_name) DO UPDATE SET password_hash = excluded.password_hash, "

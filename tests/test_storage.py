@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -211,3 +212,25 @@ def test_processes_opening_a_new_database_at_once_never_collide(tmp_path: Path) 
     names = [m.name for m in migrations.applied(store.db)]
     assert len(names) == len(set(names)) and names == [m.name for m in migrations._migrations]  # each applied once
     store.close()
+
+
+def test_the_heartbeat_waits_for_another_writer_instead_of_failing(tmp_path: Path) -> None:
+    """Another connection holds the write lock for a moment (a poll saving its batch): the heartbeat waits for it
+    and is recorded. A deferred transaction would read first, find its snapshot stale once the other commits, and
+    fail at once with "database is locked" (what the busy daemon showed)."""
+    daemon, poll = Store.open(tmp_path / "p.db"), Store.open(tmp_path / "p.db", shared=True)
+    daemon.health.beat(T0)  # the table exists and the daemon has read it once
+    poll.db.execute("BEGIN IMMEDIATE")
+    poll.db.execute("UPDATE daemon SET updated_at = updated_at")
+
+    def commit_soon() -> None:
+        time.sleep(0.5)
+        poll.db.conn.commit()
+
+    writer = threading.Thread(target=commit_soon)
+    writer.start()
+    daemon.health.beat(T0 + timedelta(seconds=5))
+    writer.join()
+    assert daemon.health.heartbeat() == T0 + timedelta(seconds=5)
+    daemon.close()
+    poll.close()
