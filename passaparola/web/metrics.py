@@ -51,6 +51,7 @@ class StoreCollector(Collector):
                 last_success.add_metric([health.name], health.last_success_at.timestamp())
         yield from (ingested, errors, failing, last_success)
         yield from self.response_figures(now)
+        yield self.negative_share(now)
         yield self.unassigned()
         yield from self.delivery_failures()
         unanswered = GaugeMetricFamily(
@@ -117,6 +118,21 @@ class StoreCollector(Collector):
                 if value is not None:
                     family.add_metric([window], value)
         yield from (compliance, median, p90)
+
+    def negative_share(self, now: datetime) -> Metric:
+        """Of the mentions published in each of `WINDOWS` that have a sentiment (a person's correction first),
+        the share tagged negative: the count the negative-spike rule makes (`Conversations.sentiment_counts`,
+        in SQL over the published_at index); a window with no such mention has no sample."""
+        family = GaugeMetricFamily(
+            "passaparola_negative_share",
+            "Share of mentions tagged negative among those with a sentiment, published in the window",
+            labels=["window"],
+        )
+        for window, span in WINDOWS.items():
+            scored, negative, _ = self.store.conversations.sentiment_counts(now - span, now)
+            if scored:
+                family.add_metric([window], negative / scored)
+        return family
 
     def unassigned(self) -> Metric:
         """Open mentions nobody has, per team: the inbox's own count (``assignee=-``), so it matches the
