@@ -46,6 +46,7 @@ docs: $(STAMP)  ## rewrite the generated parts of docs/ (every command's --help 
 
 bench: $(STAMP)  ## speed figures (never run in CI)
 	$(BIN)/python -m tools.bench
+	$(BIN)/python -m tools.bench_backfill --rows 200000
 
 screenshots: $(STAMP) $(BROWSER)  ## the dashboard's two working days as PNGs in var/screenshots/ (it, en; 390 and 1366 px)
 	$(BIN)/python -m tools.screenshots

@@ -56,6 +56,8 @@ REVIEW_FIELDS = "rating,title,body,reviewerNickname,createdDate,territory,respon
 RESPONSE_FIELDS = "responseBody,lastModifiedDate,state"
 #: The most reviews Apple returns in one page.
 MAX_PAGE_SIZE = 200
+#: The most App Store versions of an app whose reviews a poll asks for.
+MAX_VERSIONS = 10
 #: Response states that answer a review: published, or accepted and waiting for the App Store to publish it.
 ANSWERING_STATES = ("PUBLISHED", "PENDING_PUBLISH")
 #: How long a 429 pauses the source when Apple gives no Retry-After: its limit is a rolling hour, with no reset time.
@@ -70,6 +72,8 @@ MAX_RESPONSE_CHARS = 5970
 CLOCK_SKEW = timedelta(minutes=1)
 
 KEY_ID = re.compile(r"[A-Z0-9]{10}")
+#: An App Store territory code (ISO 3166-1 alpha-3, "ITA").
+TERRITORY = re.compile(r"[A-Z]{3}")
 ISSUER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 KEY_HELP = (
     "private_key must be the App Store Connect API key you downloaded (AuthKey_<key id>.p8: an EC P-256 private "
@@ -264,6 +268,10 @@ class AppStoreSource:
     recheck_days: int = 14
     token_minutes: int = MAX_TOKEN_MINUTES
     timeout_seconds: float = 20.0
+    #: Learn each review's app version: a review names none, so the newest this many App Store versions of each app
+    #: are asked for their reviews (``GET /v1/appStoreVersions/{id}/customerReviews``), a request or more each per
+    #: poll. 0 asks nothing: the reviews keep only their territory.
+    versions: int = 0
 
     def __post_init__(self) -> None:
         self.issuer_id, self.key_id = self.issuer_id.strip(), self.key_id.strip()
@@ -293,6 +301,8 @@ class AppStoreSource:
             raise ValueError(f"token_minutes must be between 1 and {MAX_TOKEN_MINUTES}: Apple refuses longer tokens")
         if self.backfill_days < 1 or self.overlap_hours < 0 or self.recheck_days < 0:
             raise ValueError("backfill_days must be at least 1, overlap_hours and recheck_days at least 0")
+        if not 0 <= self.versions <= MAX_VERSIONS:
+            raise ValueError(f"versions must be between 0 (the app version is not read) and {MAX_VERSIONS}")
         self._token = ConnectToken(self.issuer_id, self.key_id, key, timedelta(minutes=self.token_minutes))
         self._replier: AppStoreReplier | None = None
 
@@ -340,8 +350,11 @@ class AppStoreSource:
                     answered = {"exists[publishedResponse]": "true"}
                     since = now - timedelta(days=self.recheck_days)
                     self._read(client, app, since, answered, clock, reviews, responses, remaining)
-        mentions, replies = self._heard(reviews, responses)
+            version_of, unversioned = self._versions(client, reviews, clock, remaining)
+        mentions, replies = self._heard(reviews, responses, version_of)
         details: dict[str, Any] = {"apps": len(self.apps), "reviews_read": len(reviews)}
+        if unversioned:
+            details["versions_unread"] = unversioned
         if remaining:
             details["rate_limit_remaining"] = remaining[-1]
         if capped:
@@ -429,8 +442,74 @@ class AppStoreSource:
             log.warning("appstore %s: review %s has no readable createdDate; skipped", self.name, item["id"])
             return None
 
+    def _versions(
+        self,
+        client: httpx.Client,
+        reviews: Mapping[str, tuple[str, dict[str, Any]]],
+        clock: Callable[[], datetime],
+        remaining: list[int],
+    ) -> tuple[dict[str, str], str]:
+        """Each heard review's app version (``versionString``), where one of the app's newest `versions` App Store
+        versions lists it; and, when Apple refused to say, why (the reviews are kept without a version)."""
+        found: dict[str, str] = {}
+        refused: list[str] = []
+        if not self.versions:
+            return found, ""
+        for app in self.apps:
+            heard = {
+                rid: apple_time(str(item["attributes"]["createdDate"]))
+                for rid, (of, item) in reviews.items()
+                if of == app
+            }
+            if not heard:
+                continue
+            try:
+                for version_id, version in self._newest_versions(client, app, clock, remaining):
+                    url = f"{self.base_url.rstrip('/')}/v1/appStoreVersions/{version_id}/customerReviews"
+                    query: Mapping[str, str] | None = {
+                        "sort": "-createdDate",
+                        "limit": str(self.page_size),
+                        "fields[customerReviews]": "createdDate",
+                    }
+                    for _ in range(self.max_pages):
+                        body = self._get(client, url, query, app, clock, remaining)
+                        dates = [self._created(item) for item in body["data"]]
+                        for item, when in zip(body["data"], dates, strict=True):
+                            if when is not None and str(item["id"]) in heard:
+                                found[str(item["id"])] = version
+                        links = as_dict(body.get("links"))
+                        if not links.get("next") or any(d is not None and d < min(heard.values()) for d in dates):
+                            break
+                        url, query = self._next(str(links["next"])), None
+            except SourceError as error:  # the reviews are what matters: they are kept, without their version
+                log.warning("appstore %s: no app versions for %s: %s", self.name, self.label(app), error)
+                refused.append(str(error))
+        return found, "; ".join(refused)
+
+    def _newest_versions(
+        self, client: httpx.Client, app: str, clock: Callable[[], datetime], remaining: list[int]
+    ) -> list[tuple[str, str]]:
+        """The app's newest `versions` App Store versions, as (id, ``versionString``), newest ``createdDate`` first."""
+        url = f"{self.base_url.rstrip('/')}/v1/apps/{app}/appStoreVersions"
+        query = {"fields[appStoreVersions]": "versionString,createdDate", "limit": str(MAX_PAGE_SIZE)}
+        listed: list[tuple[datetime, str, str]] = []
+        for item in self._get(client, url, query, app, clock, remaining)["data"]:
+            attributes = as_dict(item.get("attributes")) if isinstance(item, dict) else {}
+            version = str(attributes.get("versionString") or "").strip()
+            try:
+                created = apple_time(str(attributes.get("createdDate", "")))
+            except ValueError:
+                continue
+            if item.get("type") == "appStoreVersions" and item.get("id") and version:
+                listed.append((created, str(item["id"]), version))
+        listed.sort(reverse=True)
+        return [(ident, version) for _, ident, version in listed[: self.versions]]
+
     def _heard(
-        self, reviews: Mapping[str, tuple[str, dict[str, Any]]], responses: Mapping[str, dict[str, Any]]
+        self,
+        reviews: Mapping[str, tuple[str, dict[str, Any]]],
+        responses: Mapping[str, dict[str, Any]],
+        version_of: Mapping[str, str],
     ) -> tuple[list[Mention], list[BrandReply]]:
         mentions: list[Mention] = []
         replies: list[BrandReply] = []
@@ -453,6 +532,10 @@ class AppStoreSource:
                     language_hint=TERRITORY_LANGUAGES.get(territory, ""),
                     metrics={"rating": rating} if isinstance(rating, int) and 1 <= rating <= 5 else {},
                     place=self.app_names.get(app, app),  # the cockpit's ratings are per app
+                    facts={
+                        **({"territory": territory} if TERRITORY.fullmatch(territory) else {}),
+                        **({"app_version": version_of[review_id]} if review_id in version_of else {}),
+                    },
                 )
             )
             if (answer := self._answer(item, responses, review_id, author)) is not None:

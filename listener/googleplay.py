@@ -61,6 +61,8 @@ QUOTA_DAY = ZoneInfo("America/Los_Angeles")
 RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"})
 PACKAGE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+")
 LANGUAGE = re.compile(r"[a-z]{2,3}([_-][A-Za-z0-9]{2,4})?")
+#: A ``deviceMetadata.productName`` that gives the codename, then the model's name: "a52q (Galaxy A52)".
+MARKETED = re.compile(r"\S+ \((.+)\)")
 #: An HTML tag, which Play strips from replies.
 TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 ADD_KEY = "IAM & Admin > Service accounts > the account > Keys > Add key > JSON"
@@ -383,6 +385,30 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def review_facts(user: Mapping[str, Any]) -> dict[str, str]:
+    """What the user comment says about the phone the review was written on: the app's version (its name, else its
+    code), the device (``deviceMetadata``'s maker and model, "Samsung Galaxy A52", else Play's codename ``device``,
+    "a52q") and the Android SDK
+    level (``androidOsVersion``, 34 for Android 14). Play may leave any of them out."""
+    facts: dict[str, str] = {}
+    version = _text(user.get("appVersionName")).strip()
+    code = _int(user.get("appVersionCode"))
+    if version or code is not None:
+        facts["app_version"] = version or str(code)
+    metadata = user.get("deviceMetadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    maker, model = _text(metadata.get("manufacturer")).strip(), _text(metadata.get("productName")).strip()
+    if named := MARKETED.fullmatch(model):  # "a52q (Galaxy A52)": the codename, then the name people know
+        model = named.group(1).strip()
+    if model and maker and not model.lower().startswith(maker.lower()):
+        model = f"{maker} {model}"
+    if device := model or _text(user.get("device")).strip():
+        facts["device"] = device
+    if (sdk := _int(user.get("androidOsVersion"))) is not None and sdk > 0:
+        facts["android"] = str(sdk)
+    return facts
+
+
 def read_review(
     package: str, review: Mapping[str, Any], source: str, developer: str
 ) -> tuple[Mention | None, BrandReply | None]:
@@ -428,6 +454,7 @@ def read_review(
         language_hint=language if LANGUAGE.fullmatch(language) else "",
         metrics=metrics,
         place=package,  # the cockpit's ratings are per app
+        facts=review_facts(user),
     )
     answered = timestamp(developer_comment.get("lastModified"))
     if answered is None:

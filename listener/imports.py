@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -163,28 +164,51 @@ def mention_from_row(row: Mapping[str, Any], now: datetime, platform: str = "imp
     )
 
 
-def read_import(path: Path, now: datetime, fmt: str | None = None) -> tuple[list[Mention], list[Rejected]]:
-    """The valid rows as mentions, and each rejected row with its line number and reason."""
+def import_format(path: Path, fmt: str | None = None) -> str:
+    """``fmt``, or the format the file's extension names (``.jsonl``, ``.ndjson``, ``.json``: jsonl; else csv)."""
     chosen = fmt or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv")
     if chosen not in ("csv", "jsonl"):
         raise ImportFileError(f"format {chosen!r} is not csv or jsonl")
+    return chosen
+
+
+def import_rows(path: Path, now: datetime, fmt: str | None = None) -> Iterator[tuple[int, Mention | Rejected]]:
+    """Each row as (line, mention) or (line, rejected), one at a time, so a large file is judged as it is stored.
+
+    The file is read, and its header checked, before this returns: `ImportFileError` comes at once, before
+    anything is stored. A repeated id is rejected on its later lines.
+    """
+    rows = _rows(path, import_format(path, fmt))
+    first = next(rows, None)
+
+    def judged() -> Iterator[tuple[int, Mention | Rejected]]:
+        seen: dict[str, int] = {}
+        for line, row in itertools.chain([first] if first is not None else [], rows):
+            if isinstance(row, str):
+                yield line, Rejected(line, row)
+                continue
+            try:
+                mention = mention_from_row(row, now)
+            except ValueError as error:
+                yield line, Rejected(line, str(error))
+                continue
+            if mention.platform_id in seen:
+                repeated = f"id {mention.platform_id!r} is repeated (first on line {seen[mention.platform_id]})"
+                yield line, Rejected(line, repeated)
+                continue
+            seen[mention.platform_id] = line
+            yield line, mention
+
+    return judged()
+
+
+def read_import(path: Path, now: datetime, fmt: str | None = None) -> tuple[list[Mention], list[Rejected]]:
+    """The valid rows as mentions, and each rejected row with its line number and reason."""
     mentions: list[Mention] = []
     rejected: list[Rejected] = []
-    seen: dict[str, int] = {}
-    for line, row in _rows(path, chosen):
-        if isinstance(row, str):
-            rejected.append(Rejected(line, row))
-            continue
-        try:
-            mention = mention_from_row(row, now)
-        except ValueError as error:
-            rejected.append(Rejected(line, str(error)))
-            continue
-        if mention.platform_id in seen:
-            rejected.append(
-                Rejected(line, f"id {mention.platform_id!r} is repeated (first on line {seen[mention.platform_id]})")
-            )
-            continue
-        seen[mention.platform_id] = line
-        mentions.append(mention)
+    for _, row in import_rows(path, now, fmt):
+        if isinstance(row, Rejected):
+            rejected.append(row)
+        else:
+            mentions.append(row)
     return mentions, rejected

@@ -31,6 +31,8 @@ PLATFORMS: tuple[str, ...] = (
 
 #: Longest text we keep for one mention; longer text is cut (and marked) rather than refused.
 MAX_TEXT_CHARS = 20_000
+#: Longest value of one of a mention's `Mention.facts` (a device name, a version).
+MAX_FACT_CHARS = 80
 
 
 def clean_text(value: str, limit: int = MAX_TEXT_CHARS) -> str:
@@ -110,10 +112,17 @@ class Mention:
     #: Which of the brand's places or apps it is about (a Business Profile location, an app), as the source names
     #: it: the cockpit's ratings are per place.
     place: str = ""
+    #: What the platform says about where it was written, as short strings a care agent answers with: an app
+    #: review's ``territory`` (App Store, ISO 3166-1 alpha-3), ``app_version``, ``device`` and ``android`` (the
+    #: Android SDK level, Google Play). Empty where the platform says nothing.
+    facts: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "published_at", utc(self.published_at))
         object.__setattr__(self, "text", clean_text(self.text))
+        if self.facts:
+            facts = {clean_text(str(k), 40): clean_text(str(v), MAX_FACT_CHARS) for k, v in self.facts.items()}
+            object.__setattr__(self, "facts", {k: v for k, v in facts.items() if k and v.strip()})
 
     @property
     def key(self) -> str:

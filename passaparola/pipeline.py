@@ -28,7 +28,7 @@ from rules.advocates import (
     AdvocateSettings,
     advocate_mention_alert,
     promotion_alert,
-    score_all,
+    score_each,
     suggest_offer,
 )
 from rules.base import Evaluator, Tagger
@@ -68,13 +68,14 @@ def enrich(mentions: Sequence[Mention], taggers: Sequence[Tagger]) -> list[Menti
 def save_fresh(
     store: Store, source: str, kind: str, poll: Poll, taggers: Sequence[Tagger], now: datetime
 ) -> SaveResult:
-    """The one ingest path, for polls and webhooks alike: tag the mentions not stored yet, save in one transaction."""
+    """The one ingest path, for polls and webhooks alike: tag the mentions not stored yet, and those stored with other
+    words or another rating (a review its author edited: read again, its answer kept), save in one transaction."""
     known = store.mentions.known(m.key for m in poll.mentions)
-    fresh = enrich([m for m in poll.mentions if m.key not in known], taggers)
+    edited = store.mentions.edited(m for m in poll.mentions if m.key in known)
+    fresh = enrich([m for m in poll.mentions if m.key not in known or m.key in edited], taggers)
     by_key = {m.key: m for m in fresh}
-    return store.save_poll(
-        source, kind, replace(poll, mentions=tuple(by_key.get(m.key, m) for m in poll.mentions)), now
-    )
+    tagged = replace(poll, mentions=tuple(by_key.get(m.key, m) for m in poll.mentions))
+    return store.save_poll(source, kind, tagged, now, reread=edited)
 
 
 def ingest_inbound(store: Store, taggers: Sequence[Tagger], page_ids: Mapping[str, str], now: datetime) -> int:
@@ -198,7 +199,7 @@ class AdvocateOutcome:
 def score_advocates(settings: AdvocateSettings, store: Store, now: datetime) -> AdvocateOutcome:
     """Re-score everyone who spoke in the window; tell the team about new VIPs and about advocates' praise."""
     store.people.sync(now)
-    scores = score_all(store.people.said(now - timedelta(days=settings.window_days)), settings, now)
+    scores = score_each(store.people.said_by_person(now - timedelta(days=settings.window_days)), settings, now)
     promoted = store.people.save_scores(scores, now)
     by_person = {s.person_id: s for s in scores}
     alerts: list[Alert] = []

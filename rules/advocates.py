@@ -17,11 +17,12 @@ text is only ever a *value* in the context, never template source.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -101,7 +102,8 @@ def tier_of(score: float, tiers: Mapping[str, float]) -> str:
 
 def _shingles(text: str) -> frozenset[str]:
     """The words of a text without links, handles and bare numbers: what spam varies between copies."""
-    return frozenset(w for w in _WORD.findall(_NOISE.sub(" ", text.lower())) if not w.isdigit())
+    words = set(_WORD.findall(_NOISE.sub(" ", text.lower())))  # each word once before the number test
+    return frozenset(w for w in words if not w.isdigit())
 
 
 def _similar(a: frozenset[str], b: frozenset[str], threshold: float) -> bool:
@@ -110,10 +112,17 @@ def _similar(a: frozenset[str], b: frozenset[str], threshold: float) -> bool:
     return len(a & b) / len(a | b) >= threshold
 
 
+@functools.lru_cache(maxsize=64)
+def _cue_patterns(cues: tuple[str, ...]) -> tuple[tuple[str, str, re.Pattern[str]], ...]:
+    """Each cue, lower case, and its whole-word pattern, compiled once."""
+    return tuple((cue, cue.lower(), re.compile(rf"(?<!\w){re.escape(cue.lower())}(?!\w)")) for cue in cues)
+
+
 def _self_promotion(text: str, cues: Sequence[str]) -> str:
+    """The first of ``cues`` the text holds as a whole word or phrase, ignoring case; "" for none."""
     lowered = text.lower()
-    for cue in cues:
-        if re.search(rf"(?<!\w){re.escape(cue.lower())}(?!\w)", lowered):
+    for cue, lower, pattern in _cue_patterns(tuple(cues)):
+        if lower in lowered and pattern.search(lowered):  # the substring test first: most texts hold no cue
             return cue
     return ""
 
@@ -163,6 +172,18 @@ def score_all(said: Iterable[Said], settings: AdvocateSettings, now: datetime) -
     for s in said:
         by_person.setdefault(s.person_id, []).append(s)
     scores = [score_person(pid, items, settings, now) for pid, items in by_person.items()]
+    return sorted(scores, key=lambda s: (-s.score, s.person_id))
+
+
+def score_each(groups: Iterable[tuple[int, Sequence[Said]]], settings: AdvocateSettings, now: datetime) -> list[Score]:
+    """`score_all` of mentions already grouped by person (`storage.people.People.said_by_person`), best first.
+
+    Each score keeps only its counted contributions (``counted``, the praise and the topics are the same): the
+    daemon stores no more, and holds one person's mentions at a time instead of the whole window's."""
+    scores = []
+    for pid, items in groups:
+        score = score_person(pid, items, settings, now)
+        scores.append(replace(score, contributions=tuple(c for c in score.contributions if not c.excluded)))
     return sorted(scores, key=lambda s: (-s.score, s.person_id))
 
 

@@ -30,10 +30,9 @@ class NegativeMention:
 
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
         tiered = view.tiered_authors(self.tiers) if self.tiers else {}
-        for conversation in view.conversations.between(now - timedelta(hours=self.lookback_hours), now):
+        start = now - timedelta(hours=self.lookback_hours)
+        for conversation in view.conversations.negative_between(start, now, open_only=True):
             mention = conversation.mention
-            if mention.tags.get("sentiment") != "negative" or not conversation.is_open:
-                continue
             tier = tiered.get(mention.author.key, "")
             if mention.author.reach < self.min_reach and not tier:
                 continue
@@ -73,26 +72,25 @@ class NegativeSpike:
         if cooling_down(view, self.kind, self.route, self.cooldown_hours, now):
             return
         start = now - timedelta(minutes=self.window_minutes)
-        history = view.conversations.between(start - timedelta(weeks=self.history_weeks), start)
-        scored = [c for c in history if c.mention.tags.get("sentiment")]
-        if len(scored) < self.min_history or (start - scored[0].mention.published_at) < timedelta(
-            hours=self.warmup_hours
-        ):
+        # Counted in SQL: the history is weeks of mentions; the window's negative ones are read only to tell them.
+        history = start - timedelta(weeks=self.history_weeks)
+        scored, negatives, first = view.conversations.sentiment_counts(history, start)
+        if scored < self.min_history or first is None or (start - first) < timedelta(hours=self.warmup_hours):
             return
-        usual = sum(c.mention.tags["sentiment"] == "negative" for c in scored) / len(scored)
-        window = [c for c in view.conversations.between(start, now) if c.mention.tags.get("sentiment")]
-        negative = [c for c in window if c.mention.tags["sentiment"] == "negative"]
-        if len(negative) < self.min_negative:
+        usual = negatives / scored
+        in_window, negative_count, _ = view.conversations.sentiment_counts(start, now)
+        if negative_count < self.min_negative:
             return
-        share = len(negative) / len(window)
-        deviation = math.sqrt(max(usual * (1 - usual), 0.01) / len(window))
+        share = negative_count / in_window
+        deviation = math.sqrt(max(usual * (1 - usual), 0.01) / in_window)
         if share < max(self.factor * usual, usual + 3 * deviation):
             return
-        body = explain_burst(negative, usual * len(window), self.ignore_terms, what="negative mentions")
+        negative = view.conversations.negative_between(start, now)
+        body = explain_burst(negative, usual * in_window, self.ignore_terms, what="negative mentions")
         yield Alert(
             key=f"negative_spike:{self.route}:{now.strftime('%Y-%m-%dT%H:%M')}",
             kind=self.kind,
-            title=f"Negative spike: {share:.0%} of {len(window)} mentions negative in {self.window_minutes} min, "
+            title=f"Negative spike: {share:.0%} of {in_window} mentions negative in {self.window_minutes} min, "
             f"usually {usual:.0%}",
             body=body,
             level="failure",

@@ -171,10 +171,11 @@ class VolumeSpike:
         if found is None:
             return
         expected, basis = found
-        window = view.conversations.between(now - timedelta(minutes=self.window_minutes), now)
+        start = now - timedelta(minutes=self.window_minutes)
         threshold = max(self.min_volume, self.factor * expected + 3 * math.sqrt(expected))
-        if len(window) < threshold:
+        if view.conversations.count_between(start, now) < threshold:  # counted in SQL; read only to tell it
             return
+        window = view.conversations.between(start, now)
         body = explain_burst(window, expected, self.ignore_terms)
         if basis:  # right after the counts it explains
             head, _, rest = body.partition("\n")

@@ -84,6 +84,42 @@ class Conversations:
         """Every mention published in (start, end], whatever its state, oldest first."""
         return self.query("m.published_at > ? AND m.published_at <= ?", [iso(start), iso(end)])
 
+    def negative_between(self, start: datetime, end: datetime, open_only: bool = False) -> list[Conversation]:
+        """The negative mentions (a person's correction first) published in (start, end], oldest first; with
+        ``open_only`` only those still waiting for an answer. What `between` holds, filtered in SQL."""
+        where = "m.published_at > ? AND m.published_at <= ? AND COALESCE(sc.label, t.sentiment) = 'negative'"
+        params: list[Any] = [iso(start), iso(end)]
+        if open_only:
+            where += f" AND c.state IN ({','.join('?' * len(OPEN_STATES))})"
+            params += OPEN_STATES
+        return self.query(where, params)
+
+    def count_between(self, start: datetime, end: datetime) -> int:
+        """How many conversations `between` would return, counted in SQL."""
+        row = self.db.execute(
+            "SELECT count(*) FROM conversations c JOIN mentions m ON m.key = c.key "
+            "JOIN authors a ON a.key = m.author_key WHERE m.published_at > ? AND m.published_at <= ?",
+            [iso(start), iso(end)],
+        ).fetchone()
+        return int(row[0])
+
+    def sentiment_counts(self, start: datetime, end: datetime) -> tuple[int, int, datetime | None]:
+        """Of the mentions `between` would return, those with a sentiment (a person's correction first): how many,
+        how many negative, and when the first of them was published (None for none). Counted in SQL, from the
+        mentions alone: every stored mention has its conversation and its author (`storage.mentions.Mentions.save_poll`
+        writes them together, `storage.people.delete_mentions` deletes them together)."""
+        row = self.db.execute(
+            """
+            SELECT count(*), sum(s = 'negative'), min(published_at) FROM (
+                SELECT m.published_at, COALESCE(sc.label, t.sentiment) AS s FROM mentions m
+                LEFT JOIN mention_tags t ON t.key = m.key LEFT JOIN sentiment_corrections sc ON sc.key = m.key
+                WHERE m.published_at > ? AND m.published_at <= ?
+            ) WHERE s IS NOT NULL AND s != ''
+            """,
+            [iso(start), iso(end)],
+        ).fetchone()
+        return int(row[0]), int(row[1] or 0), datetime.fromisoformat(row[2]) if row[2] else None
+
     def open_counts(self, now: datetime) -> tuple[int, int]:
         """Open mentions, and how many of them are past their deadline."""
         states = ",".join("?" * len(OPEN_STATES))
@@ -114,6 +150,7 @@ class Conversations:
             language_hint=row["language_hint"] or "",
             metrics=json.loads(row["metrics"] or "{}"),
             place=row["place"] or "",
+            facts=json.loads(row.get("facts") or "{}"),
             author=Author(
                 platform=row["platform"],
                 platform_id=row["a_id"],
@@ -235,7 +272,10 @@ class Conversations:
 
         A follow-up is a later mention by the same author in the same thread after we answered them there.
         """
-        found = self.query("c.triaged_at IS NULL", [], limit=limit)
+        # By the partial index of the untriaged: ordered by publication, the planner would walk every mention.
+        found = self.query(
+            "c.triaged_at IS NULL", [], order="m.published_at, m.key", limit=limit, index="conversations_untriaged"
+        )
         if not found:
             return []
         follows = dict(

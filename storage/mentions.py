@@ -10,7 +10,7 @@ the store's `Conversations` and `Health`, so each table keeps one owner.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -65,10 +65,28 @@ class Mentions:
         )
         return {row[0] for row in rows}
 
-    def save_poll(self, source: str, kind: str, poll: Poll, at: datetime) -> SaveResult:
+    def edited(self, mentions: Iterable[Mention]) -> set[str]:
+        """Which of these mentions are stored already with other words or another rating: a review its author
+        edited, whose stored reading (sentiment, topics, needs an answer) is of words that are gone."""
+        heard = {m.key: m for m in mentions}
+        if not heard:
+            return set()
+        rows = self.db.execute(
+            "SELECT key, text, json_extract(metrics, '$.rating') FROM mentions "
+            "WHERE key IN (SELECT value FROM json_each(?))",
+            [json.dumps(list(heard))],
+        )
+        return {
+            key
+            for key, text, rating in rows.fetchall()
+            if text != heard[key].text or rating != heard[key].metrics.get("rating")
+        }
+
+    def save_poll(self, source: str, kind: str, poll: Poll, at: datetime, reread: Collection[str] = ()) -> SaveResult:
         """Write a poll's mentions, replies, answers, cursor and health in one transaction.
 
-        Mentions by erased authors are dropped: they are never stored again.
+        Mentions by erased authors are dropped: they are never stored again. A stored mention's derived fields are
+        kept, unless its key is in ``reread``: a mention its author edited, tagged anew (`edited`, `save_fresh`).
         """
         now = iso(at)
         erased = self.people.suppressed(m.author.key for m in poll.mentions)
@@ -88,12 +106,28 @@ class Mentions:
             self.db.table("mention_tags").insert_all(
                 (self._tags_row(m.key, m.tags, now) for m in fresh if m.tags), pk="key", ignore=True
             )
+            self._reread([m for m in poll.mentions if m.key in reread and m.key not in new_keys], now)
             self.conversations.start([m.key for m in fresh], now)
             new_replies = self.insert_replies(poll.replies, now)
             answered = self.conversations.apply_answers(sorted(new_keys), [r.key for r in poll.replies], now)
             self.conversations.close_removed(poll.removed, now)
             self.health.record_success(source, kind, poll.cursor, poll.details, len(new_keys), now)
         return SaveResult(new_mentions=len(new_keys), new_replies=new_replies, answered=answered)
+
+    def _reread(self, mentions: Sequence[Mention], now: str) -> None:
+        """Replace the reading of stored mentions read again (an edited review, tagged anew). A person's sentiment
+        correction labelled the words that are gone, so it goes too (it would teach the model the new words with
+        the old label); the conversation, its answer included, is kept as it is."""
+        tagged = [m for m in mentions if m.tags]
+        if not tagged:
+            return
+        self.db.table("mention_tags").upsert_all(
+            (self._tags_row(m.key, m.tags, now) for m in tagged), pk="key", batch_size=500
+        )
+        self.db.execute(
+            "DELETE FROM sentiment_corrections WHERE key IN (SELECT value FROM json_each(?))",
+            [json.dumps([m.key for m in tagged])],
+        )
 
     def _upsert_authors(self, authors: Sequence[Author], now: str) -> None:
         unique = {a.key: a for a in authors}
@@ -138,6 +172,7 @@ class Mentions:
             "language_hint": m.language_hint,
             "metrics": json.dumps(dict(m.metrics)),
             "place": m.place,
+            "facts": json.dumps(dict(m.facts), ensure_ascii=False, sort_keys=True),
             "updated_at": now,
         }
 
@@ -306,21 +341,29 @@ class Mentions:
         return {datetime.fromisoformat(f"{hour}:00:00+00:00"): count for hour, count in rows.fetchall()}
 
     def source_activity(self, since: datetime) -> dict[str, tuple[list[datetime], datetime]]:
-        """Per source: the UTC hours since ``since`` in which it brought new mentions, and when it last did."""
+        """Per source: the UTC hours since ``since`` in which it brought new mentions, and when it last did.
+
+        Read by hops along the (source, first_seen_at) index, one per source and hour heard: the work grows with the
+        hours a source was heard in, not with the mentions it brought."""
         hours: dict[str, list[datetime]] = {}
-        for source, hour in self.db.execute(
-            "SELECT source, substr(first_seen_at, 1, 13) AS hour FROM mentions WHERE first_seen_at >= ? "
-            "GROUP BY source, hour ORDER BY source, hour",
-            [iso(since)],
-        ).fetchall():
-            hours.setdefault(source, []).append(datetime.fromisoformat(f"{hour}:00:00+00:00"))
-        last = dict(
-            self.db.execute(
-                "SELECT source, max(first_seen_at) FROM mentions WHERE source IN (SELECT value FROM json_each(?)) "
-                "GROUP BY source",
-                [json.dumps(list(hours))],
-            ).fetchall()
-        )
+        last: dict[str, str] = {}
+        source = self.db.execute("SELECT min(source) FROM mentions").fetchone()[0]
+        while source is not None:
+            bound = iso(since)
+            while True:
+                found = self.db.execute(
+                    "SELECT min(first_seen_at) FROM mentions WHERE source = ? AND first_seen_at >= ?", [source, bound]
+                ).fetchone()[0]
+                if found is None:
+                    break
+                hour = datetime.fromisoformat(f"{found[:13]}:00:00+00:00")
+                hours.setdefault(source, []).append(hour)
+                bound = (hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H")  # past every time of that hour
+            if source in hours:
+                last[source] = self.db.execute(
+                    "SELECT max(first_seen_at) FROM mentions WHERE source = ?", [source]
+                ).fetchone()[0]
+            source = self.db.execute("SELECT min(source) FROM mentions WHERE source > ?", [source]).fetchone()[0]
         return {source: (found, datetime.fromisoformat(last[source])) for source, found in hours.items()}
 
     # -- retention -------------------------------------------------------------------------------

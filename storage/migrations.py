@@ -469,3 +469,25 @@ def m016_listing_indexes(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS mentions_channel_published ON mentions(platform, published_at, key)")
     for index in ("conversations_key_state", "mention_tags_key_reading", "mentions_channel_published"):
         db.execute(f"ANALYZE {index}")
+
+
+@migrations()
+def m017_mention_facts(db: Database) -> None:
+    """What a review says about where it was written (the App Store territory, the app's version, the phone and its
+    Android), as short strings in a JSON object: the facts a care agent answers with. Not in the search index."""
+    db.execute("ALTER TABLE mentions ADD COLUMN facts TEXT NOT NULL DEFAULT '{}'")
+
+
+@migrations()
+def m018_backfill_checkpoints(db: Database) -> None:
+    """Where an interrupted ``import`` or ``reanalyze`` stopped (`storage.backfills`): one row per backfill, written
+    in the same transaction as the chunk it records, so a re-run reads nothing that was stored already."""
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS backfill_checkpoints (
+            name TEXT PRIMARY KEY,
+            detail TEXT NOT NULL DEFAULT '',
+            position TEXT NOT NULL,
+            done INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        )"""
+    )

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -235,11 +235,7 @@ class People:
 
     # -- scores ------------------------------------------------------------------------------------
 
-    def said(self, since: datetime, person_id: int | None = None) -> list[Said]:
-        """Every positive or negative mention since ``since`` by someone with a person, as the scorer reads it."""
-        where = "AND pa.person_id = ?" if person_id is not None else ""
-        rows = self.db.execute(
-            f"""
+    _SAID = """
             SELECT m.key, pa.person_id, m.platform, a.handle, a.reach, m.published_at,
                    COALESCE(sc.label, t.sentiment) AS label, t.sentiment_probs, sc.label IS NOT NULL,
                    m.text, m.url, t.topics
@@ -248,29 +244,52 @@ class People:
             JOIN authors a ON a.key = m.author_key
             LEFT JOIN mention_tags t ON t.key = m.key
             LEFT JOIN sentiment_corrections sc ON sc.key = m.key
-            WHERE m.published_at > ? AND COALESCE(sc.label, t.sentiment) IN ('positive', 'negative') {where}
-            """,
-            [iso(since), *([person_id] if person_id is not None else [])],
+            WHERE m.published_at > ? AND COALESCE(sc.label, t.sentiment) IN ('positive', 'negative')
+            """
+
+    def said(self, since: datetime, person_id: int | None = None) -> list[Said]:
+        """Every positive or negative mention since ``since`` by someone with a person, as the scorer reads it."""
+        where = "AND pa.person_id = ?" if person_id is not None else ""
+        rows = self.db.execute(
+            f"{self._SAID} {where}", [iso(since), *([person_id] if person_id is not None else [])]
         ).fetchall()
-        said = []
-        for key, pid, platform, handle, reach, published, label, probs, corrected, text, url, topics in rows:
-            strength = 1.0 if corrected or not probs else float(json.loads(probs).get(label, 1.0))
-            said.append(
-                Said(
-                    key=key,
-                    person_id=pid,
-                    platform=platform,
-                    handle=handle,
-                    reach=reach or 0,
-                    published_at=datetime.fromisoformat(published),
-                    sentiment=label,
-                    strength=round(strength, 4),
-                    text=text,
-                    url=url or "",
-                    topics=tuple(json.loads(topics)) if topics else (),
-                )
-            )
-        return said
+        return [self._said(row) for row in rows]
+
+    def said_by_person(self, since: datetime, batch: int = 2000) -> Iterator[tuple[int, list[Said]]]:
+        """What `said` returns, one person at a time (by person id): a scorer holds one person's mentions in memory,
+        not the whole window's. (Grouping the window's rows here instead of sorting them in SQL is a little faster
+        and holds them all: over 250 MB more at a million mentions.)"""
+        cursor = self.db.execute(f"{self._SAID} ORDER BY pa.person_id", [iso(since)])
+        current: int | None = None
+        group: list[Said] = []
+        while rows := cursor.fetchmany(batch):
+            for row in rows:
+                said = self._said(row)
+                if said.person_id != current:
+                    if current is not None:
+                        yield current, group
+                    current, group = said.person_id, []
+                group.append(said)
+        if current is not None:
+            yield current, group
+
+    @staticmethod
+    def _said(row: Sequence[Any]) -> Said:
+        key, pid, platform, handle, reach, published, label, probs, corrected, text, url, topics = row
+        strength = 1.0 if corrected or not probs else float(json.loads(probs).get(label, 1.0))
+        return Said(
+            key=key,
+            person_id=pid,
+            platform=platform,
+            handle=handle,
+            reach=reach or 0,
+            published_at=datetime.fromisoformat(published),
+            sentiment=label,
+            strength=round(strength, 4),
+            text=text,
+            url=url or "",
+            topics=tuple(json.loads(topics)) if topics else (),
+        )
 
     def save_scores(self, scores: Sequence[Score], at: datetime) -> list[int]:
         """Replace the stored scores; returns the people who have just become VIP."""

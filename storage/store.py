@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from sqlite_utils import Database
 
 from listener.model import OPEN_STATES, Conversation, Poll, SourceHealth
 from notifiers.alert import Alert
+from storage.backfills import Backfills
 from storage.board import Board
 from storage.conversations import Conversations
 from storage.counts import PlatformCounts
@@ -58,6 +59,7 @@ class Store:
         self.sessions = Sessions(db)
         self.presence = Presences(db)
         self.models = ModelSwaps(db)
+        self.backfills = Backfills(db)
         self.board = Board(db, self.conversations.query)
 
     # -- opening ---------------------------------------------------------------------------------
@@ -191,9 +193,9 @@ class Store:
 
     # -- the hottest calls (dozens of callers each), kept here as one-line delegates --------------
 
-    def save_poll(self, source: str, kind: str, poll: Poll, at: datetime) -> SaveResult:
+    def save_poll(self, source: str, kind: str, poll: Poll, at: datetime, reread: Collection[str] = ()) -> SaveResult:
         """`Mentions.save_poll`: a poll's mentions, replies, answers, cursor and health in one transaction."""
-        return self.mentions.save_poll(source, kind, poll, at)
+        return self.mentions.save_poll(source, kind, poll, at, reread)
 
     def conversation(self, key: str) -> Conversation | None:
         """`Conversations.get`: one mention's conversation, or None for an unknown key."""

@@ -58,6 +58,14 @@ LIST_PARAMETERS = {
     "cursor",
 }
 SORTS = ("createdDate", "-createdDate", "rating", "-rating")
+VERSION_PARAMETERS = {
+    "fields[appStoreVersions]",
+    "filter[platform]",
+    "filter[versionString]",
+    "filter[appStoreState]",
+    "limit",
+    "include",
+}
 
 
 def apple_error(status: int, code: str, title: str, detail: str) -> dict[str, Any]:
@@ -139,6 +147,12 @@ class FakeAppStore:
     key_id: str = KEY_ID
     #: Each app's reviews (``type``, ``id``, ``attributes``), in any order: they are sorted as asked.
     reviews: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: Each app's App Store versions (``type`` appStoreVersions, ``id``, ``attributes`` with ``versionString``,
+    #: ``platform``, ``appStoreState``, ``createdDate``); which version a review was written for is the double's own
+    #: ``version`` key on the review (Apple's review names none: it is listed under its version).
+    versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: The key's role may not list the apps' App Store versions: 403 FORBIDDEN_ERROR.
+    forbidden_versions: bool = False
     #: The developer response to each review (a ``customerReviewResponses`` resource), by review id.
     responses: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The double's "now": what ``exp`` is checked against, and the time of new responses.
@@ -189,11 +203,63 @@ class FakeAppStore:
     def review(self, review_id: str) -> dict[str, Any] | None:
         return next((r for items in self.reviews.values() for r in items if r["id"] == review_id), None)
 
-    def add_review(self, app: str, review_id: str, created: datetime, **attributes: Any) -> None:
-        """A new review on ``app``, as a customer would write it."""
+    def add_review(self, app: str, review_id: str, created: datetime, version: str = "", **attributes: Any) -> None:
+        """A new review on ``app``, as a customer would write it (on the App Store version with id ``version``)."""
         values = {"rating": 5, "title": "", "body": "", "reviewerNickname": "someone", "territory": "ITA", **attributes}
         values["createdDate"] = apple_time(created)
-        self.reviews.setdefault(app, []).append({"type": "customerReviews", "id": review_id, "attributes": values})
+        review = {"type": "customerReviews", "id": review_id, "attributes": values}
+        self.reviews.setdefault(app, []).append({**review, **({"version": version} if version else {})})
+
+    def add_version(self, app: str, version_id: str, version: str, created: datetime) -> None:
+        """An App Store version of ``app`` (``versionString`` ``version``), released for iOS."""
+        attributes = {
+            "platform": "IOS",
+            "versionString": version,
+            "appStoreState": "READY_FOR_DISTRIBUTION",
+            "createdDate": apple_time(created),
+        }
+        self.versions.setdefault(app, []).append(
+            {"type": "appStoreVersions", "id": version_id, "attributes": attributes}
+        )
+
+    def written_on(self, review_id: str, version_id: str) -> None:
+        """Say which App Store version a review was written for."""
+        review = self.review(review_id)
+        assert review is not None
+        review["version"] = version_id
+
+    def version_listing(self, app: str, path: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """``GET /v1/apps/{app}/appStoreVersions``: in the order they were added, ``fields[appStoreVersions]`` and
+        ``limit`` (at most 200) honoured, one page."""
+        for name in query:
+            if name not in VERSION_PARAMETERS:
+                return 400, apple_error(
+                    400,
+                    "PARAMETER_ERROR.ILLEGAL",
+                    "A parameter provided is not allowed for this request",
+                    f"The parameter '{name}' can not be used with this request",
+                )
+        if app not in self.reviews:
+            return 404, not_found("apps", app)
+        if self.forbidden_versions:
+            return 403, FORBIDDEN
+        limit = int(query.get("limit", "50"))
+        if not 1 <= limit <= 200:
+            return 400, apple_error(400, "PARAMETER_ERROR.INVALID", "A parameter has an invalid value", "limit")
+        names = query["fields[appStoreVersions]"].split(",") if "fields[appStoreVersions]" in query else None
+        data = [
+            {
+                "type": "appStoreVersions",
+                "id": v["id"],
+                "attributes": {k: x for k, x in v["attributes"].items() if names is None or k in names},
+                "links": {"self": f"{self.base_url}/v1/appStoreVersions/{v['id']}"},
+            }
+            for v in self.versions.get(app, [])[:limit]
+        ]
+        return 200, {"data": data, "links": {"self": f"{self.base_url}{path}?{urlencode(query)}"}}
+
+    def app_of_version(self, version_id: str) -> str:
+        return next((app for app, listed in self.versions.items() if any(v["id"] == version_id for v in listed)), "")
 
     def publish(self, review_id: str) -> None:
         """The App Store publishes the review's pending response."""
@@ -282,8 +348,9 @@ class FakeAppStore:
         resource["links"] = {"self": f"{self.base_url}/v1/customerReviewResponses/{rid}"}
         return resource
 
-    def listing(self, app: str, path: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        """``GET /v1/apps/{app}/customerReviews``."""
+    def listing(self, app: str, path: str, query: dict[str, str], version: str = "") -> tuple[int, dict[str, Any]]:
+        """``GET /v1/apps/{app}/customerReviews``; with ``version``, ``GET /v1/appStoreVersions/{version}/
+        customerReviews`` (the reviews written for that version)."""
         for name in query:
             if name not in LIST_PARAMETERS:
                 return 400, apple_error(
@@ -299,7 +366,7 @@ class FakeAppStore:
             return 404, not_found("apps", app)
         if app in self.forbidden:
             return 403, FORBIDDEN
-        items = list(self.reviews[app])
+        items = [r for r in self.reviews[app] if not version or r.get("version") == version]
         if ratings := query.get("filter[rating]"):
             items = [r for r in items if str(r["attributes"]["rating"]) in ratings.split(",")]
         if territories := query.get("filter[territory]"):
@@ -473,6 +540,13 @@ class FakeAppStore:
                 segments = parts.path.strip("/").split("/")
                 if len(segments) == 4 and segments[:2] == ["v1", "apps"] and segments[3] == "customerReviews":
                     self.answer(*store.listing(segments[2], parts.path, query))
+                elif len(segments) == 4 and segments[:2] == ["v1", "apps"] and segments[3] == "appStoreVersions":
+                    self.answer(*store.version_listing(segments[2], parts.path, query))
+                elif segments[:2] == ["v1", "appStoreVersions"] and segments[3:] == ["customerReviews"]:
+                    if app := store.app_of_version(segments[2]):
+                        self.answer(*store.listing(app, parts.path, query, version=segments[2]))
+                    else:
+                        self.answer(404, not_found("appStoreVersions", segments[2]))
                 elif len(segments) == 4 and segments[:2] == ["v1", "customerReviews"] and segments[3] == "response":
                     review_id = segments[2]
                     response = store.responses.get(review_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -186,3 +187,16 @@ def browser() -> Iterator[Any]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A command run in-process (CliRunner) sets up the root handler and quiets tweepy, httpx and the like for the
+    rest of the process; undo it after each test, so a later test's caplog sees what its library logs."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    named = {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
+    yield
+    root.handlers[:], root.level = handlers, level
+    for name in list(logging.root.manager.loggerDict):
+        logging.getLogger(name).setLevel(named.get(name, logging.NOTSET))

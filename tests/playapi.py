@@ -122,12 +122,14 @@ class FakePlay:
                     return package, review
         return None
 
-    def edit(self, review_id: str, text: str, stars: int, at: datetime) -> None:
-        """The customer changes the review: new words and stars, a new ``lastModified`` (the list's order)."""
+    def edit(self, review_id: str, text: str, stars: int, at: datetime, **written_on: Any) -> None:
+        """The customer changes the review: new words and stars, a new ``lastModified`` (the list's order); and,
+        when they wrote it from an updated app or another phone, the user comment's fields that say so
+        (``appVersionName``, ``appVersionCode``, ``androidOsVersion``, ``device``, ``deviceMetadata``)."""
         found = self.find(review_id)
         assert found is not None
         comment = user_comment(found[1])
-        comment.update({"text": text, "starRating": stars, "lastModified": stamp(at)})
+        comment.update({"text": text, "starRating": stars, "lastModified": stamp(at), **written_on})
 
     def developer_reply(self, review_id: str) -> dict[str, Any] | None:
         found = self.find(review_id)

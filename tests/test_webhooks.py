@@ -308,7 +308,9 @@ def test_a_bad_queued_body_is_kept_with_its_error_and_a_database_failure_loses_n
 ) -> None:
     store.inbound.receive("facebook", "page", [("facebook:bad", '{"object": "user"}')], T0)
     store.inbound.receive("intake", "intake", [("site:c1", json.dumps(item("c1")))], T0)
-    monkeypatch.setattr(store, "save_poll", lambda *a: (_ for _ in ()).throw(sqlite3.OperationalError("disk full")))
+    monkeypatch.setattr(
+        store, "save_poll", lambda *a, **k: (_ for _ in ()).throw(sqlite3.OperationalError("disk full"))
+    )
     assert ingest_inbound(store, [], {"page": PAGE_ID}, T0) == 0
     rows = store.db.execute("SELECT dedupe_key, processed_at IS NOT NULL, error FROM inbound ORDER BY id").fetchall()
     assert rows[0][:2] == ("facebook:bad", 1) and "not a Page webhook" in rows[0][2]

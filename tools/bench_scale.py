@@ -9,12 +9,20 @@ SQL with shifted dates (the FTS triggers index each copy). At each size:
   time and peak resident memory;
 - page latency (median, p95 of 20 requests after one warm-up) of the real web app on 127.0.0.1 for the inbox,
   a search, the cockpit, the advocates and the API inbox.
+
+Alone: ``python -m tools.bench_scale --sizes 10000,100000 --no-pages --cache var/cache`` measures only those sizes,
+only the rules cycle, and keeps each built database under ``var/cache`` (``bench-scale-SIZE.db``) for the next run
+(delete them after changing `seed` or `grow`). ``--profile N`` prints a cProfile of the rules cycle at ``N``.
 """
 
 from __future__ import annotations
 
+import argparse
+import cProfile
 import json
+import pstats
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -147,34 +155,106 @@ def page_latency(db: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def bench_scale() -> dict[str, Any]:
+def cycle(db: str) -> None:
+    """One rules cycle as the daemon runs it: triage, the rules, advocate scoring."""
+    from passaparola.pipeline import evaluate, score_advocates, triage
+    from storage import Store
+
+    settings = _settings(Path(db))
+    store = Store.open(db)
+    try:
+        triage(settings.triage, store, NOW)
+        evaluate(settings.rules, store, NOW)
+        score_advocates(settings.advocates, store, NOW)
+    finally:
+        store.close()
+
+
+def build(db: Path, size: int, have: int, cache: Path | None) -> int:
+    """Grow ``db`` (holding ``have`` mentions, 0 for none) to ``size``, or copy it from ``cache``; returns ``size``."""
+    cached = cache / f"bench-scale-{size}.db" if cache is not None else None
+    if cached is not None and cached.exists():
+        shutil.copyfile(cached, db)
+        return size
+    if have == 0:
+        seed(db)
+        have = BLOCK
+    if size > have:
+        grow(db, range(have // BLOCK, size // BLOCK))
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(db, cached)
+    return size
+
+
+def bench_scale(sizes: tuple[int, ...] = SIZES, pages: bool = True, cache: Path | None = None) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as scratch:
         db = Path(scratch) / "scale.db"
-        seed(db)
-        have = BLOCK
-        for size in SIZES:
-            if size > have:
-                grow(db, range(have // BLOCK, size // BLOCK))
-                have = size
+        have = 0
+        for size in sizes:
+            have = build(db, size, have, cache)
+            for extra in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+                extra.unlink(missing_ok=True)
+            scratch_db = db.with_name(f"cycle-{size}.db")  # the cycle writes: the next size grows the copy it was
+            shutil.copyfile(db, scratch_db)
             done = subprocess.run(
-                [sys.executable, "-m", "tools.bench", "--cycle-worker", str(db)],
+                [sys.executable, "-m", "tools.bench", "--cycle-worker", str(scratch_db)],
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
-            cycle = json.loads(done.stdout.strip().splitlines()[-1])
-            pages = page_latency(db)
-            figures[str(size)] = {"cycle": cycle, "pages": pages, "db_mb": db.stat().st_size / 2**20}
+            scratch_db.unlink()
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            found: dict[str, Any] = {"cycle": measured, "db_mb": db.stat().st_size / 2**20}
+            if pages:
+                found["pages"] = page_latency(db)
+            figures[str(size)] = found
             print(
-                f"{size:>9,} mentions ({figures[str(size)]['db_mb']:.0f} MB): rules cycle "
-                f"{cycle['rules_seconds']:.2f} s, peak memory {cycle['peak_rss_mb']:.0f} MB"
+                f"{size:>9,} mentions ({found['db_mb']:.0f} MB): rules cycle "
+                f"{measured['rules_seconds']:.2f} s, peak memory {measured['peak_rss_mb']:.0f} MB"
             )
-            for path, t in pages.items():
+            for path, t in found.get("pages", {}).items():
                 print(f"    {path:<18} median {t['median_ms']:8.1f} ms   p95 {t['p95_ms']:8.1f} ms")
-    small, large = figures[str(SIZES[0])], figures[str(SIZES[-1])]
-    figures["growth_1m_vs_10k"] = {
+    if len(sizes) < 2:
+        return figures
+    small, large = figures[str(sizes[0])], figures[str(sizes[-1])]
+    growth = f"growth_{sizes[-1] // 1000}k_vs_{sizes[0] // 1000}k" if sizes != SIZES else "growth_1m_vs_10k"
+    figures[growth] = {
         "rules": large["cycle"]["rules_seconds"] / small["cycle"]["rules_seconds"],
         "memory": large["cycle"]["peak_rss_mb"] / small["cycle"]["peak_rss_mb"],
-        **{path: large["pages"][path]["median_ms"] / small["pages"][path]["median_ms"] for path in PAGES},
+        **{path: large["pages"][path]["median_ms"] / small["pages"][path]["median_ms"] for path in PAGES if pages},
     }
-    print("growth from 10k to 1M (x): " + ", ".join(f"{k} {v:.1f}" for k, v in figures["growth_1m_vs_10k"].items()))
+    print(f"{growth} (x): " + ", ".join(f"{k} {v:.1f}" for k, v in figures[growth].items()))
     return figures
+
+
+def profile(size: int, cache: Path | None, top: int = 30) -> None:
+    """cProfile of one rules cycle at ``size`` mentions (on a copy: the cycle writes)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        db = Path(scratch) / "scale.db"
+        build(db, size, 0, cache)
+        _settings(db)  # the imports, outside the profile
+        import passaparola.pipeline  # noqa: F401
+
+        profiler = cProfile.Profile()
+        profiler.runcall(cycle, str(db))
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tools.bench_scale", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated, multiples of 10000")
+    parser.add_argument("--no-pages", action="store_true", help="measure the rules cycle only")
+    parser.add_argument("--cache", type=Path, help="keep and reuse the built databases in this folder")
+    parser.add_argument("--profile", type=int, metavar="SIZE", help="print a cProfile of the rules cycle instead")
+    args = parser.parse_args(argv)
+    if args.profile:
+        profile(args.profile, args.cache)
+        return
+    sizes = tuple(sorted(int(s) for s in args.sizes.split(",")))
+    if any(s % BLOCK or s <= 0 for s in sizes):
+        parser.error(f"--sizes: each size must be a positive multiple of {BLOCK}")
+    print(json.dumps(bench_scale(sizes, pages=not args.no_pages, cache=args.cache), indent=2))
+
+
+if __name__ == "__main__":
+    main()

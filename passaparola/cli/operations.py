@@ -331,37 +331,61 @@ def hash_password_command(from_stdin: bool) -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from the file's extension.")
 @click.option("--mode", type=click.Choice(MODES), default="fast", show_default=True, help="Analysis mode for the rows.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes that read the rows, one model each (default: the machine's cores; a small file uses one).",
+)
 @click.pass_context
-def import_file(ctx: click.Context, config_file: str | None, path: str, fmt: str | None, mode: str | None) -> None:
+def import_file(
+    ctx: click.Context, config_file: str | None, path: str, fmt: str | None, mode: str | None, workers: int | None
+) -> None:
     """Import offline feedback (phone, e-mail, exported reviews) from CSV or JSONL; lists every rejected line.
 
     Exit 0 when every line was imported, 1 when some were rejected (the others are stored), 2 when the file
-    cannot be read at all (nothing is stored). Use --mode fast for files of many thousand rows.
+    cannot be read at all (nothing is stored). Use --mode fast for files of many thousand rows. Rows are stored
+    in chunks, each with a checkpoint: run the same command again after an interruption and it goes on where it
+    stopped, reading nothing twice.
     """
-    from listener.imports import ImportFileError, read_import
-    from listener.model import Poll
-    from passaparola.pipeline import enrich
+    from listener.imports import ImportFileError, import_rows
+    from passaparola.backfill import BackfillError, ImportOutcome
+    from passaparola.backfill import import_file as backfill_import
+    from passaparola.retraining import live_model_dir
 
     settings = configure(ctx, config_file)
     now = system_clock()
+    file = Path(path)
     try:
-        mentions, rejected = read_import(Path(path), now, fmt)
+        rows = import_rows(file, now, fmt)  # a file that cannot be read stores nothing, not even a database
     except ImportFileError as error:
         fail([str(error)])
     store = open_store(settings)
+    outcome = ImportOutcome()
     try:
-        fresh = [m for m in mentions if m.key not in store.mentions.known(m.key for m in mentions)]
-        tagged = {m.key: m for m in enrich(fresh, build_taggers(settings, store, mode))}
-        poll = Poll(mentions=tuple(tagged.get(m.key, m) for m in mentions), cursor={"file": Path(path).name})
-        result = store.save_poll("import", "import", poll, now)
+        pipeline = None
+        if settings.analysis.enabled:
+            configured = Path(settings.analysis.model_dir) if settings.analysis.model_dir else None
+            pipeline = settings.analysis.pipeline(mode, live_model_dir(store, configured))
+        backfill_import(store, file, now, pipeline, fmt, workers, rows=rows, outcome=outcome)
     except ModelError as error:
         fail([str(error)])
+    except BackfillError as error:
+        fail([f"{error}; the rows stored so far are kept: run the same command again to go on"])
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted: {outcome.new} new rows stored by this run are kept; run the same command again to go on",
+            err=True,
+        )
+        sys.exit(130)
     finally:
         store.close()
-    for item in rejected:
+    for item in outcome.rejected:
         click.echo(f"{path}:{item.line}: rejected: {item.reason}", err=True)
+    rate = outcome.read / outcome.seconds if outcome.seconds else 0.0
+    click.echo(f"read {outcome.read} mentions in {outcome.seconds:.1f} s ({rate:,.0f}/s)", err=True)
+    resumed = f", resumed after line {outcome.resumed_after}" if outcome.resumed_after else ""
     click.echo(
-        f"imported {len(mentions)} rows from {path} ({result.new_mentions} new, "
-        f"{len(mentions) - result.new_mentions} already stored); {len(rejected)} rejected"
+        f"imported {outcome.rows} rows from {path} ({outcome.new} new, "
+        f"{outcome.rows - outcome.new} already stored{resumed}); {len(outcome.rejected)} rejected"
     )
-    sys.exit(1 if rejected else 0)
+    sys.exit(1 if outcome.rejected else 0)

@@ -24,7 +24,6 @@ from passaparola.cli.common import (
 from passaparola.daemon import system_clock
 from passaparola.retraining import brand_examples, retrain, rollback
 from rules.analysis import Analyzer
-from rules.analysis import signals as reading_signals
 from rules.sentiment import CHANNELS, LABELS, MODEL_DIR, MODES, ModelError, ReadingModel, SentimentClassifier, Signals
 from rules.training import CORPUS, Example, evaluate
 
@@ -120,28 +119,43 @@ def analyze(ctx: click.Context, config_file: str | None, mode: str | None, batch
 @main.command()
 @config_option
 @mode_option
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes that read the mentions, one model each (default: the machine's cores; a small store uses one).",
+)
 @click.pass_context
-def reanalyze(ctx: click.Context, config_file: str | None, mode: str | None) -> None:
-    """Recompute every stored mention's derived fields with the current model; corrections are kept."""
+def reanalyze(ctx: click.Context, config_file: str | None, mode: str | None, workers: int | None) -> None:
+    """Recompute every stored mention's derived fields with the current model; corrections are kept.
+
+    Mentions are read in key order and written in chunks, each with a checkpoint: run the same command again
+    after an interruption and it goes on where it stopped."""
+    from passaparola.backfill import BackfillError, ReanalyzeOutcome
+    from passaparola.backfill import reanalyze as backfill_reanalyze
+
     settings = configure(ctx, config_file)
     store = open_store(settings)
-    analyzer = Analyzer(settings.analysis.pipeline(mode))
-    done = changed = 0
-    last = ""
+    outcome = ReanalyzeOutcome()
     try:
-        while page := store.mentions.texts(after_key=last):
-            results = analyzer.analyze([row[1] for row in page], [reading_signals(*row[2:]) for row in page])
-            tags = {row[0]: r for row, r in zip(page, results, strict=True)}
-            changed += store.mentions.replace_tags(tags, system_clock())
-            done += len(page)
-            last = page[-1][0]
+        backfill_reanalyze(store, settings.analysis.pipeline(mode), workers, clock=system_clock, outcome=outcome)
     except ModelError as error:
         fail([str(error)])
+    except BackfillError as error:
+        fail([f"{error}; the mentions done so far are kept: run the same command again to go on"])
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted: {outcome.done} mentions done by this run are kept; run the same command again to go on",
+            err=True,
+        )
+        sys.exit(130)
     finally:
         store.close()
+    rate = outcome.done / outcome.seconds if outcome.seconds else 0.0
+    click.echo(f"read {outcome.done} mentions in {outcome.seconds:.1f} s ({rate:,.0f}/s)", err=True)
+    resumed = f" (resumed: {outcome.before} done by the interrupted run)" if outcome.before else ""
     click.echo(
-        f"reanalysed {done} mentions with model {analyzer.model_version if done else '-'}: "
-        f"{changed} got a different model label; people's corrections kept"
+        f"reanalysed {outcome.done} mentions{resumed} with model {outcome.model_version if outcome.done else '-'}: "
+        f"{outcome.changed} got a different model label; people's corrections kept"
     )
 
 

@@ -134,8 +134,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "acknowledged_by": STRING,
             "vip": BOOLEAN,
             "others": _list(_object({"member": STRING, "doing": {"type": "string", "enum": ["viewing", "answering"]}})),
+            "facts": {
+                "type": "object",
+                "additionalProperties": STRING,
+                "description": "what an app review says about where it was written: territory (App Store, ISO 3166-1 "
+                "alpha-3), app_version, device, android (the Android SDK level, Google Play)",
+            },
         },
-        optional=("others",),  # in inbox rows: who else has the mention open or is answering it
+        # others: in inbox rows, who else has the mention open or is answering it; facts: in a mention's own view
+        optional=("others", "facts"),
     ),
     "Incident": _object({"key": STRING, "kind": STRING, "title": STRING, "count": INTEGER, "keys": _list(STRING)}),
     "InboxPage": _object(

@@ -61,7 +61,7 @@ def mention(
     card["history"] = [mention_row(h, now) for h in store.board.author_history(card["accounts"])]
     card["moods"] = [{"month": month, **counts} for month, counts in store.board.author_moods(card["accounts"])]
     return {
-        "mention": mention_row(c, now, vip=card["tier"] == "vip"),
+        "mention": {**mention_row(c, now, vip=card["tier"] == "vip"), "facts": dict(c.mention.facts)},
         "others": others,
         "thread": [mention_row(t, now) for t in thread],
         "answers": [

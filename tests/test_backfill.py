@@ -1,0 +1,170 @@
+"""Backfills (issue #23): ``import`` and ``reanalyze`` spread reading over processes, store in large transactions,
+show their progress and, interrupted, go on where they stopped without reading anything twice."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from listener.imports import import_rows
+from listener.model import Mention, Poll
+from passaparola import backfill
+from passaparola import config as configuration
+from passaparola.cli import main
+from storage import Store
+from tests.conftest import PASSAPAROLA, T0, cli_env, run_cli
+
+PHRASES = (
+    "il pacco è arrivato rotto, voglio un rimborso",
+    "ottimo servizio, grazie mille",
+    "nessuno risponde al telefono da giorni",
+    "come posso cambiare l'indirizzo di spedizione?",
+    "the coffee machine broke again after two weeks",
+    "love the new espresso blend, great value",
+    "where is my order? it has been ten days",
+)
+#: A progress line as it reads in a log: rows done of all, the share, the rate and the time left.
+PROGRESS = re.compile(
+    r"^(import|reanalyze): (\d+)/(\d+) (lines|mentions) +\d+% \| [\d.]+ ?(lines|mentions)/s \| "
+    r"[\d:]+ elapsed, [\d:]+ left$"
+)
+
+
+def jsonl(path: Path, rows: int, bad: bool = False) -> Path:
+    """``rows`` valid rows (with ``bad``: an invalid line and a repeated id among them too)."""
+    with path.open("w", encoding="utf-8") as out:
+        for n in range(rows):
+            text = f"{PHRASES[n % len(PHRASES)]} {PHRASES[(n * 3) % len(PHRASES)]} #{n}"
+            row = {"id": f"r-{n}", "text": text, "published_at": "2026-03-01T10:00:00+01:00", "author": f"c{n % 97}"}
+            out.write(json.dumps({**row, "channel": "review", "rating": str(1 + n % 5)} if n % 4 == 0 else row) + "\n")
+            if bad and n == 1500:
+                out.write("{not json\n")
+                out.write(json.dumps({**row, "text": "again"}) + "\n")
+    return path
+
+
+def config(tmp_path: Path, name: str = "p") -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f'[storage]\npath = "{tmp_path / name}.db"\n[analysis]\nmode = "fast"\n', encoding="utf-8")
+    return path
+
+
+def query(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as connection:
+        return connection.execute(sql).fetchall()
+
+
+READING = "SELECT key, language, sentiment, needs_answer, needs_answer_reason, topics, model_version FROM mention_tags"
+
+
+def test_an_import_over_two_workers_stores_every_row_once_read_as_one_process_reads_it(tmp_path: Path) -> None:
+    source = jsonl(tmp_path / "calls.jsonl", 3_000, bad=True)
+    done = run_cli([*PASSAPAROLA, "import", str(source), "--workers", "2", "--config", str(config(tmp_path))])
+    assert done.returncode == 1, done.stderr  # the bad lines are listed, the others stored
+    assert "imported 3000 rows" in done.stdout and "(3000 new, 0 already stored); 2 rejected" in done.stdout
+    assert f"{source}:1502: rejected: not valid JSON" in done.stderr
+    assert f"{source}:1503: rejected: id 'r-1500' is repeated (first on line 1501)" in done.stderr
+    assert "read 3000 mentions" in done.stderr
+
+    alone = Store.open(tmp_path / "alone.db")
+    settings = configuration.load(config(tmp_path), environ={}).analysis.pipeline("fast")
+    outcome = backfill.import_file(alone, source, T0.replace(year=2027), settings, workers=1, progress=False)
+    alone.close()
+    assert outcome.read == 3000 and len(outcome.rejected) == 2
+
+    keys = query(tmp_path / "p.db", "SELECT key, count(*) FROM mentions GROUP BY key HAVING count(*) = 1")
+    assert len(keys) == 3000 == query(tmp_path / "p.db", "SELECT count(*) FROM mentions")[0][0]
+    pooled = query(tmp_path / "p.db", f"{READING} ORDER BY key")
+    assert len(pooled) == 3000 and all(row[2] for row in pooled)  # every row was read on the way in
+    assert pooled == query(tmp_path / "alone.db", f"{READING} ORDER BY key")
+    assert query(tmp_path / "p.db", "SELECT count(*) FROM backfill_checkpoints") == [(0,)]  # finished: cleared
+
+
+def interrupt_after_first_chunk(command: list[str]) -> tuple[int, str]:
+    """Run ``command``, send it Ctrl-C (SIGINT) once its first chunk is stored; its exit status and stderr."""
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=cli_env())
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:  # the first progress line comes after the first chunk's commit
+        seen.append(line)
+        if PROGRESS.match(line.strip()):
+            process.send_signal(signal.SIGINT)
+            break
+    rest = process.communicate(timeout=60)[1]
+    return process.returncode, "".join(seen) + rest
+
+
+def test_an_interrupted_import_goes_on_where_it_stopped_and_reads_nothing_twice(tmp_path: Path) -> None:
+    source = jsonl(tmp_path / "calls.jsonl", 5_000)
+    command = [*PASSAPAROLA, "import", str(source), "--workers", "1", "--config", str(config(tmp_path))]
+    status, stderr = interrupt_after_first_chunk(command)
+    assert status == 130, stderr
+    assert "interrupted: 2000 new rows stored by this run are kept; run the same command again" in stderr
+    assert query(tmp_path / "p.db", "SELECT count(*) FROM mentions") == [(2000,)]
+    assert query(tmp_path / "p.db", "SELECT position, done FROM backfill_checkpoints") == [("2000", 2000)]
+
+    again = run_cli(command)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming {source} after line 2000 (2000 rows stored by the interrupted run)" in again.stderr
+    assert "read 3000 mentions" in again.stderr  # the 2,000 stored are not read again
+    assert "imported 5000 rows" in again.stdout and "(3000 new, 2000 already stored, resumed after line 2000" in (
+        again.stdout
+    )
+    assert query(tmp_path / "p.db", "SELECT count(*), count(DISTINCT key) FROM mentions") == [(5000, 5000)]
+    assert query(tmp_path / "p.db", "SELECT count(*) FROM mention_tags WHERE model_version != ''") == [(5000,)]
+    assert query(tmp_path / "p.db", "SELECT count(*) FROM backfill_checkpoints") == [(0,)]
+
+
+def test_an_interrupted_reanalysis_goes_on_after_the_last_mention_it_stored(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "p.db")
+    rows = import_rows(jsonl(tmp_path / "calls.jsonl", 4_000), T0.replace(year=2027))
+    mentions = tuple(row for _, row in rows if isinstance(row, Mention))
+    store.save_poll("import", "import", Poll(mentions=mentions), T0)  # stored unread
+    store.close()
+    command = [*PASSAPAROLA, "reanalyze", "--mode", "fast", "--workers", "1", "--config", str(config(tmp_path))]
+    status, stderr = interrupt_after_first_chunk(command)
+    assert status == 130, stderr
+    assert "interrupted: 2000 mentions done by this run are kept" in stderr
+    assert query(tmp_path / "p.db", "SELECT count(*) FROM mention_tags") == [(2000,)]
+
+    again = run_cli(command)
+    assert again.returncode == 0, again.stderr
+    assert "resuming the reanalysis after 2000 mentions" in again.stderr
+    assert "reanalysed 2000 mentions (resumed: 2000 done by the interrupted run)" in again.stdout
+    assert query(tmp_path / "p.db", "SELECT count(*) FROM mention_tags WHERE model_version != ''") == [(4000,)]
+    assert query(tmp_path / "p.db", "SELECT count(*) FROM backfill_checkpoints") == [(0,)]
+
+
+def test_progress_in_a_log_is_one_readable_line_with_the_rate_and_the_time_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backfill, "LINE_EVERY", 0.0)  # a line per chunk, not one each ten seconds
+    store = Store.open(tmp_path / "p.db")
+    source = jsonl(tmp_path / "calls.jsonl", 1_000)
+    backfill.import_file(store, source, T0.replace(year=2027), None, chunk=250)
+    store.close()
+    stderr = capsys.readouterr().err
+    assert "\r" not in stderr and "\x1b" not in stderr  # no bar redrawn in place: a log keeps every line
+    lines = stderr.splitlines()
+    assert [PROGRESS.match(line) is not None for line in lines] == [True] * 4, stderr
+    assert [line.split(" ")[1] for line in lines] == ["250/1000", "500/1000", "750/1000", "1000/1000"]
+
+
+def test_bad_inputs_name_what_is_wrong(tmp_path: Path) -> None:
+    runner = CliRunner()
+    settings = str(config(tmp_path))
+    zero = runner.invoke(main, ["import", str(jsonl(tmp_path / "a.jsonl", 3)), "--workers", "0", "--config", settings])
+    assert zero.exit_code == 2 and "Invalid value for '--workers': 0 is not in the range x>=1" in zero.output
+    again = runner.invoke(main, ["reanalyze", "--workers", "0", "--config", settings])
+    assert again.exit_code == 2 and "Invalid value for '--workers'" in again.output
+    missing = runner.invoke(main, ["import", str(tmp_path / "gone.jsonl"), "--config", settings])
+    assert missing.exit_code == 2
+    assert f"{tmp_path / 'gone.jsonl'}: cannot read it (No such file or directory)" in missing.output
+    assert not (tmp_path / "p.db").exists()  # nothing was created for a file that cannot be read
