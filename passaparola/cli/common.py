@@ -6,7 +6,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,11 +19,13 @@ from notifiers.apprise_notifier import AppriseNotifier
 from notifiers.log import LogNotifier
 from passaparola import config as configuration
 from passaparola.actions import Refusal
+from passaparola.backfill import BackfillError
 from passaparola.config import ConfigError, Settings
 from passaparola.daemon import Daemon
 from passaparola.exports import ExportError
 from passaparola.retraining import live_model_dir
 from rules.analysis import Analyzer
+from rules.sentiment import ModelError
 from storage.people import PeopleError
 from storage.store import StorageError, Store
 
@@ -191,3 +193,20 @@ def _people_store(config_file: str | None) -> Iterator[tuple[Settings, Store]]:
         fail([str(error)])
     finally:
         store.close()
+
+
+@contextmanager
+def backfill_stops(kept: Callable[[], str]) -> Iterator[None]:
+    """How `import` and `reanalyze` end early: a model that cannot load, a worker that died, or Ctrl-C (exit 130),
+    each saying what this run kept (``kept()``, e.g. "120 new rows stored by this run") and that the same command
+    goes on."""
+    go_on = "run the same command again to go on"
+    try:
+        yield
+    except ModelError as error:
+        fail([str(error)])
+    except BackfillError as error:
+        fail([f"{error}; {kept()} are kept: {go_on}"])
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: {kept()} are kept; {go_on}", err=True)
+        sys.exit(130)

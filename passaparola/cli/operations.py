@@ -23,6 +23,7 @@ from passaparola import config as configuration
 from passaparola.cli.common import (
     _minutes,
     _share,
+    backfill_stops,
     build_daemon,
     build_notifier,
     build_taggers,
@@ -39,7 +40,7 @@ from passaparola.cli.common import (
 from passaparola.config import Settings, SourceSpec, UserSettings
 from passaparola.daemon import system_clock
 from passaparola.drill import SCENARIOS, DrillError, run_drill
-from rules.sentiment import MODES, ModelError
+from rules.sentiment import MODES
 from rules.triage import figures
 from storage.store import StorageError, Store
 
@@ -348,7 +349,7 @@ def import_file(
     stopped, reading nothing twice.
     """
     from listener.imports import ImportFileError, import_rows
-    from passaparola.backfill import BackfillError, ImportOutcome
+    from passaparola.backfill import ImportOutcome
     from passaparola.backfill import import_file as backfill_import
     from passaparola.retraining import live_model_dir
 
@@ -362,21 +363,12 @@ def import_file(
     store = open_store(settings)
     outcome = ImportOutcome()
     try:
-        pipeline = None
-        if settings.analysis.enabled:
-            configured = Path(settings.analysis.model_dir) if settings.analysis.model_dir else None
-            pipeline = settings.analysis.pipeline(mode, live_model_dir(store, configured))
-        backfill_import(store, file, now, pipeline, fmt, workers, rows=rows, outcome=outcome)
-    except ModelError as error:
-        fail([str(error)])
-    except BackfillError as error:
-        fail([f"{error}; the rows stored so far are kept: run the same command again to go on"])
-    except KeyboardInterrupt:
-        click.echo(
-            f"interrupted: {outcome.new} new rows stored by this run are kept; run the same command again to go on",
-            err=True,
-        )
-        sys.exit(130)
+        with backfill_stops(lambda: f"{outcome.new} new rows stored by this run"):
+            pipeline = None
+            if settings.analysis.enabled:
+                configured = Path(settings.analysis.model_dir) if settings.analysis.model_dir else None
+                pipeline = settings.analysis.pipeline(mode, live_model_dir(store, configured))
+            backfill_import(store, file, now, pipeline, fmt, workers, rows=rows, outcome=outcome)
     finally:
         store.close()
     for item in outcome.rejected:

@@ -14,6 +14,7 @@ from passaparola.actions import MentionActions, operator
 from passaparola.cli.common import (
     _acting,
     _configured_model_dir,
+    backfill_stops,
     config_option,
     configure,
     fail,
@@ -130,24 +131,15 @@ def reanalyze(ctx: click.Context, config_file: str | None, mode: str | None, wor
 
     Mentions are read in key order and written in chunks, each with a checkpoint: run the same command again
     after an interruption and it goes on where it stopped."""
-    from passaparola.backfill import BackfillError, ReanalyzeOutcome
+    from passaparola.backfill import ReanalyzeOutcome
     from passaparola.backfill import reanalyze as backfill_reanalyze
 
     settings = configure(ctx, config_file)
     store = open_store(settings)
     outcome = ReanalyzeOutcome()
     try:
-        backfill_reanalyze(store, settings.analysis.pipeline(mode), workers, clock=system_clock, outcome=outcome)
-    except ModelError as error:
-        fail([str(error)])
-    except BackfillError as error:
-        fail([f"{error}; the mentions done so far are kept: run the same command again to go on"])
-    except KeyboardInterrupt:
-        click.echo(
-            f"interrupted: {outcome.done} mentions done by this run are kept; run the same command again to go on",
-            err=True,
-        )
-        sys.exit(130)
+        with backfill_stops(lambda: f"{outcome.done} mentions done by this run"):
+            backfill_reanalyze(store, settings.analysis.pipeline(mode), workers, clock=system_clock, outcome=outcome)
     finally:
         store.close()
     rate = outcome.done / outcome.seconds if outcome.seconds else 0.0
