@@ -47,17 +47,11 @@ from mastodon import (
     MastodonNotFoundError,
     MastodonRatelimitError,
 )
+from mastodon._url_regex import url_regex as MASTODON_URL  # the link pattern Mastodon's composer counts with
 from pydantic import SecretStr
 
 from listener.model import Author, BrandReply, Mention, Poll, RateLimited, SourceError
 from listener.replying import ReplyError, ReplyProblem, SentReply
-
-#: Links as a simple pattern, should Mastodon.py stop shipping the composer's own: group 3 is the link.
-SIMPLE_URL = re.compile(r"((^|[^\w@#$/]))((https?://)[^\s<>\"]*[^\s<>\".,:;!?)\]'])", re.IGNORECASE)
-try:  # the link pattern Mastodon's own composer counts with, as Mastodon.py ships it for get_status_length
-    from mastodon._url_regex import url_regex as MASTODON_URL
-except ImportError:  # pragma: no cover - a later Mastodon.py without it
-    MASTODON_URL = SIMPLE_URL
 
 log = logging.getLogger(__name__)
 

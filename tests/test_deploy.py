@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -29,10 +30,6 @@ from passaparola.web.metrics import render
 from rules import NegativeSpike, VolumeSpike
 from storage import Store
 from tests.conftest import ROOT, T0
-
-kubernetes_validate = pytest.importorskip(
-    "kubernetes_validate", reason="kubernetes-validate is not installed (pip install -e '.[test]')"
-)
 
 K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
