@@ -317,6 +317,7 @@ class Score:
     contributions: tuple[Contribution, ...]
     praised: tuple[str, ...]  # topics of the counted positive mentions, most frequent first
     last_praise: Said | None
+    exact: float = 0.0  # the sum of the unrounded terms: what ages in place (``exact * decay``), as every term does
 
     @property
     def counted(self) -> int:

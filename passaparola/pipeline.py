@@ -27,8 +27,10 @@ from passaparola.config import SourceSpec
 from rules.advocates import (
     AdvocateSettings,
     advocate_mention_alert,
+    aged,
     promotion_alert,
     score_each,
+    scoring_key,
     suggest_offer,
 )
 from rules.base import Evaluator, Tagger
@@ -196,11 +198,27 @@ class AdvocateOutcome:
     alerts: int = 0
 
 
+#: A score with nothing new is brought up to date (its decay) once it is this old, a few thousand a cycle.
+AGE_SCORES_AFTER = timedelta(hours=1)
+AGE_SCORES_PER_CYCLE = 5_000
+
+
 def score_advocates(settings: AdvocateSettings, store: Store, now: datetime) -> AdvocateOutcome:
-    """Re-score everyone who spoke in the window; tell the team about new VIPs and about advocates' praise."""
+    """Re-score the people with something new since the last cycle (everyone on the first, or after a change of
+    settings), age the scores of the others in place; tell the team about new VIPs and about advocates' praise.
+
+    Work grows with what is new, not with the window (#23): a person's score is re-read when a mention of theirs
+    is stored, edited, re-read, corrected, leaves the window, or their accounts or reach change (`storage`'s
+    triggers mark them). Anyone else's score only decays, by the same factor for every term, and is updated within
+    `AGE_SCORES_AFTER`: to the number a re-score gives, and a tier it falls below."""
     store.people.sync(now)
-    scores = score_each(store.people.said_by_person(now - timedelta(days=settings.window_days)), settings, now)
-    promoted = store.people.save_scores(scores, now)
+    since = now - timedelta(days=settings.window_days)
+    key = scoring_key(settings)
+    changed = store.people.claim_changed(key, since, now)
+    scores = score_each(store.people.said_by_person(since, changed), settings, now)
+    promoted = store.people.save_scores(scores, now, changed, key, since)
+    stale = store.people.stale_scores(now - AGE_SCORES_AFTER, AGE_SCORES_PER_CYCLE)
+    store.people.age_scores(((pid, *aged(exact, at, now, settings)) for pid, exact, at in stale), now)
     by_person = {s.person_id: s for s in scores}
     alerts: list[Alert] = []
     if settings.alert_promotion and promoted:

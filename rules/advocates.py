@@ -18,6 +18,7 @@ text is only ever a *value* in the context, never template source.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from collections import Counter
@@ -85,6 +86,31 @@ class AdvocateSettings:
     mention_lookback_hours: int = 24
 
 
+def scoring_key(settings: AdvocateSettings) -> str:
+    """The settings a score depends on, as one string: a stored score computed under others is re-computed."""
+    return json.dumps(
+        {
+            "half_life_days": settings.half_life_days,
+            "window_days": settings.window_days,
+            "burst_cap_per_day": settings.burst_cap_per_day,
+            "near_duplicate": settings.near_duplicate,
+            "tiers": dict(sorted(settings.tiers.items())),
+            "excluded_handles": sorted(settings.excluded_handles),
+            "self_promotion": list(settings.self_promotion),
+        },
+        sort_keys=True,
+    )
+
+
+def aged(exact: float, computed_at: datetime, now: datetime, settings: AdvocateSettings) -> tuple[float, float, str]:
+    """A score with nothing new since ``computed_at``, as of ``now``: every term decays by the same factor, so the
+    unrounded sum does too. Returns (unrounded, rounded, tier): what a re-score gives, give or take the rounding
+    of its terms to four decimals (at most 0.00005 a counted mention)."""
+    exact *= decay(computed_at, now, settings.half_life_days)
+    score = round(exact, 4)
+    return exact, score, tier_of(score, settings.tiers)
+
+
 def reach_factor(followers: int) -> float:
     return 1.0 + math.log10(1 + max(followers, 0))
 
@@ -130,6 +156,7 @@ def _self_promotion(text: str, cues: Sequence[str]) -> str:
 def score_person(person_id: int, said: Sequence[Said], settings: AdvocateSettings, now: datetime) -> Score:
     """Score one person's mentions, oldest first (the first of near-duplicates is the one that counts)."""
     contributions: list[Contribution] = []
+    exact = 0.0
     counted_shingles: list[frozenset[str]] = []
     per_day: Counter[str] = Counter()
     for s in sorted(said, key=lambda s: (s.published_at, s.key)):
@@ -152,8 +179,9 @@ def score_person(person_id: int, said: Sequence[Said], settings: AdvocateSetting
             counted_shingles.append(shingles)
             per_day[day] += 1
         value = 0.0 if excluded else sign * s.strength * factor * weight
+        exact += value
         contributions.append(Contribution(s, round(factor, 4), round(weight, 4), round(value, 4), excluded))
-    total = round(sum(c.value for c in contributions), 4)
+    total = round(sum(c.value for c in contributions), 4)  # the terms `advocates explain` prints, added up
     praise = [c.said for c in contributions if c.value > 0]
     topics = Counter(t for s in praise for t in s.topics)
     return Score(
@@ -163,6 +191,7 @@ def score_person(person_id: int, said: Sequence[Said], settings: AdvocateSetting
         contributions=tuple(contributions),
         praised=tuple(t for t, _ in topics.most_common()),
         last_praise=max(praise, key=lambda s: s.published_at) if praise else None,
+        exact=exact,
     )
 
 

@@ -452,12 +452,15 @@ class Board:
     ) -> tuple[list[tuple[str, dict[str, int]]], list[tuple[str, dict[str, int]]]]:
         """`complaint_topics` since ``since`` and since ``wider`` (earlier: the cockpit's whole weeks), from one
         read of the wider window: each day's count is split at ``since``, so both lists are what two reads give."""
+        # The window's mentions by date first (CROSS JOIN keeps that order), then only the tags that have a topic
+        # (m020's partial index: a mention with none has no complaint), not every stored mention's tags.
         rows = self.db.execute(
             "SELECT j.value, substr(m.published_at, 1, 10), m.published_at > :since, count(*) FROM mentions m "
-            "JOIN mention_tags t ON t.key = m.key LEFT JOIN sentiment_corrections sc ON sc.key = m.key, "
-            "json_each(COALESCE(t.topics, '[]')) j "
-            "WHERE m.published_at > :wider AND COALESCE(json_extract(t.extra, '$.topic_sentiment.\"' || j.value || "
-            "'\"'), sc.label, t.sentiment) = 'negative' GROUP BY 1, 2, 3",
+            "CROSS JOIN mention_tags t INDEXED BY mention_tags_topics ON t.key = m.key "
+            "LEFT JOIN sentiment_corrections sc ON sc.key = m.key, json_each(t.topics) j "
+            "WHERE m.published_at > :wider AND t.topics IS NOT NULL AND t.topics != '[]' "
+            "AND COALESCE(json_extract(t.extra, '$.topic_sentiment.\"' || j.value || '\"'), sc.label, t.sentiment) "
+            "= 'negative' GROUP BY 1, 2, 3",
             {"since": iso(since), "wider": iso(min(since, wider))},
         ).fetchall()
         recent: dict[str, dict[str, int]] = {}
@@ -504,6 +507,7 @@ class Board:
         answered = "c.state = 'answered' AND c.response_seconds IS NOT NULL"
         due, done = "NULLIF(c.due_at, '')", "NULLIF(c.answered_at, '')"
         change = f"({_SENTIMENT_VALUE.format('fs')}) - ({_SENTIMENT_VALUE.format('bs')})"
+        # The window's mentions from m020's index alone (date, channel, key): their rows are wide (text, metrics).
         rows = self.db.execute(
             f"""
             SELECT m.platform, {_TEAM_SQL.format("c")}, {_MEMBER_SQL.format("c")}, {day} AS day,
@@ -520,7 +524,7 @@ class Board:
                    ) END,
                    count(*), sum({OPEN_SQL}), sum({answered} AND ({due} IS NULL OR COALESCE({done}, :now) <= {due})),
                    sum({OPEN_SQL} AND {due} IS NOT NULL AND {due} <= :now)
-            FROM mentions m JOIN conversations c ON c.key = m.key
+            FROM mentions m INDEXED BY mentions_published_channel JOIN conversations c ON c.key = m.key
             WHERE m.published_at > :since AND m.published_at <= :until
             GROUP BY 1, 2, 3, 4, 5, 6, 7
             """,
@@ -553,7 +557,10 @@ class Board:
         )
 
     def workloads(self, now: datetime, day_start: datetime) -> dict[str, Workload]:
-        """Per assignee: open items, when the oldest waiting one was published, breaches since ``day_start``."""
+        """Per assignee: open items, when the oldest waiting one was published, breaches since ``day_start``.
+
+        Only the open conversations (`conversations_open`) and those due since ``day_start`` (`conversations_due`,
+        m020) can count, so those two indexes give the keys: not every conversation that ever had an assignee."""
         rows = self.db.execute(
             f"""
             SELECT c.assignee,
@@ -562,7 +569,10 @@ class Board:
                    sum(c.due_at >= :start AND c.due_at < :now
                        AND ({OPEN_SQL} OR c.answered_at > c.due_at)),
                    sum({OPEN_SQL} AND c.due_at <= :now)
-            FROM conversations c JOIN mentions m ON m.key = c.key
+            FROM (SELECT key FROM conversations c INDEXED BY conversations_open
+                  WHERE {OPEN_SQL} AND c.triaged_at IS NOT NULL
+                  UNION SELECT key FROM conversations INDEXED BY conversations_due WHERE due_at >= :start) w
+            JOIN conversations c ON c.key = w.key JOIN mentions m ON m.key = c.key
             WHERE c.triaged_at IS NOT NULL AND COALESCE(c.assignee, '') != ''
               AND ({OPEN_SQL} OR c.due_at >= :start)
             GROUP BY c.assignee

@@ -491,3 +491,149 @@ def m018_backfill_checkpoints(db: Database) -> None:
             updated_at TEXT NOT NULL
         )"""
     )
+
+
+@migrations()
+def m019_advocate_changes(db: Database) -> None:
+    """What advocate scoring needs to re-read only the people with something new (#23): at a million mentions a
+    full re-score of the 180-day window takes seconds, every cycle.
+
+    - ``advocate_dirty``: the people whose score may have changed, marked by triggers on every write that moves a
+      score (a mention stored, edited or deleted; its reading; a person's correction; an author's reach or handle;
+      an account linked or unlinked), so no write path can forget to. ``claimed`` is set when a cycle starts
+      reading them; a mark made after that clears it again, so the person is read once more next cycle.
+    - ``advocate_runs``: when the last cycle scored, and with which settings; a change of settings re-scores all.
+    - ``advocate_scores.exact``: the unrounded score at ``computed_at``, so a score that only ages is decayed in
+      place (``exact * 0.5 ** (age / half-life)``) to the same number a re-score gives."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS advocate_dirty (person_id INTEGER PRIMARY KEY, claimed INTEGER NOT NULL DEFAULT 0)"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS advocate_runs (id INTEGER PRIMARY KEY CHECK (id = 1), scored_at TEXT NOT NULL, "
+        "window_since TEXT NOT NULL, settings TEXT NOT NULL)"
+    )
+    db.execute("ALTER TABLE advocate_scores ADD COLUMN exact REAL")
+    db.execute("CREATE INDEX IF NOT EXISTS advocate_scores_computed ON advocate_scores(computed_at)")
+    mark = (
+        "INSERT INTO advocate_dirty (person_id) SELECT person_id FROM person_authors WHERE author_key = {author} "
+        "ON CONFLICT (person_id) DO UPDATE SET claimed = 0"
+    )
+    of_mention = "(SELECT author_key FROM mentions WHERE key = {row}.key)"
+    triggers = {
+        "mentions_insert": ("AFTER INSERT ON mentions", [mark.format(author="NEW.author_key")]),
+        "mentions_update": (
+            "AFTER UPDATE ON mentions WHEN OLD.text IS NOT NEW.text OR OLD.published_at IS NOT NEW.published_at "
+            "OR OLD.author_key IS NOT NEW.author_key OR OLD.url IS NOT NEW.url",
+            [mark.format(author="OLD.author_key"), mark.format(author="NEW.author_key")],
+        ),
+        "mentions_delete": ("AFTER DELETE ON mentions", [mark.format(author="OLD.author_key")]),
+        "tags_insert": ("AFTER INSERT ON mention_tags", [mark.format(author=of_mention.format(row="NEW"))]),
+        "tags_update": (
+            "AFTER UPDATE ON mention_tags WHEN OLD.sentiment IS NOT NEW.sentiment "
+            "OR OLD.sentiment_probs IS NOT NEW.sentiment_probs OR OLD.topics IS NOT NEW.topics",
+            [mark.format(author=of_mention.format(row="NEW"))],
+        ),
+        "corrections_insert": (
+            "AFTER INSERT ON sentiment_corrections",
+            [mark.format(author=of_mention.format(row="NEW"))],
+        ),
+        "corrections_update": (
+            "AFTER UPDATE ON sentiment_corrections",
+            [mark.format(author=of_mention.format(row="NEW"))],
+        ),
+        "corrections_delete": (
+            "AFTER DELETE ON sentiment_corrections",
+            [mark.format(author=of_mention.format(row="OLD"))],
+        ),
+        "authors_update": (
+            "AFTER UPDATE ON authors WHEN OLD.reach IS NOT NEW.reach OR OLD.handle IS NOT NEW.handle",
+            [mark.format(author="NEW.key")],
+        ),
+    }
+    link = (
+        "INSERT INTO advocate_dirty (person_id) VALUES ({row}.person_id) "
+        "ON CONFLICT (person_id) DO UPDATE SET claimed = 0"
+    )
+    triggers |= {
+        "links_insert": ("AFTER INSERT ON person_authors", [link.format(row="NEW")]),
+        "links_update": ("AFTER UPDATE ON person_authors", [link.format(row="OLD"), link.format(row="NEW")]),
+        "links_delete": ("AFTER DELETE ON person_authors", [link.format(row="OLD")]),
+    }
+    for name, (when, statements) in triggers.items():
+        body = "; ".join(statements)
+        db.execute(f"CREATE TRIGGER IF NOT EXISTS advocate_dirty_{name} {when} BEGIN {body}; END")
+
+
+@migrations()
+def m020_cockpit_indexes(db: Database) -> None:
+    """What the cockpit reads at 1M mentions (`make bench`, pages; #23), each so a figure reads the window's few
+    index entries instead of every stored row:
+
+    - ``mentions_rated``: the mentions with a star rating, by date, with their channel, place and rating (partial:
+      its WHERE is the ratings query's own test of the rating), so the 60 days of ratings read the few rated
+      mentions instead of every mention of those days;
+    - ``conversations_due``: the conversations by deadline, so a workload reads today's deadlines (and the open ones,
+      `conversations_open`) instead of every conversation that ever had an assignee;
+    - ``mentions_published_channel``: the mentions by date with their channel and key, so the response figures read
+      the window from the index alone (the mentions' rows are wide: text, metrics);
+    - ``mention_tags_topics``: the tags of the mentions that have a topic, so the complaints skip the (wide) tags of
+      every mention of their weeks that has none."""
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS mentions_rated ON mentions(published_at, platform, place, "
+        "json_extract(metrics, '$.rating')) WHERE json_extract(metrics, '$.rating') > 0"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS conversations_due ON conversations(due_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS mentions_published_channel ON mentions(published_at, platform, key)")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS mention_tags_topics ON mention_tags(key, sentiment, topics) "
+        "WHERE topics IS NOT NULL AND topics != '[]'"
+    )
+    for index in ("mentions_rated", "conversations_due", "mentions_published_channel", "mention_tags_topics"):
+        db.execute(f"ANALYZE {index}")
+
+
+@migrations()
+def m021_last_answerers(db: Database) -> None:
+    """Who answered each author last (`ConversationQuery.last_answerers`, routing a returning author to the same
+    person): kept by triggers as conversations are answered, so triage looks one row up per author instead of
+    reading every mention the author ever wrote (half a second a cycle at a million mentions). When the answer it
+    holds is undone (the conversation reopened or deleted), the author's row is found again from what is left."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS author_answerers (author_key TEXT PRIMARY KEY, member TEXT NOT NULL, "
+        "answered_at TEXT NOT NULL, key TEXT NOT NULL)"
+    )
+    latest = (
+        "SELECT m.author_key, c.answered_by, c.answered_at, c.key "
+        "FROM conversations c JOIN mentions m ON m.key = c.key "
+        "WHERE c.state = 'answered' AND c.answered_by != '' AND c.answered_at IS NOT NULL {where} "
+        "ORDER BY c.answered_at"
+    )
+    upsert = (
+        " ON CONFLICT (author_key) DO UPDATE SET member = excluded.member, answered_at = excluded.answered_at, "
+        "key = excluded.key WHERE excluded.answered_at >= author_answerers.answered_at"
+    )
+    db.execute(f"INSERT INTO author_answerers (author_key, member, answered_at, key) {latest.format(where='')}{upsert}")
+    answered = (
+        "INSERT INTO author_answerers (author_key, member, answered_at, key) "
+        "SELECT m.author_key, NEW.answered_by, NEW.answered_at, NEW.key FROM mentions m WHERE m.key = NEW.key" + upsert
+    )
+    redo = (  # the undone answer's row loses its date, so whatever answer of the author is left replaces it
+        "UPDATE author_answerers SET answered_at = '' WHERE key = OLD.key; "
+        "INSERT INTO author_answerers (author_key, member, answered_at, key) "
+        + latest.format(where="AND m.author_key = (SELECT author_key FROM author_answerers WHERE key = OLD.key)")
+        + upsert
+        + "; DELETE FROM author_answerers WHERE key = OLD.key"
+    )
+    when = "NEW.state = 'answered' AND NEW.answered_by != '' AND NEW.answered_at IS NOT NULL"
+    held = "EXISTS (SELECT 1 FROM author_answerers WHERE key = OLD.key)"
+    for name, event, body in (
+        ("answered_insert", f"AFTER INSERT ON conversations WHEN {when}", answered),
+        ("answered_update", f"AFTER UPDATE OF state, answered_by, answered_at ON conversations WHEN {when}", answered),
+        (
+            "answer_undone",
+            f"AFTER UPDATE OF state, answered_by, answered_at ON conversations WHEN NOT ({when}) AND {held}",
+            redo,
+        ),
+        ("answer_deleted", f"AFTER DELETE ON conversations WHEN {held}", redo),
+    ):
+        db.execute(f"CREATE TRIGGER IF NOT EXISTS author_answerers_{name} {event} BEGIN {body}; END")

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -237,7 +237,9 @@ class People:
 
     _SAID = """
             SELECT m.key, pa.person_id, m.platform, a.handle, a.reach, m.published_at,
-                   COALESCE(sc.label, t.sentiment) AS label, t.sentiment_probs, sc.label IS NOT NULL,
+                   COALESCE(sc.label, t.sentiment) AS label,
+                   CASE WHEN sc.label IS NOT NULL OR COALESCE(t.sentiment_probs, '') = '' THEN 1.0
+                        ELSE COALESCE(json_extract(t.sentiment_probs, '$.' || t.sentiment), 1.0) END AS strength,
                    m.text, m.url, t.topics
             FROM mentions m
             JOIN person_authors pa ON pa.author_key = m.author_key
@@ -255,11 +257,18 @@ class People:
         ).fetchall()
         return [self._said(row) for row in rows]
 
-    def said_by_person(self, since: datetime, batch: int = 2000) -> Iterator[tuple[int, list[Said]]]:
-        """What `said` returns, one person at a time (by person id): a scorer holds one person's mentions in memory,
-        not the whole window's. (Grouping the window's rows here instead of sorting them in SQL is a little faster
-        and holds them all: over 250 MB more at a million mentions.)"""
-        cursor = self.db.execute(f"{self._SAID} ORDER BY pa.person_id", [iso(since)])
+    def said_by_person(
+        self, since: datetime, people: Collection[int] | None = None, batch: int = 2000
+    ) -> Iterator[tuple[int, list[Said]]]:
+        """What `said` returns, one person at a time (by person id), for everyone or for ``people`` alone: a scorer
+        holds one person's mentions in memory, not the whole window's. (Grouping the window's rows here instead of
+        sorting them in SQL is a little faster and holds them all: over 250 MB more at a million mentions.)"""
+        if people is not None and not people:
+            return
+        where, params = ("", []) if people is None else ("AND pa.person_id IN (SELECT value FROM json_each(?))", [
+            json.dumps(sorted(people))
+        ])  # fmt: skip
+        cursor = self.db.execute(f"{self._SAID} {where} ORDER BY pa.person_id", [iso(since), *params])
         current: int | None = None
         group: list[Said] = []
         while rows := cursor.fetchmany(batch):
@@ -275,8 +284,7 @@ class People:
 
     @staticmethod
     def _said(row: Sequence[Any]) -> Said:
-        key, pid, platform, handle, reach, published, label, probs, corrected, text, url, topics = row
-        strength = 1.0 if corrected or not probs else float(json.loads(probs).get(label, 1.0))
+        key, pid, platform, handle, reach, published, label, strength, text, url, topics = row
         return Said(
             key=key,
             person_id=pid,
@@ -285,18 +293,67 @@ class People:
             reach=reach or 0,
             published_at=datetime.fromisoformat(published),
             sentiment=label,
-            strength=round(strength, 4),
+            strength=round(float(strength), 4),  # the model's probability of its label, 1.0 when a person set it
             text=text,
             url=url or "",
             topics=tuple(json.loads(topics)) if topics else (),
         )
 
-    def save_scores(self, scores: Sequence[Score], at: datetime) -> list[int]:
-        """Replace the stored scores; returns the people who have just become VIP."""
-        before = dict(self.db.execute("SELECT person_id, tier FROM advocate_scores").fetchall())
+    def claim_changed(self, settings_key: str, since: datetime, now: datetime) -> set[int] | None:
+        """The people this cycle must re-score: those a write marked (`advocate_dirty`, filled by triggers) and those
+        with a mention that has left the window since the last cycle; ``None`` for everyone (no cycle yet, other
+        settings, or a clock behind the last cycle's). The marks are claimed, and cleared by `save_scores`; a mark
+        made after this keeps its person for the next cycle."""
+        with writing(self.db):
+            self.db.execute("UPDATE advocate_dirty SET claimed = 1 WHERE claimed = 0")
+            last = self.db.execute("SELECT scored_at, window_since, settings FROM advocate_runs").fetchone()
+            marked = {row[0] for row in self.db.execute("SELECT person_id FROM advocate_dirty")}
+        if last is None or last[2] != settings_key:
+            return None
+        scored_at, window_since = datetime.fromisoformat(last[0]), datetime.fromisoformat(last[1])
+        if scored_at > now or window_since > since:
+            return None
+        left = self.db.execute(
+            "SELECT DISTINCT pa.person_id FROM mentions m JOIN person_authors pa ON pa.author_key = m.author_key "
+            "WHERE m.published_at > ? AND m.published_at <= ?",
+            [iso(window_since), iso(since)],
+        )
+        return marked | {row[0] for row in left.fetchall()}
+
+    def save_scores(
+        self,
+        scores: Sequence[Score],
+        at: datetime,
+        rescored: Collection[int] | None,
+        settings_key: str,
+        since: datetime,
+    ) -> list[int]:
+        """Store the scores of the people re-scored (``rescored``; ``None``: everyone, replacing every score), clear
+        the marks `claim_changed` claimed and note the cycle; returns the people who have just become VIP."""
         now = iso(at)
         with writing(self.db):
-            self.db.execute("DELETE FROM advocate_scores")
+            if rescored is None:
+                before = dict(self.db.execute("SELECT person_id, tier FROM advocate_scores").fetchall())
+                self.db.execute("DELETE FROM advocate_scores")
+            else:
+                ids = json.dumps(sorted(rescored))
+                before = dict(
+                    self.db.execute(
+                        "SELECT person_id, tier FROM advocate_scores "
+                        "WHERE person_id IN (SELECT value FROM json_each(?))",
+                        [ids],
+                    ).fetchall()
+                )
+                self.db.execute(
+                    "DELETE FROM advocate_scores WHERE person_id IN (SELECT value FROM json_each(?))", [ids]
+                )
+            self.db.execute("DELETE FROM advocate_dirty WHERE claimed = 1")
+            self.db.execute(
+                "INSERT INTO advocate_runs (id, scored_at, window_since, settings) VALUES (1, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET scored_at = excluded.scored_at, window_since = excluded.window_since, "
+                "settings = excluded.settings",
+                [now, iso(since), settings_key],
+            )
             self.db.table("advocate_scores").insert_all(
                 (
                     {
@@ -308,6 +365,7 @@ class People:
                         "last_praise_key": s.last_praise.key if s.last_praise else None,
                         "last_praise_at": iso(s.last_praise.published_at) if s.last_praise else None,
                         "computed_at": now,
+                        "exact": s.exact,
                     }
                     for s in scores
                 ),
@@ -315,6 +373,25 @@ class People:
                 batch_size=500,
             )
         return [s.person_id for s in scores if s.tier == "vip" and before.get(s.person_id) != "vip"]
+
+    def stale_scores(self, computed_before: datetime, limit: int) -> list[tuple[int, float, datetime]]:
+        """(person, unrounded score, when computed) of the scores computed longest ago, before ``computed_before``:
+        the ones `age_scores` brings up to date next."""
+        rows = self.db.execute(
+            "SELECT person_id, COALESCE(exact, score), computed_at FROM advocate_scores WHERE computed_at < ? "
+            "ORDER BY computed_at LIMIT ?",
+            [iso(computed_before), limit],
+        ).fetchall()
+        return [(pid, exact, datetime.fromisoformat(at)) for pid, exact, at in rows]
+
+    def age_scores(self, aged: Iterable[tuple[int, float, float, str]], at: datetime) -> None:
+        """Store (person, unrounded score, score, tier) as of ``at`` for people with nothing new: their score only
+        decayed."""
+        with writing(self.db):
+            self.db.conn.executemany(
+                "UPDATE advocate_scores SET exact = ?, score = ?, tier = ?, computed_at = ? WHERE person_id = ?",
+                [(exact, score, tier, iso(at), pid) for pid, exact, score, tier in aged],
+            )
 
     def tiered_authors(self, tiers: Sequence[str]) -> dict[str, str]:
         """Author key -> tier, for the accounts of people in these tiers (VIP priority, VIP negative alerts)."""

@@ -363,3 +363,26 @@ def test_a_mention_heard_days_after_it_was_written_stays_to_answer_with_no_sla_c
     assert new is not None and new.due_at is not None
     alerts = list(Unanswered().evaluate(store, now + timedelta(hours=3)))
     assert any("x:new" in a.key for a in alerts) and not any("x:old" in a.key for a in alerts)
+
+
+def test_the_last_answerer_is_who_answered_last_until_that_answer_is_undone(store: Store) -> None:
+    from storage.people import delete_mentions
+    from storage.writes import writing
+
+    t = rome(2, 10)
+    store_at(store, t, *(said(str(i), t + timedelta(minutes=i), f"parcel {i}?", author=JOHN) for i in (1, 2, 3)))
+    convs = store.conversations
+    convs.mark_answered("x:1", "giulia", t + timedelta(minutes=30))
+    convs.mark_answered("x:2", "marco", t + timedelta(minutes=40))
+    convs.mark_answered("x:3", "sara", t + timedelta(minutes=35))  # answered before marco's
+    assert convs.last_answerers([JOHN.key], t) == {JOHN.key: "marco"}
+    assert convs.last_answerers([JOHN.key], t + timedelta(minutes=41)) == {}  # none since then
+    store.db.execute("UPDATE conversations SET state = 'reopened' WHERE key = 'x:2'")  # marco's answer undone
+    store.db.conn.commit()
+    assert convs.last_answerers([JOHN.key], t) == {JOHN.key: "sara"}
+    with writing(store.db):
+        delete_mentions(store.db, ["x:3"], with_alerts=False)
+    assert convs.last_answerers([JOHN.key], t) == {JOHN.key: "giulia"}
+    with writing(store.db):
+        delete_mentions(store.db, ["x:1"], with_alerts=False)
+    assert convs.last_answerers([JOHN.key], t) == {}
