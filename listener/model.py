@@ -318,10 +318,7 @@ class Score:
     praised: tuple[str, ...]  # topics of the counted positive mentions, most frequent first
     last_praise: Said | None
     exact: float = 0.0  # the sum of the unrounded terms: what ages in place (``exact * decay``), as every term does
-
-    @property
-    def counted(self) -> int:
-        return sum(1 for c in self.contributions if not c.excluded)
+    counted: int = 0  # how many contributions count (not excluded)
 
 
 @dataclass(frozen=True, slots=True)

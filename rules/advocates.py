@@ -192,6 +192,7 @@ def score_person(person_id: int, said: Sequence[Said], settings: AdvocateSetting
         praised=tuple(t for t, _ in topics.most_common()),
         last_praise=max(praise, key=lambda s: s.published_at) if praise else None,
         exact=exact,
+        counted=sum(1 for c in contributions if not c.excluded),
     )
 
 
@@ -207,12 +208,9 @@ def score_all(said: Iterable[Said], settings: AdvocateSettings, now: datetime) -
 def score_each(groups: Iterable[tuple[int, Sequence[Said]]], settings: AdvocateSettings, now: datetime) -> list[Score]:
     """`score_all` of mentions already grouped by person (`storage.people.People.said_by_person`), best first.
 
-    Each score keeps only its counted contributions (``counted``, the praise and the topics are the same): the
-    daemon stores no more, and holds one person's mentions at a time instead of the whole window's."""
-    scores = []
-    for pid, items in groups:
-        score = score_person(pid, items, settings, now)
-        scores.append(replace(score, contributions=tuple(c for c in score.contributions if not c.excluded)))
+    Each score keeps no contributions (its count, praise and topics stay): the daemon stores no more, and holds one
+    person's mentions at a time instead of the whole window's."""
+    scores = [replace(score_person(pid, items, settings, now), contributions=()) for pid, items in groups]
     return sorted(scores, key=lambda s: (-s.score, s.person_id))
 
 

@@ -36,7 +36,9 @@ class Conversations:
         index: str = "",
     ) -> list[Conversation]:
         """Mentions with author, tags and state: the one query every reader of conversations shares. ``index``
-        names the conversations index to read by (``INDEXED BY``), where the planner's statistics mislead it."""
+        names the conversations index to read by (``INDEXED BY``, and ``CROSS JOIN`` so the conversations stay the
+        outer loop), where the planner's statistics mislead it: it would walk a million mentions by date and look
+        each up in the index."""
         rows = self.db.execute(
             f"""
             SELECT m.*, c.state, c.state_reason, c.answered_at, c.response_seconds, c.assignee, c.priority, c.team,
@@ -46,7 +48,7 @@ class Conversations:
                    a.verified AS a_verified, t.needs_answer, COALESCE(sc.label, t.sentiment) AS sentiment,
                    t.language, t.topics, json_extract(t.extra, '$.topic_sentiment') AS topic_sentiment,
                    json_extract(t.extra, '$.kind') AS kind
-            FROM conversations c {f"INDEXED BY {index}" if index else ""}
+            FROM conversations c {f"INDEXED BY {index} CROSS" if index else ""}
             JOIN mentions m ON m.key = c.key
             JOIN authors a ON a.key = m.author_key
             LEFT JOIN mention_tags t ON t.key = m.key

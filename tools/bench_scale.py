@@ -8,8 +8,8 @@ SQL with shifted dates (the FTS triggers index each copy). At each size:
 - a daemon cycle's rules (triage, the seven default rules, advocate scoring) in a fresh child process, with its
   time and peak resident memory: the daemon's steady state (the cycle a minute after the last, with a minute's new
   mentions), and beside it the first cycle on the database, which scores every advocate of the window;
-- page latency (median, p95 of 20 requests after one warm-up) of the real web app on 127.0.0.1 for the inbox,
-  a search, the cockpit, the advocates and the API inbox.
+- page latency (median, p95 of 20 requests after one warm-up) of the real web app on 127.0.0.1: the inbox (all,
+  a search, the answered), the cockpit (one and seven days), the advocates and the API inbox (all, one channel).
 
 Alone: ``python -m tools.bench_scale --sizes 10000,100000 --no-pages --cache var/cache`` measures only those sizes,
 only the rules cycle, and keeps each built database under ``var/cache`` (``bench-scale-SIZE.db``) for the next run
@@ -43,7 +43,10 @@ SIZES = (10_000, 100_000, 1_000_000)
 BLOCK = 10_000
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 TOKEN = "bench-token-0123456789abcdefghij"
-PAGES = ("/inbox", "/inbox?q=capsule", "/cockpit", "/cockpit?days=7", "/advocates", "/api/inbox")
+PAGES = (
+    "/inbox", "/inbox?q=capsule", "/inbox?state=answered", "/cockpit", "/cockpit?days=7", "/advocates", "/api/inbox",
+    "/api/inbox?channel=x",
+)  # fmt: skip
 
 
 def _settings(db: Path) -> Any:
@@ -86,12 +89,14 @@ def seed(db: Path) -> None:
 
 
 def grow(db: Path, copies: range) -> None:
-    """Copy the first block ``copies`` times, each shifted by a fraction of a day (denser, not older)."""
+    """Copy the first block ``copies`` times, each shifted by a fraction of a day (denser, not older), each by
+    authors of its own (about 75 a block: 7,500 people at 1M, each with the history the first block's have)."""
     from storage import Store
 
     store = Store.open(db)
-    plan = {
-        "mentions": ({"key", "platform_id", "thread_id"}, {"published_at"}),
+    plan = {  # each copy has authors of its own: a busier brand is heard by more people, not by the same ones more
+        "authors": ({"key", "platform_id", "handle"}, set()),
+        "mentions": ({"key", "platform_id", "thread_id", "author_key"}, {"published_at"}),
         "mention_tags": ({"key"}, set()),
         "conversations": ({"key"}, {"due_at", "warn_at", "answered_at"}),
     }
