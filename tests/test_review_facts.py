@@ -14,19 +14,19 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from listener.appstore import AppStoreSource
 from listener.googleplay import GooglePlaySource
 from listener.model import Author, Mention, Poll
 from passaparola.config import SourceSpec
 from passaparola.pipeline import poll_source
 from rules.analysis import AnalysisSettings, Analyzer
 from storage import Store
-from tests.appstoreapi import APP, CLUB, ISSUER_ID, KEY_ID, FakeAppStore
+from tests.appstoreapi import APP, CLUB, FakeAppStore
 from tests.conftest import FIXTURES, T0
 from tests.playapi import FakePlay
 from tests.test_analysis import SETTINGS
 from tests.test_listener_appstore import GIULIA as ASC_GIULIA
-from tests.test_listener_appstore import KEY, LONDON, PEM
+from tests.test_listener_appstore import KEY, LONDON
+from tests.test_listener_appstore import source as appstore_source
 from tests.test_listener_googleplay import APP as PLAY_APP
 from tests.test_listener_googleplay import CAPSULE, key, key_file
 from tests.webkit import Site, serve
@@ -58,19 +58,6 @@ def play_source(play: FakePlay) -> GooglePlaySource:
         packages=(PLAY_APP, CAPSULE),
         developer_name="Caffè Aurora",
         base_url=play.base_url,
-    )
-
-
-def apple_source(apple: FakeAppStore, versions: int = 0) -> AppStoreSource:
-    return AppStoreSource(
-        name="appstore",
-        issuer_id=ISSUER_ID,
-        key_id=KEY_ID,
-        private_key=SecretStr(PEM),
-        apps=[APP, CLUB],
-        app_names={APP: "Caffè Aurora", CLUB: "Aurora Club"},
-        base_url=apple.base_url,
-        versions=versions,
     )
 
 
@@ -113,7 +100,7 @@ def test_a_google_play_review_keeps_its_app_version_phone_and_android(play: Fake
 
 
 def test_an_app_store_review_keeps_its_territory(apple: FakeAppStore, store: Store) -> None:
-    heard = apple_source(apple).poll(None, T0)
+    heard = appstore_source(apple).poll(None, T0)
     by_id = {m.platform_id: m for m in heard.mentions}
     assert by_id[ASC_GIULIA].facts == {"territory": "ITA"}
     assert by_id[LONDON].facts == {"territory": "GBR"}
@@ -128,7 +115,7 @@ def test_an_app_store_review_keeps_the_app_version_it_was_written_for(apple: Fak
     apple.written_on(ASC_GIULIA, "v-121")
     apple.written_on(LONDON, "v-118")  # an old version, beyond the two newest asked for
 
-    heard = apple_source(apple, versions=2).poll(None, T0)
+    heard = appstore_source(apple, versions=2).poll(None, T0)
     by_id = {m.platform_id: m for m in heard.mentions}
     assert by_id[ASC_GIULIA].facts == {"territory": "ITA", "app_version": "1.2.1"}
     assert by_id[LONDON].facts == {"territory": "GBR"}
@@ -147,14 +134,14 @@ def test_app_versions_apple_will_not_list_leave_the_reviews_heard(apple: FakeApp
     apple.add_version(APP, "v-121", "1.2.1", T0 - timedelta(days=2))
     apple.written_on(ASC_GIULIA, "v-121")
     apple.forbidden_versions = True
-    heard = apple_source(apple, versions=3).poll(None, T0)
+    heard = appstore_source(apple, versions=3).poll(None, T0)
     assert {m.platform_id: m.facts for m in heard.mentions}[ASC_GIULIA] == {"territory": "ITA"}
     assert "versions_unread" in heard.details
 
 
 def test_without_versions_no_version_is_asked_for(apple: FakeAppStore) -> None:
     apple.add_version(APP, "v-121", "1.2.1", T0 - timedelta(days=2))
-    apple_source(apple).poll(None, T0)
+    appstore_source(apple).poll(None, T0)
     assert not [r for r in apple.requests if "appStoreVersions" in r["path"]]
 
 
@@ -236,13 +223,18 @@ def analyzer() -> Analyzer:
     return Analyzer(AnalysisSettings(**{**SETTINGS.__dict__, "mode": "fast", "threads": 1}))
 
 
+def first_poll(play: FakePlay, store: Store, analyzer: Analyzer) -> tuple[SourceSpec, str]:
+    """Giulia's five-star review, heard and read once at T0: the source and her review's key."""
+    spec = SourceSpec("play", "googleplay", 300, play_source(play))
+    play.now = T0
+    poll_source(spec, store, [analyzer], T0, 60, 900, random.Random(1))
+    return spec, f"googleplay:{GIULIA}"
+
+
 def test_a_review_edited_from_five_stars_to_one_comes_out_negative(
     play: FakePlay, store: Store, analyzer: Analyzer
 ) -> None:
-    spec = SourceSpec("play", "googleplay", 300, play_source(play))
-    key = f"googleplay:{GIULIA}"
-    play.now = T0
-    poll_source(spec, store, [analyzer], T0, 60, 900, random.Random(1))
+    spec, key = first_poll(play, store, analyzer)
     assert store.mentions.tags(key)["sentiment"] == "positive"  # type: ignore[index]
     before = store.conversation(key)
     assert before is not None
@@ -271,10 +263,7 @@ def test_a_review_edited_from_five_stars_to_one_comes_out_negative(
 def test_an_edit_keeps_the_answer_and_drops_a_correction_of_the_old_words(
     play: FakePlay, store: Store, analyzer: Analyzer
 ) -> None:
-    spec = SourceSpec("play", "googleplay", 300, play_source(play))
-    key = f"googleplay:{GIULIA}"
-    play.now = T0
-    poll_source(spec, store, [analyzer], T0, 60, 900, random.Random(1))
+    spec, key = first_poll(play, store, analyzer)
     store.mentions.correct_sentiment(key, "positive", "admin", T0)
     store.db.execute("UPDATE conversations SET state = 'answered', answered_by = 'giulia' WHERE key = ?", [key])
     store.db.conn.commit()
