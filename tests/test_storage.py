@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ from tests.conftest import ROOT, T0
 ANNA = Author(platform="x", platform_id="42", handle="anna", display_name="Anna Rossi", reach=120)
 
 
-def mention(pid: str, minutes: int = 0, text: str = "Ordine in ritardo @AuroraCaffe", **kw: object) -> Mention:
+def mention(pid: str, minutes: int = 0, text: str = "Ordine in ritardo @AuroraCaffe", **kw: Any) -> Mention:
     return Mention(
         platform="x",
         platform_id=pid,
@@ -31,10 +32,10 @@ def mention(pid: str, minutes: int = 0, text: str = "Ordine in ritardo @AuroraCa
         published_at=T0 + timedelta(minutes=minutes),
         thread_id=kw.pop("thread_id", pid),
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
-def reply(pid: str, to: str, minutes: int, **kw: object) -> BrandReply:
+def reply(pid: str, to: str, minutes: int, **kw: Any) -> BrandReply:
     return BrandReply(
         platform="x",
         platform_id=pid,
@@ -43,7 +44,7 @@ def reply(pid: str, to: str, minutes: int, **kw: object) -> BrandReply:
         published_at=T0 + timedelta(minutes=minutes),
         in_reply_to=to,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_file_database_is_migrated_in_wal_mode(tmp_path: Path) -> None:
