@@ -2,8 +2,8 @@
 
 Reading (the spaCy pipeline of `rules.analysis`) is spread over worker processes, one `Analyzer` each, loaded
 once per process on its first chunk (a `concurrent.futures.ProcessPoolExecutor`, spawned: a worker is a fresh
-interpreter, so keep this module's imports small). The parent cuts the input into chunks (`CHUNK` texts), sends
-each chunk's texts and signals (small pickles), gets the tags back in order and writes each chunk in one
+interpreter, so keep this module's imports small). The parent cuts the input into chunks (`chunk_for` the mode),
+sends each chunk's texts and signals (small pickles), gets the tags back in order and writes each chunk in one
 transaction (`storage.writes.writing`) together with its checkpoint (`storage.backfills`):
 
 - an import writes the chunk's mentions with `Mentions.save_poll` and the last line of the file it stored, under a
@@ -47,6 +47,16 @@ if TYPE_CHECKING:
 
 #: Texts per chunk: one task for a worker, one transaction for the parent.
 CHUNK = 2_000
+#: The accurate mode reads about 60 texts a second a core: its chunks are smaller, so that a few thousand texts
+#: already keep every worker busy and a stop loses seconds of reading, not half a minute.
+ACCURATE_CHUNK = 200
+
+
+def chunk_for(settings: AnalysisSettings | None) -> int:
+    """Texts per chunk for this reading: `ACCURATE_CHUNK` for the accurate mode, `CHUNK` otherwise."""
+    return ACCURATE_CHUNK if settings is not None and settings.mode == "accurate" else CHUNK
+
+
 #: Seconds between two progress lines when stderr is not a terminal.
 LINE_EVERY = 10.0
 BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} {percentage:3.0f}% | {rate_fmt} | {elapsed} elapsed, {remaining} left"
@@ -284,13 +294,14 @@ def import_file(
     settings: AnalysisSettings | None,
     fmt: str | None = None,
     workers: int | None = None,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
     progress: bool = True,
     rows: Iterator[tuple[int, Mention | Rejected]] | None = None,
     outcome: ImportOutcome | None = None,
 ) -> ImportOutcome:
     """Import a CSV or JSONL file: read the rows not stored yet (``settings`` None: no reading), store them in
-    chunks of ``chunk`` rows, each in one transaction with the checkpoint; resume where an interrupted run stopped.
+    chunks of ``chunk`` rows (`chunk_for` the mode by default), each in one transaction with the checkpoint; resume
+    where an interrupted run stopped.
 
     ``rows``: `listener.imports.import_rows` of the file, opened already; ``outcome`` is filled as chunks are
     stored, so a caller that catches an interruption can still tell what this run did. Raises `ImportFileError`
@@ -300,6 +311,7 @@ def import_file(
     from listener.model import Poll
 
     started = time.perf_counter()
+    chunk = chunk or chunk_for(settings)
     rows = rows if rows is not None else import_rows(path, now, fmt)
     name = import_checkpoint_name(path)
     resume = store.backfills.checkpoint(name)
@@ -377,7 +389,7 @@ def reanalyze(
     store: Store,
     settings: AnalysisSettings,
     workers: int | None = None,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
     progress: bool = True,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     outcome: ReanalyzeOutcome | None = None,
@@ -387,6 +399,7 @@ def reanalyze(
 
     ``outcome`` is filled as chunks are stored (see `import_file`)."""
     started = time.perf_counter()
+    chunk = chunk or chunk_for(settings)
     name = f"reanalyze:{settings.mode}"
     resume = store.backfills.checkpoint(name)
     after = resume.position if resume else ""

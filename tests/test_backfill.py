@@ -142,6 +142,21 @@ def test_an_interrupted_reanalysis_goes_on_after_the_last_mention_it_stored(tmp_
     assert query(tmp_path / "p.db", "SELECT count(*) FROM backfill_checkpoints") == [(0,)]
 
 
+def test_an_accurate_reanalysis_keeps_its_work_in_small_chunks_so_a_stop_loses_seconds(tmp_path: Path) -> None:
+    """The accurate mode reads ~60 texts a second a core: 2,000-text chunks would be half a minute each, and a
+    job of a few thousand mentions would fit one chunk and so run on one core."""
+    store = Store.open(tmp_path / "p.db")
+    rows = import_rows(jsonl(tmp_path / "calls.jsonl", 500), T0.replace(year=2027))
+    store.save_poll("import", "import", Poll(mentions=tuple(r for _, r in rows if isinstance(r, Mention))), T0)
+    store.close()
+    command = [*PASSAPAROLA, "reanalyze", "--mode", "accurate", "--workers", "1", "--config", str(config(tmp_path))]
+    status, stderr = interrupt_after_first_chunk(command)
+    assert status == 130, stderr
+    assert f"interrupted: {backfill.ACCURATE_CHUNK} mentions done by this run are kept" in stderr
+    assert backfill.chunk_for(configuration.AnalysisSettings(mode="accurate")) == backfill.ACCURATE_CHUNK < 500
+    assert query(tmp_path / "p.db", "SELECT count(*) FROM mention_tags") == [(backfill.ACCURATE_CHUNK,)]
+
+
 def test_progress_in_a_log_is_one_readable_line_with_the_rate_and_the_time_left(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
