@@ -105,7 +105,7 @@ def test_needs_answer_names_its_reason() -> None:
         [
             "Quando riaprite il negozio di Torino?",
             "Vorrei cambiare l'indirizzo di spedizione del mio ordine",
-            "Bevo caffè Aurora ogni mattina.",
+            "Bevo il caffè Aurora ogni mattina, buonissimo",
             "Reading a book with my @AuroraCaffe espresso",
         ]
     )
@@ -324,3 +324,23 @@ def test_config_names_a_missing_model_dir_and_an_unknown_mode(tmp_path: Path) ->
     with pytest.raises(ConfigError) as error:
         settings_from(f'[analysis]\nmode = "fast"\nmodel_dir = "{tmp_path}"\n', tmp_path)
     assert error.value.problems[0].startswith(f"analysis.model_dir: no sentiment-fast.npz in {tmp_path}")
+
+
+def test_a_model_built_on_an_older_feature_layout_is_refused_at_start_naming_the_fix(tmp_path: Path) -> None:
+    """Heads fitted on other features would read every mention wrongly, silently: the config check says so."""
+    from passaparola.config import ConfigError
+    from rules.sentiment import MODEL_DIR
+    from tests.conftest import settings_from
+
+    for name in ("sentiment-fast.npz", "sentiment-fast.json"):
+        (tmp_path / name).write_bytes((MODEL_DIR / name).read_bytes())
+    card = json.loads((tmp_path / "sentiment-fast.json").read_text(encoding="utf-8"))
+    del card["features"]  # as passaparola wrote it before the fast heads dropped VADER
+    (tmp_path / "sentiment-fast.json").write_text(json.dumps(card), encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        settings_from(f'[analysis]\nmode = "fast"\nmodel_dir = "{tmp_path}"\n', tmp_path)
+    assert error.value.problems == [
+        f"analysis.model_dir: {tmp_path / 'sentiment-fast.npz'} was built on another version's features (layout 1, "
+        "this passaparola reads layout 2): rebuild it with `passaparola sentiment train`, or drop "
+        "analysis.model_dir to use the shipped model"
+    ]

@@ -20,10 +20,12 @@ from tests.test_storage import mention
 
 @pytest.fixture(scope="module")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every tenth row of the shipped corpus: the same shape, a candidate in seconds."""
+    """Every tenth care row of the shipped corpus and every fortieth everyday post: a candidate in seconds."""
     path = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
     lines = CORPUS.read_text(encoding="utf-8").splitlines()
-    path.write_text("\n".join(lines[::10]) + "\n", encoding="utf-8")
+    care = [line for line in lines if '"sector": "general"' not in line]
+    everyday = [line for line in lines if '"sector": "general"' in line]
+    path.write_text("\n".join([*care[::10], *everyday[::40]]) + "\n", encoding="utf-8")
     return path
 
 

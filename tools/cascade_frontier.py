@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rules.evaluation import scores
-from rules.sentiment import TASKS, Embedder, SentimentClassifier, blend, confidence, decide, signal_features
+from rules.sentiment import TASKS, Embedder, SentimentClassifier, blend, confidence, decide, e5_signals
 from rules.training import EmbeddingCache, Example, read_corpus, read_examples
 
 BLENDS = (0.0, 0.2, 0.5)
@@ -37,7 +37,7 @@ def probabilities(
         [e.signals for e in examples],
     )
     fast = classifier.fast_probabilities(classifier.fast_features(texts, languages, signals), languages)
-    inputs = classifier.e5_features(cache(texts), signal_features(texts, languages, signals))
+    inputs = classifier.e5_features(cache(texts), e5_signals(texts, languages, signals))
     return fast, {t: classifier.accurate.heads.probabilities(t, inputs, languages) for t in TASKS}
 
 

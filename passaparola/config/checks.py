@@ -28,7 +28,7 @@ from passaparola.config.sections import (
 from passaparola.config.settings import MASK, Settings, SourceSpec
 from rules import EVALUATORS
 from rules.analysis import unknown_languages
-from rules.sentiment import MODES
+from rules.sentiment import MODES, ModelError, ReadingModel
 
 DEFAULT_RULES: tuple[dict[str, Any], ...] = (
     {"type": "unanswered"},
@@ -134,6 +134,12 @@ def validate(data: dict[str, Any], problems: list[str], origin: str) -> Settings
             f"analysis.model_dir: no {' or '.join(missing)} in {analysis.model_dir}; "
             "train them with `passaparola sentiment train --out DIR`, or remove the key to use the shipped model"
         )
+    elif analysis.model_dir:  # a model of an older passaparola is refused at start, not at the first mention
+        for name in needed:
+            try:
+                ReadingModel.load(Path(analysis.model_dir) / name)
+            except ModelError as error:
+                problems.append(f"analysis.model_dir: {error}")
     if notify.type not in NOTIFIER_TYPES:
         problems.append(f"notify.type: unknown notifier {notify.type!r}; use one of {', '.join(NOTIFIER_TYPES)}")
     known_routes = _check_routes(notify, problems) if notify.type == "apprise" else None
