@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from listener.model import Mention, Poll, RateLimited, SourceError
+from listener.model import Conversation, Mention, Poll, RateLimited, SourceError
 from listener.webhooks import facebook_poll, intake_items, intake_mentions
 from notifiers.alert import Alert, Notifier
 from notifiers.dispatch import Attempt, send_all
@@ -179,16 +179,59 @@ def triage(settings: TriageSettings, store: Store, now: datetime) -> TriageOutco
         settled += len(batch)
     moved = 0
     if settings.members:
-        items = store.conversations.open_items()
         overrides = store.conversations.away_overrides()
         away = {m.name for m in settings.members if overrides.get(m.name, m.away)}
+        # the members' own loads: what anyone else holds is handed on, never weighed (`assign` reads members' alone)
+        loads = store.conversations.workloads(m.name for m in settings.members)
         since = now - timedelta(days=settings.returning_days)
+        items = store.conversations.open_items(
+            takers=_takers(settings, store, loads, away, since, now),
+            spoken={lang for m in settings.members for lang in m.languages},
+            returning_since=since,
+        )
         returning = store.conversations.last_answerers((c.mention.author.key for c in items), since)
-        moves = assign(settings, items, store.conversations.workloads(), returning, away, now)
+        moves = assign(settings, items, loads, returning, away, now)
         moved = store.conversations.assign([(a.key, a.member, a.reason, a.breach) for a in moves], now)
     if settled or moved:
         log.info("triage: %d mentions settled, %d assignments", settled, moved)
     return TriageOutcome(settled, moved)
+
+
+def _takers(
+    settings: TriageSettings, store: Store, loads: Mapping[str, int], away: set[str], since: datetime, now: datetime
+) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """The members who may take an item in this pass of `assign`, as (name, skills, languages): triage reads every
+    item someone holds and only the unassigned ones one of these could take (#23: not every open conversation).
+
+    A member takes an item only while available (not away, on shift: `assign`'s test) and below capacity. One at
+    capacity gets room in the pass only when a breach of theirs is handed on to someone who has room or may get it:
+    so, from those with room, such owners are added until none is left."""
+    members = {m.name: m for m in settings.members}
+    available = {n for n, m in members.items() if n not in away and m.hours.is_open(now)}
+    room = {n for n in available if loads.get(n, 0) < members[n].capacity}
+    spoken = {lang for m in settings.members for lang in m.languages}
+    held = [c for c in store.conversations.open_items(takers=[]) if c.assignee in available]
+    breached = [c for c in held if c.due_at is not None and c.due_at <= now and not c.breach_handed_on]
+    previous = store.conversations.last_answerers((c.mention.author.key for c in breached), since)
+
+    def could_take(name: str, item: Conversation) -> bool:
+        member, language = members[name], item.mention.tags.get("language")
+        return (not item.team or item.team in member.skills) and (
+            language not in spoken or language in member.languages
+        )
+
+    grown = True
+    while grown:
+        grown = False
+        for item in breached:
+            owner = item.assignee
+            if owner in room:
+                continue
+            before = previous.get(item.mention.author.key, "")
+            if (before and before != owner and before in room) or any(n != owner and could_take(n, item) for n in room):
+                room.add(owner)
+                grown = True
+    return [(n, members[n].skills, members[n].languages) for n in sorted(room)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,12 +291,18 @@ def score_advocates(settings: AdvocateSettings, store: Store, now: datetime) -> 
 def evaluate(evaluators: Sequence[Evaluator], store: Store, now: datetime) -> int:
     """Run every evaluator; queue what they say. One failing evaluator never silences the others."""
     alerts: list[Alert] = []
+    ran: list[str] = []
+    marks = store.conversations.mark_seq()
     for evaluator in evaluators:
         try:
             alerts.extend(evaluator.evaluate(store, now))
+            ran.append(evaluator.kind)
         except Exception:
             log.exception("rule %s failed", evaluator.kind)
     queued = store.enqueue(alerts, now)
+    # What a rule read is kept once its alerts are queued: its next cycle reads only what changed since (#23).
+    store.conversations.commit_reads(ran)
+    store.conversations.forget_rules({e.kind for e in evaluators}, marks)
     if queued:
         log.info("rules queued %d new alerts", queued)
     return queued

@@ -6,7 +6,7 @@ storage is described by `StoreView`, which `storage.Store` satisfies.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
@@ -25,11 +25,30 @@ class ConversationsView(Protocol):
 
     def open_between(self, published_before: datetime, published_after: datetime) -> list[Conversation]: ...
 
-    def due(self, now: datetime, due_after: datetime) -> list[Conversation]: ...
+    def due(
+        self, now: datetime, due_after: datetime, untold: Sequence[tuple[str, int | None, bool]] | None = None
+    ) -> list[Conversation]: ...
 
     def between(self, start: datetime, end: datetime) -> list[Conversation]: ...
 
-    def negative_between(self, start: datetime, end: datetime, open_only: bool = False) -> list[Conversation]: ...
+    def negative_between(
+        self,
+        start: datetime,
+        end: datetime,
+        open_only: bool = False,
+        min_reach: int | None = None,
+        authors: Iterable[str] = (),
+        untold: str = "",
+        only: tuple[Collection[str], Collection[str], datetime] | None = None,
+    ) -> list[Conversation]: ...
+
+    def mark_seq(self) -> int: ...
+
+    def marked(self, after: int, upto: int) -> tuple[set[str], set[str]]: ...
+
+    def rule_state(self, rule: str) -> tuple[str, int, datetime, list[str]] | None: ...
+
+    def read_by(self, rule: str, settings: str, seq: int, at: datetime, seen: Sequence[str]) -> None: ...
 
     def count_between(self, start: datetime, end: datetime) -> int: ...
 
@@ -81,7 +100,11 @@ class StoreView(Protocol):
 
 
 class Evaluator(Protocol):
-    """Looks at the store and says what people must be told now. Pure: same state and time, same alerts."""
+    """Looks at the store and says what people must be told now. Pure: same state and time, same alerts.
+
+    One that reads only what changed since its last cycle says what it read with ``conversations.read_by``; the
+    pipeline keeps that once its alerts are queued (`storage`'s ``commit_reads``), so a failed cycle reads it all
+    again."""
 
     kind: ClassVar[str]
 

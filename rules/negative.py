@@ -5,6 +5,7 @@ Both read the sentiment the pipeline gave each mention, or a person's correction
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ from notifiers.alert import Alert
 from rules.base import StoreView, cooling_down
 from rules.spikes import explain_burst
 from rules.unanswered import describe
+
+#: Marks (`storage`'s ``rule_marks``) a cycle reads before reading the whole window instead.
+MAX_MARKS = 20_000
 
 
 @dataclass
@@ -31,7 +35,36 @@ class NegativeMention:
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
         tiered = view.tiered_authors(self.tiers) if self.tiers else {}
         start = now - timedelta(hours=self.lookback_hours)
-        for conversation in view.conversations.negative_between(start, now, open_only=True):
+        authors = sorted(key for key, tier in tiered.items() if tier)
+        # Read only the mentions this rule would tell and the outbox does not hold yet (it keeps one alert per key),
+        # and, after a cycle of the same settings a little earlier, only those written since (#23): stored, read again,
+        # corrected, reopened, by an author whose reach changed or who became one of the tiers, or published after
+        # that cycle's time. Anything else was read then, and told if it had to be. Otherwise the whole window.
+        conversations = view.conversations
+        settings = json.dumps([self.min_reach, sorted(self.tiers), self.lookback_hours])
+        seq = conversations.mark_seq()
+        state = conversations.rule_state(self.kind)
+        only = None
+        if (
+            state is not None
+            and state[0] == settings
+            and state[2] <= now
+            and now - state[2] <= timedelta(hours=1)
+            and seq - state[1] <= MAX_MARKS  # after an import, the window read whole is the cheaper read
+        ):
+            keys, reached = conversations.marked(state[1], seq)
+            only = (keys, reached | (set(authors) - set(state[3])), state[2])
+        told = conversations.negative_between(
+            start,
+            now,
+            open_only=True,
+            min_reach=self.min_reach,
+            authors=authors,
+            untold=f"{self.kind}:{{key}}",
+            only=only,
+        )
+        conversations.read_by(self.kind, settings, seq, now, authors)
+        for conversation in told:
             mention = conversation.mention
             tier = tiered.get(mention.author.key, "")
             if mention.author.reach < self.min_reach and not tier:

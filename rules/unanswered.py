@@ -58,8 +58,17 @@ class Unanswered:
     warn: bool = True
     escalation: list[EscalationStep] = field(default_factory=list)
 
+    def untold(self) -> list[tuple[str, int | None, bool]]:
+        """The alerts this rule tells about a mention, by key (``{key}``: the mention's): a warning before the deadline,
+        the breach at it, each escalation step from its minutes past it while unacknowledged (`Conversations.due`)."""
+        steps = [(f"sla_escalation:{{key}}:{n}", s.after_minutes, True) for n, s in enumerate(self.escalation, 1)]
+        warning: list[tuple[str, int | None, bool]] = [("sla_warning:{key}", None, False)] if self.warn else []
+        return [*warning, ("sla_breach:{key}", 0, False), *steps]
+
     def evaluate(self, view: StoreView, now: datetime) -> Iterator[Alert]:
-        for c in view.conversations.due(now, now - timedelta(hours=self.lookback_hours)):
+        # Only the mentions that still owe an alert the outbox has not queued (it keeps one per key, so the others'
+        # would be dropped there): the work grows with the deadlines crossed, not with the open mentions (#23).
+        for c in view.conversations.due(now, now - timedelta(hours=self.lookback_hours), self.untold()):
             if c.due_at is None or c.warn_at is None:
                 continue
             mention = c.mention

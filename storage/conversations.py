@@ -8,9 +8,9 @@ shares is `Conversations.query` (the dashboard's `Board` reads through it too).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -19,10 +19,34 @@ from listener.model import OPEN_STATES, Author, Conversation, Mention
 from storage.times import iso, parse_time
 from storage.writes import writing
 
+HOUR = timedelta(hours=1)
+#: What is open: the one test of it every query below shares (the states of `listener.model.OPEN_STATES`).
+OPEN = f"c.state IN ({','.join('?' * len(OPEN_STATES))})"
+#: The settled open ones, written out as the partial indexes of m022 are (`conversations_held`, `_waiting`).
+WAITING = f"c.state IN ({', '.join(repr(s) for s in OPEN_STATES)}) AND c.triaged_at IS NOT NULL"
+#: Each stored mention with its reading (a person's correction first): what the rules count, live or by the hour.
+READINGS = """
+    SELECT m.published_at, COALESCE(sc.label, t.sentiment) AS s FROM mentions m
+    LEFT JOIN mention_tags t ON t.key = m.key LEFT JOIN sentiment_corrections sc ON sc.key = m.key
+    WHERE {where}
+"""
+IN_HOURS = "m.published_at >= ? AND m.published_at < ?"
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _untold(template: str) -> tuple[str, list[str]]:
+    """SQL true while the alert keyed ``template`` (``{key}``: the conversation's) is not in the outbox yet."""
+    before, _, after = template.partition("{key}")
+    return "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = ? || c.key || ?)", [before, after]
+
 
 class Conversations:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._reads: dict[str, tuple[str, int, datetime, list[str]]] = {}
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -74,27 +98,90 @@ class Conversations:
             [*OPEN_STATES, iso(published_before), iso(published_after)],
         )
 
-    def due(self, now: datetime, due_after: datetime) -> list[Conversation]:
-        """Open mentions whose warning time has come, due after ``due_after``, most urgent first."""
-        return self.query(
-            f"c.state IN ({','.join('?' * len(OPEN_STATES))}) AND c.warn_at <= ? AND c.due_at > ?",
-            [*OPEN_STATES, iso(now), iso(due_after)],
-            order="c.due_at",
-        )
+    def due(
+        self, now: datetime, due_after: datetime, untold: Sequence[tuple[str, int | None, bool]] | None = None
+    ) -> list[Conversation]:
+        """Open mentions whose warning time has come, due after ``due_after``, most urgent first.
+
+        With ``untold``, only those that still owe an alert the outbox does not hold (#23: the outbox keeps one row
+        per key, so the others' alerts would be dropped there): each ``(key, minutes, unacknowledged)`` names an
+        alert by its key (``{key}`` is the mention's), told before the deadline (``minutes`` None) or from
+        ``minutes`` past it, and, with ``unacknowledged``, only while nobody acknowledged the breach."""
+        where = f"{OPEN} AND c.warn_at <= ? AND c.due_at > ?"
+        params: list[Any] = [*OPEN_STATES, iso(now), iso(due_after)]
+        if untold is not None:
+            owed: list[str] = []
+            for template, minutes, unacknowledged in untold:
+                missing, keys = _untold(template)
+                when = "c.due_at > ?" if minutes is None else "c.due_at <= ?"
+                at = now if minutes is None else now - timedelta(minutes=minutes)
+                still = " AND NULLIF(c.acknowledged_at, '') IS NULL" if unacknowledged else ""
+                owed.append(f"({when}{still} AND {missing})")
+                params += [iso(at), *keys]
+            where += f" AND ({' OR '.join(owed) or '0'})"
+        return self.query(where, params, order="c.due_at")
 
     def between(self, start: datetime, end: datetime) -> list[Conversation]:
         """Every mention published in (start, end], whatever its state, oldest first."""
         return self.query("m.published_at > ? AND m.published_at <= ?", [iso(start), iso(end)])
 
-    def negative_between(self, start: datetime, end: datetime, open_only: bool = False) -> list[Conversation]:
+    def negative_between(
+        self,
+        start: datetime,
+        end: datetime,
+        open_only: bool = False,
+        min_reach: int | None = None,
+        authors: Iterable[str] = (),
+        untold: str = "",
+        only: tuple[Collection[str], Collection[str], datetime] | None = None,
+    ) -> list[Conversation]:
         """The negative mentions (a person's correction first) published in (start, end], oldest first; with
-        ``open_only`` only those still waiting for an answer. What `between` holds, filtered in SQL."""
+        ``open_only`` only those still waiting for an answer. What `between` holds, filtered in SQL.
+
+        With ``min_reach``, only those by an author with that many followers or one of ``authors`` (keys); with
+        ``untold`` (an alert key, ``{key}`` the mention's), only those whose alert the outbox does not hold yet;
+        with ``only`` (mention keys, author keys, a time), only those mentions, those by these authors and those
+        published after that time (read by their indexes: what changed since a rule's last cycle, `marked`)."""
         where = "m.published_at > ? AND m.published_at <= ? AND COALESCE(sc.label, t.sentiment) = 'negative'"
         params: list[Any] = [iso(start), iso(end)]
+        index = ""
+        if only is not None:
+            keys, authors_changed, after = only
+            # each part by its own index: the author's mentions by author, never the window's by date
+            parts = [
+                "SELECT value FROM json_each(:keys)",
+                "SELECT key FROM mentions WHERE published_at > :after AND published_at <= :end",
+            ]
+            if authors_changed:
+                parts.append(
+                    "SELECT key FROM mentions INDEXED BY idx_mentions_author_key WHERE author_key IN "
+                    "(SELECT value FROM json_each(:authors)) AND published_at > :start AND published_at <= :end"
+                )
+            picked = self.db.execute(
+                " UNION ".join(parts),
+                {
+                    "keys": json.dumps(sorted(set(keys))),
+                    "authors": json.dumps(sorted(set(authors_changed))),
+                    "start": iso(start),
+                    "end": iso(end),
+                    "after": iso(max(after, start)),
+                },
+            ).fetchall()
+            where += " AND c.key IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(key for (key,) in picked)))
+            index = "conversations_key_state"
         if open_only:
-            where += f" AND c.state IN ({','.join('?' * len(OPEN_STATES))})"
+            where += f" AND {OPEN}"
             params += OPEN_STATES
-        return self.query(where, params)
+        if min_reach is not None:
+            where += " AND (COALESCE(a.reach, 0) >= ? OR m.author_key IN (SELECT value FROM json_each(?)))"
+            params += [min_reach, json.dumps(sorted(set(authors)))]
+        if untold:
+            missing, untold_keys = _untold(untold)
+            where += f" AND {missing}"
+            params += untold_keys
+        # ties in time by key: the same order whichever index reads them (a cycle's changes, or the window)
+        return self.query(where, params, order="m.published_at, m.key", index=index)
 
     def count_between(self, start: datetime, end: datetime) -> int:
         """How many conversations `between` would return, counted in SQL."""
@@ -109,18 +196,81 @@ class Conversations:
         """Of the mentions `between` would return, those with a sentiment (a person's correction first): how many,
         how many negative, and when the first of them was published (None for none). Counted in SQL, from the
         mentions alone: every stored mention has its conversation and its author (`storage.mentions.Mentions.save_poll`
-        writes them together, `storage.people.delete_mentions` deletes them together)."""
+        writes them together, `storage.people.delete_mentions` deletes them together).
+
+        A window of whole hours adds up the hours' counts kept in ``rule_hours`` (`hour_counts`, m022) and counts
+        only its two partial hours live (#23: weeks of history, every minute)."""
+        first_hour, last_hour = _hour(start) + HOUR, _hour(end)
+        if first_hour >= last_hour:
+            return self._sentiment("m.published_at > ? AND m.published_at <= ?", [iso(start), iso(end)])
+        head = self._sentiment("m.published_at > ? AND m.published_at < ?", [iso(start), iso(first_hour)])
+        hours = self.hour_counts(first_hour, last_hour)
+        tail = self._sentiment("m.published_at >= ? AND m.published_at <= ?", [iso(last_hour), iso(end)])
+        scored = head[0] + sum(n for _, n, _ in hours.values()) + tail[0]
+        negative = head[1] + sum(n for _, _, n in hours.values()) + tail[1]
+        first = head[2]
+        if first is None:
+            hour = next((h for h in sorted(hours) if hours[h][1]), None)
+            if hour is not None:
+                found = self.db.execute(
+                    f"SELECT min(published_at) FROM ({READINGS.format(where=IN_HOURS)}) "
+                    "WHERE s IS NOT NULL AND s != ''",
+                    [iso(hour), iso(hour + HOUR)],
+                ).fetchone()[0]
+                first = datetime.fromisoformat(found)
+            else:
+                first = tail[2]
+        return scored, negative, first
+
+    def _sentiment(self, where: str, params: Sequence[Any]) -> tuple[int, int, datetime | None]:
         row = self.db.execute(
-            """
-            SELECT count(*), sum(s = 'negative'), min(published_at) FROM (
-                SELECT m.published_at, COALESCE(sc.label, t.sentiment) AS s FROM mentions m
-                LEFT JOIN mention_tags t ON t.key = m.key LEFT JOIN sentiment_corrections sc ON sc.key = m.key
-                WHERE m.published_at > ? AND m.published_at <= ?
-            ) WHERE s IS NOT NULL AND s != ''
-            """,
-            [iso(start), iso(end)],
+            f"SELECT count(*), sum(s = 'negative'), min(published_at) FROM ({READINGS.format(where=where)}) "
+            "WHERE s IS NOT NULL AND s != ''",
+            list(params),
         ).fetchone()
         return int(row[0]), int(row[1] or 0), datetime.fromisoformat(row[2]) if row[2] else None
+
+    def hour_counts(self, first: datetime, last: datetime) -> dict[datetime, tuple[int, int, int]]:
+        """Per UTC hour from ``first`` up to ``last`` (whole hours, ``last`` excluded): the mentions published in it,
+        how many have a sentiment (a person's correction first), how many are negative.
+
+        Kept in ``rule_hours`` (m022): storage's triggers drop an hour's row when a mention of it is stored, moved or
+        deleted, or its reading or correction changes, so an hour without a row (never counted, or changed since)
+        is counted here from the mentions, under the write lock (no write lands between the count and its row),
+        and kept. Stored times are UTC to the second (`storage.times.iso`): an hour is the first 13 characters."""
+        count = int((last - first) / HOUR)
+        wanted = [first + HOUR * i for i in range(count)]
+        if not wanted:
+            return {}
+        span = [iso(first)[:13], iso(last)[:13]]
+        query = "SELECT hour, mentions, scored, negative FROM rule_hours WHERE hour >= ? AND hour < ?"
+        kept = {row[0]: tuple(row[1:]) for row in self.db.execute(query, span).fetchall()}
+        if any(iso(h)[:13] not in kept for h in wanted):
+            with writing(self.db):
+                kept = {row[0]: tuple(row[1:]) for row in self.db.execute(query, span).fetchall()}
+                missing = [h for h in wanted if iso(h)[:13] not in kept]
+                if missing:
+                    low, high = missing[0], missing[-1] + HOUR
+                    fresh: dict[str, tuple[int, int, int]] = {iso(h)[:13]: (0, 0, 0) for h in wanted if low <= h < high}
+                    rows = self.db.execute(
+                        "SELECT substr(published_at, 1, 13), count(*), sum(s IS NOT NULL AND s != ''), "
+                        f"sum(s = 'negative') FROM ({READINGS.format(where=IN_HOURS)}) "
+                        "GROUP BY 1",
+                        [iso(low), iso(high)],
+                    ).fetchall()
+                    fresh.update({hour: (int(n), int(s or 0), int(neg or 0)) for hour, n, s, neg in rows})
+                    self.db.conn.executemany(
+                        "INSERT INTO rule_hours (hour, mentions, scored, negative) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (hour) DO UPDATE SET mentions = excluded.mentions, scored = excluded.scored, "
+                        "negative = excluded.negative",
+                        [(hour, *counts) for hour, counts in fresh.items()],
+                    )
+                    kept.update(fresh)
+        found: dict[datetime, tuple[int, int, int]] = {}
+        for h in wanted:
+            n, s, neg = kept[iso(h)[:13]]
+            found[h] = (int(n), int(s), int(neg))
+        return found
 
     def open_counts(self, now: datetime) -> tuple[int, int]:
         """Open mentions, and how many of them are past their deadline."""
@@ -182,6 +332,60 @@ class Conversations:
             acknowledged_at=parse_time(row["acknowledged_at"]),
             acknowledged_by=row["acknowledged_by"] or "",
         )
+
+    # -- what a rule read last: its state and the marks written since (m022) ----------------------
+
+    def mark_seq(self) -> int:
+        """The last mark written (``rule_marks``, m022): a rule's cycle reads up to it, the next one from it."""
+        return int(self.db.execute("SELECT COALESCE(max(seq), 0) FROM rule_marks").fetchone()[0])
+
+    def marked(self, after: int, upto: int) -> tuple[set[str], set[str]]:
+        """The mention keys and author keys marked in (after, upto]: written since a rule's cycle read them."""
+        keys: set[str] = set()
+        authors: set[str] = set()
+        for key, author in self.db.execute(
+            "SELECT key, author FROM rule_marks WHERE seq > ? AND seq <= ?", [after, upto]
+        ).fetchall():
+            if key:
+                keys.add(key)
+            if author:
+                authors.add(author)
+        return keys, authors
+
+    def rule_state(self, rule: str) -> tuple[str, int, datetime, list[str]] | None:
+        """What ``rule``'s last committed cycle read: (its settings, the mark it read up to, its time, the authors it
+        saw as tiered); None before its first."""
+        row = self.db.execute("SELECT settings, seq, at, seen FROM rule_state WHERE rule = ?", [rule]).fetchone()
+        return (row[0], int(row[1]), datetime.fromisoformat(row[2]), json.loads(row[3])) if row else None
+
+    def save_rule_state(self, rule: str, settings: str, seq: int, at: datetime, seen: Sequence[str]) -> None:
+        """Keep what ``rule``'s cycle read (after its alerts were queued); drop the marks every rule has read."""
+        with writing(self.db):
+            self.db.execute(
+                "INSERT INTO rule_state (rule, settings, seq, at, seen) VALUES (?, ?, ?, ?, ?) ON CONFLICT (rule) DO "
+                "UPDATE SET settings = excluded.settings, seq = excluded.seq, at = excluded.at, seen = excluded.seen",
+                [rule, settings, seq, iso(at), json.dumps(sorted(seen))],
+            )
+            self.db.execute("DELETE FROM rule_marks WHERE seq <= (SELECT min(seq) FROM rule_state)")
+
+    def read_by(self, rule: str, settings: str, seq: int, at: datetime, seen: Sequence[str]) -> None:
+        """``rule``'s cycle read up to mark ``seq`` at ``at``: kept by `commit_reads` once its alerts are queued."""
+        self._reads[rule] = (settings, seq, at, list(seen))
+
+    def commit_reads(self, rules: Collection[str]) -> None:
+        """Keep what these rules' cycles read (their alerts are queued); a rule that failed is read whole again."""
+        for rule in rules:
+            if rule in self._reads:
+                self.save_rule_state(rule, *self._reads.pop(rule))
+
+    def forget_rules(self, keep: Collection[str], upto: int) -> None:
+        """Rules no longer run lose their state; with none left, the marks up to ``upto`` go (nobody reads them)."""
+        with writing(self.db):
+            self.db.execute(
+                "DELETE FROM rule_state WHERE rule NOT IN (SELECT value FROM json_each(?))", [json.dumps(sorted(keep))]
+            )
+            if not self.db.execute("SELECT 1 FROM rule_state LIMIT 1").fetchone():
+                self.db.execute("DELETE FROM rule_marks WHERE seq <= ?", [upto])
 
     # -- ingest: new mentions and the brand replies that answer them ----------------------------
 
@@ -332,24 +536,85 @@ class Conversations:
                 if c.state == "reopened":
                     self._event(c.mention.key, now, "reopened", "", f"follows up {c.follows_key}")
 
-    def open_items(self) -> list[Conversation]:
-        """Every settled conversation still waiting for an answer, most urgent first."""
-        states = ",".join("?" * len(OPEN_STATES))
-        return self.query(
-            f"c.state IN ({states}) AND c.triaged_at IS NOT NULL",
-            list(OPEN_STATES),
-            order="c.due_at, m.published_at",
+    def open_items(
+        self,
+        takers: Sequence[tuple[str, Collection[str], Collection[str]]] | None = None,
+        spoken: Collection[str] = (),
+        returning_since: datetime | None = None,
+    ) -> list[Conversation]:
+        """Every settled conversation still waiting for an answer, most urgent first.
+
+        With ``takers`` (name, skills, languages of the members who may take an item now), only those someone holds
+        and the unassigned ones one of them could take (`rules.triage.assign`): with no team or one of a taker's
+        skills, in no language of ``spoken`` (every member's) or one of the taker's, or by an author a taker
+        answered since ``returning_since``. A narrowing only (#23): triage still decides each one. Each part is read
+        by its index (m022): the items held, the waiting ones of the takers' teams, the waiting ones of the authors
+        they answered; never every open conversation."""
+        settled = f"{OPEN} AND c.triaged_at IS NOT NULL"
+        if takers is None:
+            return self.query(settled, list(OPEN_STATES), order="c.due_at, m.published_at")
+        held = self.query(
+            f"{WAITING} AND COALESCE(c.assignee, '') != ''", [], order="c.due_at", index="conversations_held"
+        )
+        found = {c.mention.key: c for c in held}
+        could: list[str] = []
+        params: list[Any] = []
+        for _, skills, languages in takers:
+            could.append(
+                "((COALESCE(c.team, '') = '' OR c.team IN (SELECT value FROM json_each(?))) AND "
+                "COALESCE(t.language NOT IN (SELECT value FROM json_each(?)) "
+                "OR t.language IN (SELECT value FROM json_each(?)), 1))"
+            )
+            params += [json.dumps(sorted(skills)), json.dumps(sorted(spoken)), json.dumps(sorted(languages))]
+        if could:
+            teams = sorted({"", *(team for _, skills, _ in takers for team in skills)})
+            for c in self.query(
+                f"{WAITING} AND COALESCE(c.assignee, '') = '' AND COALESCE(c.team, '') IN "
+                f"(SELECT value FROM json_each(?)) AND ({' OR '.join(could)})",
+                [json.dumps(teams), *params],
+                order="c.due_at",
+                index="conversations_waiting",
+            ):
+                found.setdefault(c.mention.key, c)
+        answered = self.answered_by([name for name, _, _ in takers], returning_since) if returning_since else set()
+        if answered:
+            for c in self.query(
+                f"m.author_key IN (SELECT value FROM json_each(?)) AND {settled} AND COALESCE(c.assignee, '') = ''",
+                [json.dumps(sorted(answered)), *OPEN_STATES],
+            ):
+                found.setdefault(c.mention.key, c)
+        # most urgent first, as `assign` takes them
+        return sorted(
+            found.values(), key=lambda c: (c.due_at or c.mention.published_at, c.mention.published_at, c.mention.key)
         )
 
-    def workloads(self) -> dict[str, int]:
-        """Open items per assignee."""
+    def workloads(self, members: Iterable[str] | None = None) -> dict[str, int]:
+        """Open items per assignee; with ``members``, of those alone (looked up by assignee: what they hold, not
+        every conversation ever assigned)."""
         states = ",".join("?" * len(OPEN_STATES))
+        if members is not None:
+            rows = self.db.execute(
+                f"SELECT assignee, count(*) FROM conversations WHERE assignee IN (SELECT value FROM json_each(?)) "
+                f"AND state IN ({states}) AND assignee != '' GROUP BY assignee",
+                [json.dumps(sorted(set(members))), *OPEN_STATES],
+            )
+            return dict(rows.fetchall())
         rows = self.db.execute(
             f"SELECT assignee, count(*) FROM conversations WHERE state IN ({states}) AND assignee != '' "
             "GROUP BY assignee",
             list(OPEN_STATES),
         )
         return dict(rows.fetchall())
+
+    def answered_by(self, members: Iterable[str], since: datetime) -> set[str]:
+        """The authors whose last answer since ``since`` came from one of ``members`` (`last_answerers` turned
+        round: a returning author goes to them)."""
+        rows = self.db.execute(
+            "SELECT author_key FROM author_answerers WHERE member IN (SELECT value FROM json_each(?)) "
+            "AND answered_at >= ?",
+            [json.dumps(sorted(set(members))), iso(since)],
+        )
+        return {key for (key,) in rows.fetchall()}
 
     def last_answerers(self, author_keys: Iterable[str], since: datetime) -> dict[str, str]:
         """author key -> the member who answered that author last, since ``since`` (`author_answerers`, m021)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -332,11 +332,26 @@ class Mentions:
         return found
 
     def hourly_counts(self, since: datetime, until: datetime) -> dict[datetime, int]:
-        """Mentions per UTC hour published in [since, until), for baselines."""
+        """Mentions per UTC hour published in [since, until), for baselines (hours with none left out).
+
+        The whole hours between are the counts kept by the hour (`Conversations.hour_counts`, m022); only the two
+        partial hours at the ends are counted live (#23: four weeks of history, every minute)."""
+        first = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        first += timedelta(hours=1) if first < since else timedelta(0)
+        last = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        if first >= last:
+            return self._hourly("published_at >= ? AND published_at < ?", [iso(since), iso(until)])
+        found = self._hourly("published_at >= ? AND published_at < ?", [iso(since), iso(first)])
+        for hour, (n, _, _) in Conversations(self.db).hour_counts(first, last).items():
+            if n:
+                found[hour] = n
+        found.update(self._hourly("published_at >= ? AND published_at < ?", [iso(last), iso(until)]))
+        return found
+
+    def _hourly(self, where: str, params: Sequence[Any]) -> dict[datetime, int]:
         rows = self.db.execute(
-            "SELECT substr(published_at, 1, 13) AS hour, count(*) FROM mentions "
-            "WHERE published_at >= ? AND published_at < ? GROUP BY hour",
-            [iso(since), iso(until)],
+            f"SELECT substr(published_at, 1, 13) AS hour, count(*) FROM mentions WHERE {where} GROUP BY hour",
+            list(params),
         )
         return {datetime.fromisoformat(f"{hour}:00:00+00:00"): count for hour, count in rows.fetchall()}
 

@@ -637,3 +637,82 @@ def m021_last_answerers(db: Database) -> None:
         ("answer_deleted", f"AFTER DELETE ON conversations WHEN {held}", redo),
     ):
         db.execute(f"CREATE TRIGGER IF NOT EXISTS author_answerers_{name} {event} BEGIN {body}; END")
+
+
+@migrations()
+def m022_rule_hours(db: Database) -> None:
+    """What the rules' four-week baselines add up every minute (#23; `Conversations.hour_counts`): per UTC hour, the
+    mentions published in it, how many have a sentiment (a person's correction first) and how many are negative.
+    An hour without a row is not known and is counted from the mentions when a rule needs it, so this migration
+    counts nothing. Triggers drop an hour's row whenever a write could change it (a mention stored, moved or
+    deleted; its reading; a person's correction), so no write path can leave a count behind. And an index of who
+    answered whom by member, so triage finds the authors a member with room answered lately without reading all."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS rule_hours (hour TEXT PRIMARY KEY, mentions INTEGER NOT NULL, "
+        "scored INTEGER NOT NULL, negative INTEGER NOT NULL) WITHOUT ROWID"
+    )
+    drop = "DELETE FROM rule_hours WHERE hour = substr({0}, 1, 13)"
+    of_mention = "(SELECT published_at FROM mentions WHERE key = {0}.key)"
+    triggers = {
+        "mentions_insert": ("AFTER INSERT ON mentions", [drop.format("NEW.published_at")]),
+        "mentions_update": (
+            "AFTER UPDATE OF published_at, key ON mentions "
+            "WHEN OLD.published_at IS NOT NEW.published_at OR OLD.key IS NOT NEW.key",
+            [drop.format("OLD.published_at"), drop.format("NEW.published_at")],
+        ),
+        "mentions_delete": ("AFTER DELETE ON mentions", [drop.format("OLD.published_at")]),
+    }
+    for table, column in (("mention_tags", "sentiment"), ("sentiment_corrections", "label")):
+        triggers |= {
+            f"{table}_insert": (f"AFTER INSERT ON {table}", [drop.format(of_mention.format("NEW"))]),
+            f"{table}_update": (
+                f"AFTER UPDATE OF {column}, key ON {table} "
+                f"WHEN OLD.{column} IS NOT NEW.{column} OR OLD.key IS NOT NEW.key",
+                [drop.format(of_mention.format("OLD")), drop.format(of_mention.format("NEW"))],
+            ),
+            f"{table}_delete": (f"AFTER DELETE ON {table}", [drop.format(of_mention.format("OLD"))]),
+        }
+    for name, (when, statements) in triggers.items():
+        body = "; ".join(statements)
+        db.execute(f"CREATE TRIGGER IF NOT EXISTS rule_hours_{name} {when} BEGIN {body}; END")
+    # triage asks which authors the members with room answered lately (a returning author goes back to them)
+    db.execute("CREATE INDEX IF NOT EXISTS author_answerers_member ON author_answerers(member, answered_at)")
+    # and reads the open items someone holds, and the unassigned ones of the teams a member with room serves
+    waiting = "state IN ('new', 'assigned', 'reopened') AND triaged_at IS NOT NULL AND COALESCE(assignee, '')"
+    db.execute(f"CREATE INDEX IF NOT EXISTS conversations_held ON conversations(assignee) WHERE {waiting} != ''")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS conversations_waiting ON conversations(COALESCE(team, ''), due_at) "
+        f"WHERE {waiting} = ''"
+    )
+    # negative_mention reads, between two cycles, only what was written since (`Conversations.marked`): the mentions
+    # stored, moved, read again, corrected or reopened, the authors whose reach changed, the alerts deleted; the rule's
+    # ``rule_state`` says up to which mark its last cycle read (none, or other settings: it reads the whole window)
+    db.execute("CREATE TABLE IF NOT EXISTS rule_marks (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT, author TEXT)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS rule_state (rule TEXT PRIMARY KEY, settings TEXT NOT NULL, seq INTEGER NOT NULL, "
+        "at TEXT NOT NULL, seen TEXT NOT NULL)"
+    )
+    mark = "INSERT INTO rule_marks (key) VALUES ({0}.key)"
+    marks = {
+        "mentions_insert": ("AFTER INSERT ON mentions", mark.format("NEW")),
+        "mentions_update": ("AFTER UPDATE OF published_at, author_key, key ON mentions", mark.format("NEW")),
+        "tags_insert": ("AFTER INSERT ON mention_tags", mark.format("NEW")),
+        "tags_update": ("AFTER UPDATE OF sentiment, key ON mention_tags", mark.format("NEW")),
+        "corrections_insert": ("AFTER INSERT ON sentiment_corrections", mark.format("NEW")),
+        "corrections_update": ("AFTER UPDATE ON sentiment_corrections", mark.format("NEW")),
+        "corrections_delete": ("AFTER DELETE ON sentiment_corrections", mark.format("OLD")),
+        "conversations_update": (
+            "AFTER UPDATE OF state ON conversations WHEN NEW.state IN ('new', 'assigned', 'reopened')",
+            mark.format("NEW"),
+        ),
+        "authors_update": (
+            "AFTER UPDATE OF reach ON authors WHEN OLD.reach IS NOT NEW.reach",
+            "INSERT INTO rule_marks (author) VALUES (NEW.key)",
+        ),
+        "outbox_delete": (
+            "AFTER DELETE ON outbox",
+            "INSERT INTO rule_marks (key) SELECT value FROM json_each(COALESCE(OLD.mentions, '[]'))",
+        ),
+    }
+    for name, (when, statement) in marks.items():
+        db.execute(f"CREATE TRIGGER IF NOT EXISTS rule_marks_{name} {when} BEGIN {statement}; END")
