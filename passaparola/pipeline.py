@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from listener.model import Conversation, Mention, Poll, RateLimited, SourceError
+from listener.model import Mention, Poll, RateLimited, SourceError
 from listener.webhooks import facebook_poll, intake_items, intake_mentions
 from notifiers.alert import Alert, Notifier
 from notifiers.dispatch import Attempt, send_all
@@ -34,7 +34,7 @@ from rules.advocates import (
     suggest_offer,
 )
 from rules.base import Evaluator, Tagger
-from rules.triage import TriageSettings, assign, decide
+from rules.triage import TriageSettings, assign, available, decide, takers
 from storage.store import OutboxItem, SaveResult, Store
 
 log = logging.getLogger("passaparola.pipeline")
@@ -200,38 +200,12 @@ def triage(settings: TriageSettings, store: Store, now: datetime) -> TriageOutco
 def _takers(
     settings: TriageSettings, store: Store, loads: Mapping[str, int], away: set[str], since: datetime, now: datetime
 ) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
-    """The members who may take an item in this pass of `assign`, as (name, skills, languages): triage reads every
-    item someone holds and only the unassigned ones one of these could take (#23: not every open conversation).
-
-    A member takes an item only while available (not away, on shift: `assign`'s test) and below capacity. One at
-    capacity gets room in the pass only when a breach of theirs is handed on to someone who has room or may get it:
-    so, from those with room, such owners are added until none is left."""
-    members = {m.name: m for m in settings.members}
-    available = {n for n, m in members.items() if n not in away and m.hours.is_open(now)}
-    room = {n for n in available if loads.get(n, 0) < members[n].capacity}
-    spoken = {lang for m in settings.members for lang in m.languages}
-    held = [c for c in store.conversations.open_items(takers=[]) if c.assignee in available]
+    """`rules.triage.takers`, from the breaches the available members hold and who answered those authors last."""
+    free = available(settings, away, now)
+    held = [c for c in store.conversations.open_items(takers=[]) if c.assignee in free]
     breached = [c for c in held if c.due_at is not None and c.due_at <= now and not c.breach_handed_on]
     previous = store.conversations.last_answerers((c.mention.author.key for c in breached), since)
-
-    def could_take(name: str, item: Conversation) -> bool:
-        member, language = members[name], item.mention.tags.get("language")
-        return (not item.team or item.team in member.skills) and (
-            language not in spoken or language in member.languages
-        )
-
-    grown = True
-    while grown:
-        grown = False
-        for item in breached:
-            owner = item.assignee
-            if owner in room:
-                continue
-            before = previous.get(item.mention.author.key, "")
-            if (before and before != owner and before in room) or any(n != owner and could_take(n, item) for n in room):
-                room.add(owner)
-                grown = True
-    return [(n, members[n].skills, members[n].languages) for n in sorted(room)]
+    return takers(settings, loads, away, breached, previous, now)
 
 
 @dataclass(frozen=True, slots=True)

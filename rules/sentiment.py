@@ -104,6 +104,11 @@ E5_SIGNAL_WIDTH = LEXICAL_WIDTH + 6  # and the stars
 FEATURES = 2
 
 
+def _stars_column(signal: Signals) -> int:
+    """The one-hot column of the mention's rating: 1-5, or 0 for none."""
+    return signal.stars if signal.stars in (1, 2, 3, 4, 5) else 0
+
+
 def signal_features(texts: Sequence[str], languages: Sequence[str | None], signals: Sequence[Signals]) -> np.ndarray:
     """Stars (one-hot, none included), channel (one-hot), language and the text's shape, as dense columns.
 
@@ -111,7 +116,7 @@ def signal_features(texts: Sequence[str], languages: Sequence[str | None], signa
     praise."""
     out = np.zeros((len(texts), SIGNAL_WIDTH), dtype=np.float32)
     for row, (text, language, signal) in enumerate(zip(texts, languages, signals, strict=True)):
-        out[row, signal.stars if signal.stars in (1, 2, 3, 4, 5) else 0] = 1.0
+        out[row, _stars_column(signal)] = 1.0
         if signal.channel in CHANNELS:
             out[row, 6 + CHANNELS.index(signal.channel)] = 1.0
         if language in MODEL_LANGUAGES:
@@ -139,7 +144,7 @@ def e5_signals(texts: Sequence[str], languages: Sequence[str | None], signals: S
         out[row, :4] = vader
         if language == "en":
             out[row, 4:LEXICAL_WIDTH] = vader
-        out[row, LEXICAL_WIDTH + (signal.stars if signal.stars in (1, 2, 3, 4, 5) else 0)] = 1.0
+        out[row, LEXICAL_WIDTH + _stars_column(signal)] = 1.0
     return out
 
 

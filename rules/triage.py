@@ -355,6 +355,52 @@ class Assignment:
     breach: bool = False
 
 
+def available(settings: TriageSettings, away: Iterable[str], now: datetime) -> set[str]:
+    """The members who may take items now: not away (config and run-time status merged) and on shift."""
+    gone = set(away)
+    return {m.name for m in settings.members if m.name not in gone and m.hours.is_open(now)}
+
+
+def can_serve(member: Member, item: Conversation, spoken: set[str]) -> bool:
+    """The member has the item's team skill and speaks its language (a language no member speaks bars nobody)."""
+    language = item.mention.tags.get("language")
+    return (not item.team or item.team in member.skills) and (language not in spoken or language in member.languages)
+
+
+def takers(
+    settings: TriageSettings,
+    loads: Mapping[str, int],
+    away: Iterable[str],
+    breached: Sequence[Conversation],
+    previous: Mapping[str, str],
+    now: datetime,
+) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """The members who may take an item in a pass of `assign`, as (name, skills, languages), so that storage reads
+    only the unassigned items one of them could take (#23: not every open conversation).
+
+    A member takes an item only while available and below capacity. One at capacity gets room in the pass only when
+    a breach of theirs (``breached``: open, past due, not handed on, held by an available member) is handed on to
+    someone who has room or may get it (``previous``: author key -> who answered them last): so, from those with
+    room, such owners are added until none is left."""
+    members = {m.name: m for m in settings.members}
+    room = {n for n in available(settings, away, now) if loads.get(n, 0) < members[n].capacity}
+    spoken = {lang for m in settings.members for lang in m.languages}
+    grown = True
+    while grown:
+        grown = False
+        for item in breached:
+            owner = item.assignee
+            if owner in room:
+                continue
+            before = previous.get(item.mention.author.key, "")
+            if (before and before != owner and before in room) or any(
+                n != owner and can_serve(members[n], item, spoken) for n in room
+            ):
+                room.add(owner)
+                grown = True
+    return [(n, members[n].skills, members[n].languages) for n in sorted(room)]
+
+
 def assign(
     settings: TriageSettings,
     items: Sequence[Conversation],
@@ -373,7 +419,7 @@ def assign(
     """
     away = set(away)
     members = {m.name: m for m in settings.members}
-    available = {n for n, m in members.items() if n not in away and m.hours.is_open(now)}
+    free = available(settings, away, now)
     spoken = {lang for m in settings.members for lang in m.languages}
     load = defaultdict(int, loads)
     decisions: list[Assignment] = []
@@ -381,16 +427,12 @@ def assign(
     def pick(item: Conversation, exclude: str) -> tuple[str, str]:
         author = item.mention.author.key
         previous = returning.get(author, "")
-        if previous and previous != exclude and previous in available and load[previous] < members[previous].capacity:
+        if previous and previous != exclude and previous in free and load[previous] < members[previous].capacity:
             return previous, "returning author: answered them last"
-        language = item.mention.tags.get("language")
         fit = [
             members[n]
-            for n in available
-            if n != exclude
-            and load[n] < members[n].capacity
-            and (not item.team or item.team in members[n].skills)
-            and (language not in spoken or language in members[n].languages)
+            for n in free
+            if n != exclude and load[n] < members[n].capacity and can_serve(members[n], item, spoken)
         ]
         if not fit:
             return "", ""
@@ -411,7 +453,7 @@ def assign(
             chosen, reason = pick(item, exclude="")
             if chosen:
                 move(item, chosen, reason)
-        elif owner not in available or owner not in members:
+        elif owner not in free or owner not in members:
             chosen, reason = pick(item, exclude=owner)
             why = "away" if owner in away else "off shift" if owner in members else "no longer a member"
             move(item, chosen, f"{owner} is {why}; " + (reason or "back in the queue"))
