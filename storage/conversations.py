@@ -17,7 +17,7 @@ from sqlite_utils import Database
 
 from listener.model import OPEN_STATES, Author, Conversation, Mention
 from storage.times import iso, parse_time
-from storage.writes import writing
+from storage.writes import put_rows, writing
 
 HOUR = timedelta(hours=1)
 #: What is open: the one test of it every query below shares (the states of `listener.model.OPEN_STATES`).
@@ -391,8 +391,12 @@ class Conversations:
 
     def start(self, keys: Sequence[str], now: str) -> None:
         """Every newly stored mention starts as a new conversation (inside the poll's transaction)."""
-        self.db.table("conversations").insert_all(
-            ({"key": key, "state": "new", "updated_at": now} for key in keys), pk="key", ignore=True
+        put_rows(
+            self.db,
+            "conversations",
+            ({"key": key, "state": "new", "updated_at": now} for key in keys),
+            "key",
+            ignore=True,
         )
 
     def apply_answers(self, mention_keys: Sequence[str], reply_keys: Sequence[str], now: str) -> int:

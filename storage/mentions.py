@@ -22,7 +22,7 @@ from storage.conversations import Conversations
 from storage.health import Health
 from storage.people import People, delete_mentions
 from storage.times import iso
-from storage.writes import writing
+from storage.writes import put_rows, writing
 
 #: Tag names stored in their own columns; any other tag goes to ``mention_tags.extra``.
 TAG_COLUMNS = (
@@ -95,16 +95,18 @@ class Mentions:
         with writing(self.db):
             new_keys = {m.key for m in poll.mentions} - self.known(m.key for m in poll.mentions)
             self._upsert_authors([m.author for m in poll.mentions], now)
-            self.db.table("mentions").upsert_all(
-                (self._mention_row(m, now) for m in poll.mentions), pk="key", batch_size=500
-            )
+            put_rows(self.db, "mentions", (self._mention_row(m, now) for m in poll.mentions), key="key")
             self.db.execute(
                 "UPDATE mentions SET first_seen_at = ? WHERE key IN (SELECT value FROM json_each(?))",
                 [now, json.dumps(sorted(new_keys))],
             )
             fresh = [m for m in poll.mentions if m.key in new_keys]
-            self.db.table("mention_tags").insert_all(
-                (self._tags_row(m.key, m.tags, now) for m in fresh if m.tags), pk="key", ignore=True
+            put_rows(
+                self.db,
+                "mention_tags",
+                (self._tags_row(m.key, m.tags, now) for m in fresh if m.tags),
+                "key",
+                ignore=True,
             )
             self._reread([m for m in poll.mentions if m.key in reread and m.key not in new_keys], now)
             self.conversations.start([m.key for m in fresh], now)
@@ -121,23 +123,18 @@ class Mentions:
         tagged = [m for m in mentions if m.tags]
         if not tagged:
             return
-        self.db.table("mention_tags").upsert_all(
-            (self._tags_row(m.key, m.tags, now) for m in tagged), pk="key", batch_size=500
-        )
+        put_rows(self.db, "mention_tags", (self._tags_row(m.key, m.tags, now) for m in tagged), key="key")
         self.db.execute(
             "DELETE FROM sentiment_corrections WHERE key IN (SELECT value FROM json_each(?))",
             [json.dumps([m.key for m in tagged])],
         )
 
     def _upsert_authors(self, authors: Sequence[Author], now: str) -> None:
+        """Each author once, its profile refreshed; ``first_seen_at`` is set when it is new and kept after."""
         unique = {a.key: a for a in authors}
-        existing = {
-            row[0]
-            for row in self.db.execute(
-                "SELECT key FROM authors WHERE key IN (SELECT value FROM json_each(?))", [json.dumps(list(unique))]
-            )
-        }
-        self.db.table("authors").upsert_all(
+        put_rows(
+            self.db,
+            "authors",
             (
                 {
                     "key": a.key,
@@ -148,12 +145,12 @@ class Mentions:
                     "reach": a.reach,
                     "verified": int(a.verified),
                     "updated_at": now,
-                    **({} if a.key in existing else {"first_seen_at": now}),
+                    "first_seen_at": now,
                 }
                 for a in unique.values()
             ),
-            pk="key",
-            batch_size=500,
+            key="key",
+            keep=("first_seen_at",),
         )
 
     @staticmethod
@@ -295,9 +292,7 @@ class Mentions:
                     [json.dumps(list(tags))],
                 ).fetchall()
             )
-            self.db.table("mention_tags").upsert_all(
-                (self._tags_row(key, t, now) for key, t in tags.items()), pk="key", batch_size=500
-            )
+            put_rows(self.db, "mention_tags", (self._tags_row(key, t, now) for key, t in tags.items()), key="key")
         return sum(before.get(key) != t.get("sentiment") for key, t in tags.items())
 
     # -- volumes for rules -----------------------------------------------------------------------

@@ -10,7 +10,9 @@ threads writing (polls, delivery, replies, the heartbeat) that refused the heart
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import itertools
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -33,3 +35,53 @@ def writing(db: Database) -> Iterator[Database]:
     except BaseException:
         db.conn.rollback()
         raise
+
+
+#: Bound values per statement: SQLite's default limit before 3.32 (999), so any build runs these statements.
+MAX_VALUES = 999
+
+
+def put_rows(
+    db: Database,
+    table: str,
+    rows: Iterable[Mapping[str, Any]],
+    key: str,
+    keep: Collection[str] = (),
+    ignore: bool = False,
+) -> None:
+    """Insert ``rows`` (each with the same columns) into ``table``: on a conflict on ``key``, update every column but
+    ``key`` and ``keep`` (or, with ``ignore``, leave the stored row as it is).
+
+    Many rows go in each statement (``VALUES (...), (...)``): a statement's fixed cost (the FTS and bookkeeping
+    triggers' set-up) is paid once for the lot, not once a row as with ``executemany``; and none of sqlite-utils'
+    per-value Python work (type checks, JSON), which cost a bulk import a third of its writing time: these tables
+    have fixed columns, made by the migrations."""
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        return
+    columns = list(first)
+    names = ", ".join(f'"{c}"' for c in columns)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c != key and c not in keep)
+    conflict = "DO NOTHING" if ignore or not updates else f"DO UPDATE SET {updates}"
+    one = "(" + ", ".join("?" for _ in columns) + ")"
+    per_statement = max(1, MAX_VALUES // len(columns))
+    batch: list[Any] = []
+    count = 0
+    for row in itertools.chain((first,), rows):
+        if len(row) != len(columns):
+            raise ValueError(f"{table}: every row must have the columns {columns}, not {list(row)}")
+        batch.extend(row[c] for c in columns)
+        count += 1
+        if count == per_statement:
+            _put(db, table, names, one, count, conflict, key, batch)
+            batch, count = [], 0
+    if count:
+        _put(db, table, names, one, count, conflict, key, batch)
+
+
+def _put(
+    db: Database, table: str, names: str, one: str, count: int, conflict: str, key: str, values: list[Any]
+) -> None:
+    marks = ", ".join([one] * count)
+    db.conn.execute(f'INSERT INTO "{table}" ({names}) VALUES {marks} ON CONFLICT("{key}") {conflict}', values)

@@ -67,6 +67,22 @@ def test_reingesting_the_same_posts_three_times_stores_each_once(store: Store) -
     assert store.db.execute("SELECT first_seen_at FROM mentions WHERE key = 'x:1'").fetchone()[0] == first_seen
 
 
+def test_an_author_seen_again_keeps_when_first_seen_and_gets_the_new_profile(store: Store) -> None:
+    store.save_poll("x-brand", "x", Poll(mentions=(mention("1"),)), T0)
+    renamed = replace(ANNA, handle="anna_r", reach=900)
+    store.save_poll("x-brand", "x", Poll(mentions=(replace(mention("2", 5), author=renamed),)), T0 + timedelta(hours=2))
+    row = store.db.execute("SELECT handle, reach, first_seen_at, updated_at FROM authors WHERE key = 'x:42'").fetchone()
+    assert row == ("anna_r", 900, T0.isoformat(), (T0 + timedelta(hours=2)).isoformat())
+
+
+def test_rows_of_different_columns_are_refused_naming_the_table(store: Store) -> None:
+    from storage.writes import put_rows
+
+    rows = [{"key": "a", "state": "new", "updated_at": "t"}, {"key": "b", "state": "new"}]
+    with pytest.raises(ValueError, match="conversations: every row must have the columns"):
+        put_rows(store.db, "conversations", rows, "key")
+
+
 def test_reingest_updates_raw_text_but_never_clobbers_derived_fields(store: Store) -> None:
     tagged = replace(mention("1"), tags={"sentiment": "negative", "needs_answer": 1})
     store.save_poll("x-brand", "x", Poll(mentions=(tagged,)), T0)
