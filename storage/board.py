@@ -5,11 +5,13 @@ window, so a page stays fast with a million stored mentions (`make bench` measur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from sqlite_utils import Database
@@ -25,6 +27,12 @@ UNASSIGNED = "-"
 #: The open states as SQL literals (code constants): SQLite then uses the partial index `conversations_open`
 #: (m013), which a bound ``IN (?, ?, ?)`` keeps it from choosing.
 OPEN_SQL = "c.state IN (" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")"
+#: A conversation whose first-response row no longer changes with the clock: any not open. (An answer with no time
+#: recorded and a deadline is within the SLA until the deadline: its rows carry the deadline, compared when read.)
+#: `Board.response_tallies` keeps these rows per day (m023); the open ones it counts each time.
+SETTLED_SQL = f"NOT {OPEN_SQL}"
+#: How long a page waits for the write lock to keep the days it counted; past this it counts them only.
+KEEP_WAIT_MS = 50
 #: Past this many matches, a listing by date walks the date index instead of sorting every match.
 DENSE = 2000
 #: The one SQL definition of "nobody has it": triage leaves the assignee NULL, handing back sets ''.
@@ -216,8 +224,34 @@ def _local_day(zone: tzinfo, start: datetime, end: datetime, params: dict[str, A
     return f"CASE {' '.join(cases)} ELSE {last} END" if cases else last
 
 
+@contextlib.contextmanager
+def _write_lock(db: Database) -> Iterator[bool]:
+    """The write lock for keeping what a read counted, waited for `KEEP_WAIT_MS` at most: yields whether it is held
+    (committed at the end); False inside another transaction, or when another writer holds the lock."""
+    conn = db.conn
+    if conn.in_transaction:
+        yield False
+        return
+    (busy,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute(f"PRAGMA busy_timeout = {min(int(busy), KEEP_WAIT_MS)}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy)}")
+        yield False
+        return
+    conn.execute(f"PRAGMA busy_timeout = {int(busy)}")
+    try:
+        yield True
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.execute("COMMIT")
+
+
 class Board:
-    """Read-only queries over the store's connection for the web app."""
+    """The web app's queries over the store's connection; they write only what they keep of their own counts (the
+    first-response rows of whole days, `response_tallies`)."""
 
     def __init__(self, db: Database, conversations: ConversationQuery) -> None:
         self.db = db
@@ -485,8 +519,7 @@ class Board:
         days: tuple[datetime, tzinfo] | None = None,
     ) -> ResponseTallies:
         """First-response tallies of the mentions published in (since, until]: what `rules.triage.figures` counts
-        over `Conversations.between`, counted by SQL in one pass over the window instead of reading every
-        conversation of it into Python.
+        over `Conversations.between`, counted by SQL instead of reading every conversation of it into Python.
 
         ``groups``: per (dimension, value) of ``dimensions`` ("all", "channel", "team", "member"), sorted.
         ``days`` (with ``days=(day_start, zone)``): the group "all" of each day of ``zone``'s calendar from
@@ -494,42 +527,24 @@ class Board:
         ``published_at.astimezone(zone).date()`` has it, DST changes included (`offset_spans`).
 
         SQL groups the mentions by channel, team, member, day, response time and the follow-up they are (a few rows
-        per combination; at most one per answer); each dimension's groups add those up. `Conversations.between`
-        also joins each mention's author, which every stored mention has (an author is saved with its mentions and
-        deleted only with the last of them): left out here, as the inbox's counts leave it out."""
-        params: dict[str, Any] = {"since": iso(since), "until": iso(until), "now": _exact(now)}
-        day = "NULL"
-        if days is not None:
-            day_start, zone = days
-            params["start"] = iso(day_start)
-            local = _local_day(zone, max(since, day_start), until, params)
-            day = f"CASE WHEN m.published_at >= :start THEN {local} END"
-        answered = "c.state = 'answered' AND c.response_seconds IS NOT NULL"
-        due, done = "NULLIF(c.due_at, '')", "NULLIF(c.answered_at, '')"
-        change = f"({_SENTIMENT_VALUE.format('fs')}) - ({_SENTIMENT_VALUE.format('bs')})"
-        # The window's mentions from m020's index alone (date, channel, key): their rows are wide (text, metrics).
-        rows = self.db.execute(
-            f"""
-            SELECT m.platform, {_TEAM_SQL.format("c")}, {_MEMBER_SQL.format("c")}, {day} AS day,
-                   c.state = 'ignored' AS ignored, CASE WHEN {answered} THEN CAST(c.response_seconds AS REAL) END,
-                   CASE WHEN c.follows_key != '' THEN (
-                       SELECT json_array(bm.platform, {_TEAM_SQL.format("b")}, {_MEMBER_SQL.format("b")}, {change})
-                       FROM conversations b JOIN mentions bm ON bm.key = b.key
-                       LEFT JOIN mention_tags fst ON fst.key = c.key
-                       LEFT JOIN sentiment_corrections fsc ON fsc.key = c.key
-                       LEFT JOIN mention_tags bst ON bst.key = b.key
-                       LEFT JOIN sentiment_corrections bsc ON bsc.key = b.key
-                       WHERE b.key = c.follows_key AND bm.published_at > :since AND bm.published_at <= :until
-                         AND {change} IS NOT NULL
-                   ) END,
-                   count(*), sum({OPEN_SQL}), sum({answered} AND ({due} IS NULL OR COALESCE({done}, :now) <= {due})),
-                   sum({OPEN_SQL} AND {due} IS NOT NULL AND {due} <= :now)
-            FROM mentions m INDEXED BY mentions_published_channel JOIN conversations c ON c.key = m.key
-            WHERE m.published_at > :since AND m.published_at <= :until
-            GROUP BY 1, 2, 3, 4, 5, 6, 7
-            """,
-            params,
-        ).fetchall()
+        per combination; at most one per answer); each dimension's groups add those up. The whole UTC days inside
+        the window read their settled conversations' rows from ``response_days`` (m023: counted once, dropped by
+        triggers when a write could change them); the window's ends and the conversations still open are counted
+        from the mentions each time. `Conversations.between` also joins each mention's author, which every stored
+        mention has (an author is saved with its mentions and deleted only with the last of them): left out here,
+        as the inbox's counts leave it out."""
+        zone = days[1] if days is not None else UTC
+        first_day = days[0].astimezone(zone).date().isoformat() if days is not None else None
+        begin = datetime.combine(since.astimezone(UTC).date() + timedelta(days=1), time(), UTC)
+        end = datetime.combine(until.astimezone(UTC).date(), time(), UTC)
+        if begin < end:  # whole days inside the window: their settled rows are kept
+            rows = self._tally_rows(zone, now, since, begin, low=">", high="<")
+            rows += self._tally_rows(zone, now, begin, end, open_only=True)
+            rows += self._tally_rows(zone, now, end, until, high="<=")
+            rows += self._settled_rows(zone, now, begin, end)
+        else:
+            rows = self._tally_rows(zone, now, since, until, low=">", high="<=")
+        window = (iso(since), iso(until))
         groups: dict[tuple[str, str], ResponseTally] = {}
         per_day: dict[str, ResponseTally] = {}
 
@@ -539,22 +554,110 @@ class Board:
                     yield group, groups.setdefault(group, ResponseTally())
 
         counted: set[tuple[str, str]] = set()
-        for channel, team, member, local_day, ignored, seconds, follow, *counts in rows:
+        exact_now = _exact(now)
+        for channel, team, member, local_day, ignored, seconds, follow, pending, *counts in rows:
+            if pending is not None and exact_now <= pending:  # answered, no time recorded: within until the deadline
+                counts[2] = int(counts[2] or 0) + int(counts[0])
             if not ignored:  # `rules.triage.figures` counts no ignored mention, but reads it as a follow-up
                 for group, tally in of(channel, team, member):
                     counted.add(group)
                     tally.add(counts, seconds)
-                if local_day is not None:
+                if first_day is not None and local_day >= first_day:
                     per_day.setdefault(local_day, ResponseTally()).add(counts, seconds)
-            if follow is not None:  # the change is credited to the groups of the mention followed up
-                *followed, moved = json.loads(follow)
-                for _, tally in of(*followed):
-                    tally.change_total += int(moved) * int(counts[0])
-                    tally.follow_ups += int(counts[0])
+            if follow is not None:  # the change is credited to the groups of the mention followed up, if in the window
+                *followed, moved, published = json.loads(follow)
+                if window[0] < published <= window[1]:
+                    for _, tally in of(*followed):
+                        tally.change_total += int(moved) * int(counts[0])
+                        tally.follow_ups += int(counts[0])
         return ResponseTallies(
             groups={group: groups[group].settle() for group in sorted(counted)},
             days={local_day: tally.settle() for local_day, tally in sorted(per_day.items())},
         )
+
+    def _tally_rows(
+        self,
+        zone: tzinfo,
+        now: datetime,
+        start: datetime,
+        stop: datetime,
+        low: str = ">=",
+        high: str = "<",
+        open_only: bool = False,
+        settled: bool = False,
+    ) -> list[list[Any]]:
+        """`response_tallies`' grouped rows of the mentions published between ``start`` and ``stop`` (compared with
+        ``low`` and ``high``): all of them, only the open conversations (``open_only``, found by their state) or
+        only the settled ones. A row: channel, team, member, local day, ignored, response time, the follow-up (the
+        followed mention's channel, team, member, sentiment change and publication), the deadline of an answer with
+        no time recorded, then how many, open, within the SLA, breached."""
+        params: dict[str, Any] = {"start": iso(start), "stop": iso(stop), "now": _exact(now)}
+        local = _local_day(zone, start, stop, params)
+        answered = "c.state = 'answered' AND c.response_seconds IS NOT NULL"
+        due, done = "NULLIF(c.due_at, '')", "NULLIF(c.answered_at, '')"
+        change = f"({_SENTIMENT_VALUE.format('fs')}) - ({_SENTIMENT_VALUE.format('bs')})"
+        if open_only:  # few, by the state index, instead of every mention of the days
+            source = "conversations c INDEXED BY idx_conversations_state CROSS JOIN mentions m ON m.key = c.key"
+            which = f"AND {OPEN_SQL}"
+        else:  # the window's mentions from m020's index alone (date, channel, key): their rows are wide
+            source = "mentions m INDEXED BY mentions_published_channel JOIN conversations c ON c.key = m.key"
+            which = f"AND {SETTLED_SQL}" if settled else ""
+        rows = self.db.execute(
+            f"""
+            SELECT m.platform, {_TEAM_SQL.format("c")}, {_MEMBER_SQL.format("c")}, {local} AS day,
+                   c.state = 'ignored' AS ignored, CASE WHEN {answered} THEN CAST(c.response_seconds AS REAL) END,
+                   CASE WHEN c.follows_key != '' THEN (
+                       SELECT json_array(bm.platform, {_TEAM_SQL.format("b")}, {_MEMBER_SQL.format("b")}, {change},
+                                         bm.published_at)
+                       FROM conversations b JOIN mentions bm ON bm.key = b.key
+                       LEFT JOIN mention_tags fst ON fst.key = c.key
+                       LEFT JOIN sentiment_corrections fsc ON fsc.key = c.key
+                       LEFT JOIN mention_tags bst ON bst.key = b.key
+                       LEFT JOIN sentiment_corrections bsc ON bsc.key = b.key
+                       WHERE b.key = c.follows_key AND {change} IS NOT NULL
+                   ) END,
+                   CASE WHEN {answered} AND {done} IS NULL THEN {due} END,
+                   count(*), sum({OPEN_SQL}), sum({answered} AND ({due} IS NULL OR {done} <= {due})),
+                   sum({OPEN_SQL} AND {due} IS NOT NULL AND {due} <= :now)
+            FROM {source}
+            WHERE m.published_at {low} :start AND m.published_at {high} :stop {which}
+            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+            """,
+            params,
+        ).fetchall()
+        return [list(row) for row in rows]
+
+    def _settled_rows(self, zone: tzinfo, now: datetime, begin: datetime, end: datetime) -> list[list[Any]]:
+        """The settled conversations' rows of the UTC days from ``begin`` to ``end`` (midnights): each day's kept
+        rows (``response_days``), the days not kept counted now and kept, in one write transaction so that no
+        write can fall between the count and the keeping (with another writer holding the lock, counted only)."""
+        name = str(zone)
+        wanted = [(begin + timedelta(days=n)).date().isoformat() for n in range((end - begin).days)]
+        kept = dict(
+            self.db.execute(
+                "SELECT day, rows FROM response_days WHERE zone = ? AND day >= ? AND day < ?",
+                [name, wanted[0], end.date().isoformat()],
+            ).fetchall()
+        )
+        missing = [day for day in wanted if day not in kept]
+
+        def count(day: str) -> list[list[Any]]:
+            start = datetime.combine(date.fromisoformat(day), time(), UTC)
+            return self._tally_rows(zone, now, start, start + timedelta(days=1), settled=True)
+
+        rows = [row for day in wanted if day in kept for row in json.loads(kept[day])]
+        if not missing:
+            return rows
+        with _write_lock(self.db) as locked:
+            for day in missing:
+                counted = count(day)
+                rows += counted
+                if locked:
+                    self.db.conn.execute(
+                        "INSERT OR REPLACE INTO response_days (day, zone, rows) VALUES (?, ?, ?)",
+                        [day, name, json.dumps(counted)],
+                    )
+        return rows
 
     def workloads(self, now: datetime, day_start: datetime) -> dict[str, Workload]:
         """Per assignee: open items, when the oldest waiting one was published, breaches since ``day_start``.

@@ -716,3 +716,75 @@ def m022_rule_hours(db: Database) -> None:
     }
     for name, (when, statement) in marks.items():
         db.execute(f"CREATE TRIGGER IF NOT EXISTS rule_marks_{name} {when} BEGIN {statement}; END")
+
+
+@migrations()
+def m023_response_days(db: Database) -> None:
+    """The cockpit's first-response figures over 30 days at a million mentions (#23; `Board.response_tallies`): per
+    UTC day and time zone, the grouped rows of the day's settled conversations (answered, ignored, closed), which no
+    longer change with the clock. A day without a row is counted from the mentions when a page needs it and kept
+    then, so this migration counts nothing. Triggers drop a day's rows whenever a write could change them: its
+    conversations, their mentions and readings, and those of the mentions they follow up (a follow-up's row carries
+    the group and the sentiment of the mention it follows), so no write path can leave a count behind."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS response_days (day TEXT NOT NULL, zone TEXT NOT NULL, rows TEXT NOT NULL, "
+        "PRIMARY KEY (day, zone)) WITHOUT ROWID"
+    )
+    # the follow-ups of a mention, found without reading every conversation
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS conversations_follows ON conversations(follows_key) "
+        "WHERE COALESCE(follows_key, '') != ''"
+    )
+    followers = (
+        "SELECT substr(fm.published_at, 1, 10) FROM conversations f JOIN mentions fm ON fm.key = f.key "
+        "WHERE COALESCE(f.follows_key, '') != '' AND f.follows_key = {0}"
+    )
+    own = "(SELECT substr(published_at, 1, 10) FROM mentions WHERE key = {0})"
+    drop = "DELETE FROM response_days WHERE day IN (SELECT " + own + " UNION " + followers + ")"
+    drop_at = "DELETE FROM response_days WHERE day IN (SELECT substr({1}, 1, 10) UNION " + followers + ")"
+    # Only settled conversations are kept, so a write matters when its conversation is settled (before or after)
+    # or when others follow it up: the common writes (a new mention, its reading, triage) skip the drop.
+    opened = "('new', 'assigned', 'reopened')"
+    followed = "EXISTS (SELECT 1 FROM conversations f WHERE COALESCE(f.follows_key, '') != '' AND f.follows_key = {0})"
+    settled = "EXISTS (SELECT 1 FROM conversations s WHERE s.key = {0} AND s.state NOT IN " + opened + ")"
+    used = "state, assignee, team, answered_by, response_seconds, due_at, answered_at, follows_key"
+    triggers = {
+        "conversations_insert": (
+            f"AFTER INSERT ON conversations WHEN NEW.state NOT IN {opened} OR {followed.format('NEW.key')}",
+            [drop.format("NEW.key")],
+        ),
+        "conversations_update": (
+            f"AFTER UPDATE OF {used} ON conversations WHEN OLD.state NOT IN {opened} OR NEW.state NOT IN {opened} "
+            f"OR {followed.format('NEW.key')}",
+            [drop.format("NEW.key")],
+        ),
+        "conversations_delete": (
+            f"AFTER DELETE ON conversations WHEN OLD.state NOT IN {opened} OR {followed.format('OLD.key')}",
+            [drop.format("OLD.key")],
+        ),
+        "mentions_update": (
+            "AFTER UPDATE OF published_at, platform, key ON mentions",
+            [drop_at.format("OLD.key", "OLD.published_at"), drop_at.format("NEW.key", "NEW.published_at")],
+        ),
+        "mentions_delete": ("AFTER DELETE ON mentions", [drop_at.format("OLD.key", "OLD.published_at")]),
+    }
+    for table, column in (("mention_tags", "sentiment"), ("sentiment_corrections", "label")):
+        matters = f"({settled}) OR ({followed})"
+        triggers |= {
+            f"{table}_insert": (
+                f"AFTER INSERT ON {table} WHEN {matters.format('NEW.key')}",
+                [drop.format("NEW.key")],
+            ),
+            f"{table}_update": (
+                f"AFTER UPDATE OF {column}, key ON {table} "
+                f"WHEN {matters.format('OLD.key')} OR {matters.format('NEW.key')}",
+                [drop.format("OLD.key"), drop.format("NEW.key")],
+            ),
+            f"{table}_delete": (
+                f"AFTER DELETE ON {table} WHEN {matters.format('OLD.key')}",
+                [drop.format("OLD.key")],
+            ),
+        }
+    for name, (when, statements) in triggers.items():
+        body = "; ".join(statements)
+        db.execute(f"CREATE TRIGGER IF NOT EXISTS response_days_{name} {when} BEGIN {body}; END")

@@ -333,3 +333,101 @@ def test_the_complaints_and_their_weeks_come_from_one_read_with_the_same_counts(
             assert store.board.complaint_topics(since) == old_complaint_topics(store, since)
     finally:
         store.close()
+
+
+def check_kept_days(store: Store, now: datetime, zone: ZoneInfo) -> None:
+    """The 30-day tallies, read with the days kept in `response_days`, are the figures of every conversation."""
+    since = now - timedelta(days=30)
+    first = now.astimezone(zone).date() - timedelta(days=29)
+    tallies = store.board.response_tallies(since, now, now, days=(datetime.combine(first, time(), zone), zone))
+    conversations = store.conversations.between(since, now)
+    assert figures_of(tallies.groups) == figures(conversations, now)
+    assert response_days(tallies.days, first, 30) == python_days(conversations, now, zone, 30)
+
+
+@pytest.mark.parametrize(("zone_name", "now"), [ZONES_AND_TIMES[0], ZONES_AND_TIMES[4]])
+def test_the_days_kept_for_the_cockpit_follow_every_write_that_changes_them(zone_name: str, now: datetime) -> None:
+    """#23: whole days' settled rows are kept (m023) and dropped by triggers; after each kind of write (an answer, a
+    reopening, a reassignment, a new follow-up, a reading, a correction or a reassignment of a mention followed up,
+    a mention moved to another day or deleted) the kept days give the figures counted from every conversation."""
+    zone = ZoneInfo(zone_name)
+    store = Store.memory()
+    rng = random.Random(5)
+    try:
+        spread(store, now, zone, count=200)
+        check_kept_days(store, now, zone)
+        assert store.db.execute("SELECT count(*) FROM response_days").fetchone()[0] >= 28  # the whole days are kept
+        window = store.conversations.between(now - timedelta(days=29), now - timedelta(days=1))
+        followed = [c.follows_key for c in window if c.follows_key and c.follows_key != "x:gone"]
+        assert followed
+        db = store.db
+
+        def settled() -> str:
+            return rng.choice([c.mention.key for c in window if c.state in ("answered", "ignored")])
+
+        def anyone() -> str:
+            return rng.choice([c.mention.key for c in window])
+
+        writes = [
+            lambda: db.execute(
+                "UPDATE conversations SET state = 'answered', response_seconds = ?, answered_at = ?, due_at = ? "
+                "WHERE key = ?",
+                [rng.choice([5, 7200]), iso(now - timedelta(days=3)), iso(now), anyone()],
+            ),
+            lambda: db.execute("UPDATE conversations SET state = 'reopened' WHERE key = ?", [settled()]),
+            lambda: db.execute("UPDATE conversations SET team = 'care', assignee = 'marco' WHERE key = ?", [settled()]),
+            lambda: db.execute(
+                "UPDATE conversations SET follows_key = ? WHERE key = ?", [rng.choice(followed), settled()]
+            ),
+            lambda: db.execute(
+                "UPDATE mention_tags SET sentiment = ? WHERE key = ?",
+                [rng.choice(["negative", "positive"]), rng.choice(followed)],
+            ),
+            lambda: db.execute(
+                "INSERT OR REPLACE INTO sentiment_corrections (key, label, model_label, corrected_by, corrected_at) "
+                "VALUES (?, ?, '', 'sara', ?)",
+                [rng.choice(followed), rng.choice(["negative", "neutral", "positive"]), iso(now)],
+            ),
+            lambda: db.execute(
+                "DELETE FROM sentiment_corrections WHERE key IN (SELECT key FROM sentiment_corrections LIMIT 3)"
+            ),
+            lambda: db.execute(
+                "UPDATE mentions SET published_at = ? WHERE key = ?",
+                [iso(now - timedelta(days=rng.randrange(2, 28))), settled()],
+            ),
+            lambda: db.execute(
+                "UPDATE conversations SET team = 'billing', answered_by = 'sara' WHERE key = ?", [rng.choice(followed)]
+            ),
+        ]
+        for step in range(36):
+            writes[step % len(writes)]()
+            db.conn.commit()
+            check_kept_days(store, now, zone)
+        gone = settled()
+        for table in ("conversations", "mention_tags", "sentiment_corrections"):
+            db.execute(f"DELETE FROM {table} WHERE key = ?", [gone])
+        db.execute("DELETE FROM mentions WHERE key = ?", [gone])
+        db.conn.commit()
+        check_kept_days(store, now, zone)
+    finally:
+        store.close()
+
+
+def test_a_page_counts_without_keeping_while_another_writer_holds_the_lock(tmp_path: Path) -> None:
+    """The cockpit never waits on the daemon's write: with the lock held elsewhere it counts the days, keeps none."""
+    import sqlite3
+
+    now, zone = ZONES_AND_TIMES[0][1], ZoneInfo("Europe/Rome")
+    store = Store.open(tmp_path / "p.db")
+    other = sqlite3.connect(tmp_path / "p.db")
+    try:
+        spread(store, now, zone, count=120)
+        other.execute("BEGIN IMMEDIATE")
+        check_kept_days(store, now, zone)
+        assert store.db.execute("SELECT count(*) FROM response_days").fetchone()[0] == 0
+        other.rollback()
+        check_kept_days(store, now, zone)
+        assert store.db.execute("SELECT count(*) FROM response_days").fetchone()[0] >= 28
+    finally:
+        other.close()
+        store.close()

@@ -9,7 +9,8 @@ SQL with shifted dates (the FTS triggers index each copy). At each size:
   time and peak resident memory: the daemon's steady state (the cycle a minute after the last, with a minute's new
   mentions), and beside it the first cycle on the database, which scores every advocate of the window;
 - page latency (median, p95 of 20 requests after one warm-up) of the real web app on 127.0.0.1: the inbox (all,
-  a search, the answered), the cockpit (one and seven days), the advocates and the API inbox (all, one channel).
+  a search, the answered), the cockpit (one, seven and 30 days), the advocates, the API inbox (all, one channel)
+  and `/metrics`.
 
 Alone: ``python -m tools.bench_scale --sizes 10000,100000 --no-pages --cache var/cache`` measures only those sizes,
 only the rules cycle, and keeps each built database under ``var/cache`` (``bench-scale-SIZE.db``) for the next run
@@ -44,8 +45,8 @@ BLOCK = 10_000
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 TOKEN = "bench-token-0123456789abcdefghij"
 PAGES = (
-    "/inbox", "/inbox?q=capsule", "/inbox?state=answered", "/cockpit", "/cockpit?days=7", "/advocates", "/api/inbox",
-    "/api/inbox?channel=x",
+    "/inbox", "/inbox?q=capsule", "/inbox?state=answered", "/cockpit", "/cockpit?days=7", "/cockpit?days=30",
+    "/advocates", "/api/inbox", "/api/inbox?channel=x", "/metrics",
 )  # fmt: skip
 
 
