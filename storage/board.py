@@ -5,19 +5,18 @@ window, so a page stays fast with a million stored mentions (`make bench` measur
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import Any, Literal
 
 from sqlite_utils import Database
 
 from listener.model import OPEN_STATES, Conversation
 from storage.times import iso, parse_time
+from storage.writes import writing_if_free
 
 ConversationQuery = Callable[..., list[Conversation]]
 
@@ -222,31 +221,6 @@ def _local_day(zone: tzinfo, start: datetime, end: datetime, params: dict[str, A
         cases.append(f"WHEN m.published_at < :change{n} THEN date(m.published_at, :offset{n})")
     last = f"date(m.published_at, :offset{len(spans) - 1})"
     return f"CASE {' '.join(cases)} ELSE {last} END" if cases else last
-
-
-@contextlib.contextmanager
-def _write_lock(db: Database) -> Iterator[bool]:
-    """The write lock for keeping what a read counted, waited for `KEEP_WAIT_MS` at most: yields whether it is held
-    (committed at the end); False inside another transaction, or when another writer holds the lock."""
-    conn = db.conn
-    if conn.in_transaction:
-        yield False
-        return
-    (busy,) = conn.execute("PRAGMA busy_timeout").fetchone()
-    conn.execute(f"PRAGMA busy_timeout = {min(int(busy), KEEP_WAIT_MS)}")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError:
-        conn.execute(f"PRAGMA busy_timeout = {int(busy)}")
-        yield False
-        return
-    conn.execute(f"PRAGMA busy_timeout = {int(busy)}")
-    try:
-        yield True
-    except BaseException:
-        conn.rollback()
-        raise
-    conn.execute("COMMIT")
 
 
 class Board:
@@ -539,7 +513,7 @@ class Board:
         end = datetime.combine(until.astimezone(UTC).date(), time(), UTC)
         if begin < end:  # whole days inside the window: their settled rows are kept
             rows = self._tally_rows(zone, now, since, begin, low=">", high="<")
-            rows += self._tally_rows(zone, now, begin, end, open_only=True)
+            rows += self._tally_rows(zone, now, begin, end, only="open")
             rows += self._tally_rows(zone, now, end, until, high="<=")
             rows += self._settled_rows(zone, now, begin, end)
         else:
@@ -583,12 +557,11 @@ class Board:
         stop: datetime,
         low: str = ">=",
         high: str = "<",
-        open_only: bool = False,
-        settled: bool = False,
+        only: Literal["open", "settled"] | None = None,
     ) -> list[list[Any]]:
         """`response_tallies`' grouped rows of the mentions published between ``start`` and ``stop`` (compared with
-        ``low`` and ``high``): all of them, only the open conversations (``open_only``, found by their state) or
-        only the settled ones. A row: channel, team, member, local day, ignored, response time, the follow-up (the
+        ``low`` and ``high``): all of them, or ``only`` the open conversations (found by their state) or the settled
+        ones. A row: channel, team, member, local day, ignored, response time, the follow-up (the
         followed mention's channel, team, member, sentiment change and publication), the deadline of an answer with
         no time recorded, then how many, open, within the SLA, breached."""
         params: dict[str, Any] = {"start": iso(start), "stop": iso(stop), "now": _exact(now)}
@@ -596,12 +569,12 @@ class Board:
         answered = "c.state = 'answered' AND c.response_seconds IS NOT NULL"
         due, done = "NULLIF(c.due_at, '')", "NULLIF(c.answered_at, '')"
         change = f"({_SENTIMENT_VALUE.format('fs')}) - ({_SENTIMENT_VALUE.format('bs')})"
-        if open_only:  # few, by the state index, instead of every mention of the days
+        if only == "open":  # few, by the state index, instead of every mention of the days
             source = "conversations c INDEXED BY idx_conversations_state CROSS JOIN mentions m ON m.key = c.key"
             which = f"AND {OPEN_SQL}"
         else:  # the window's mentions from m020's index alone (date, channel, key): their rows are wide
             source = "mentions m INDEXED BY mentions_published_channel JOIN conversations c ON c.key = m.key"
-            which = f"AND {SETTLED_SQL}" if settled else ""
+            which = f"AND {SETTLED_SQL}" if only == "settled" else ""
         rows = self.db.execute(
             f"""
             SELECT m.platform, {_TEAM_SQL.format("c")}, {_MEMBER_SQL.format("c")}, {local} AS day,
@@ -643,12 +616,12 @@ class Board:
 
         def count(day: str) -> list[list[Any]]:
             start = datetime.combine(date.fromisoformat(day), time(), UTC)
-            return self._tally_rows(zone, now, start, start + timedelta(days=1), settled=True)
+            return self._tally_rows(zone, now, start, start + timedelta(days=1), only="settled")
 
         rows = [row for day in wanted if day in kept for row in json.loads(kept[day])]
         if not missing:
             return rows
-        with _write_lock(self.db) as locked:
+        with writing_if_free(self.db, KEEP_WAIT_MS) as locked:
             for day in missing:
                 counted = count(day)
                 rows += counted

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -25,8 +26,15 @@ def writing(db: Database) -> Iterator[Database]:
             yield db
         return
     db.conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _begun(db):
         yield db
+
+
+@contextlib.contextmanager
+def _begun(db: Database) -> Iterator[None]:
+    """The rest of a transaction begun with ``BEGIN IMMEDIATE``: committed on success, rolled back on error."""
+    try:
+        yield
     except BaseException:
         db.conn.rollback()
         raise
@@ -35,6 +43,28 @@ def writing(db: Database) -> Iterator[Database]:
     except BaseException:
         db.conn.rollback()
         raise
+
+
+@contextlib.contextmanager
+def writing_if_free(db: Database, wait_ms: int) -> Iterator[bool]:
+    """A write transaction if the lock comes within ``wait_ms``: yields whether it is held (committed at the end,
+    rolled back on error); False inside another transaction, or when another writer holds the lock past the wait,
+    so that a reader keeping what it counted (`Board.response_tallies`) never waits on the daemon's writes."""
+    conn = db.conn
+    if conn.in_transaction:
+        yield False
+        return
+    (busy,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute(f"PRAGMA busy_timeout = {min(int(busy), wait_ms)}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy)}")
+        yield False
+        return
+    conn.execute(f"PRAGMA busy_timeout = {int(busy)}")
+    with _begun(db):
+        yield True
 
 
 #: Bound values per statement: SQLite's default limit before 3.32 (999), so any build runs these statements.
@@ -69,7 +99,7 @@ def put_rows(
     batch: list[Any] = []
     count = 0
     for row in itertools.chain((first,), rows):
-        if len(row) != len(columns):
+        if row.keys() != first.keys():
             raise ValueError(f"{table}: every row must have the columns {columns}, not {list(row)}")
         batch.extend(row[c] for c in columns)
         count += 1
