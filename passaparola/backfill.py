@@ -62,6 +62,12 @@ def chunk_for(settings: AnalysisSettings | None) -> int:
 #: the file again, and an import of a million slowed to a third of its start (`tools/bench_backfill.py`).
 BACKFILL_CACHE_MIB = 128
 
+#: An import of at least this many lines, and of more lines than the database holds mentions, is a bulk import: it
+#: builds the secondary and full-text indexes of what it writes once, at its end (`storage.backfills`). Keeping
+#: nineteen indexes row by row cost a million-row import three quarters of its writing time; building them again
+#: takes about 25 seconds a million mentions stored (`tools/bench_backfill.py`).
+BULK_LINES = 50_000
+
 #: Seconds between two progress lines when stderr is not a terminal.
 LINE_EVERY = 10.0
 BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} {percentage:3.0f}% | {rate_fmt} | {elapsed} elapsed, {remaining} left"
@@ -308,6 +314,7 @@ def import_file(
     progress: bool = True,
     rows: Iterator[tuple[int, Mention | Rejected]] | None = None,
     outcome: ImportOutcome | None = None,
+    bulk: bool | None = None,
 ) -> ImportOutcome:
     """Import a CSV or JSONL file: read the rows not stored yet (``settings`` None: no reading), store them in
     chunks of ``chunk`` rows (`chunk_for` the mode by default), each in one transaction with the checkpoint; resume
@@ -335,6 +342,11 @@ def import_file(
     bar = Progress(lines, min(after, lines), "import", "lines", progress)
     if resume:
         bar.note(f"resuming {path} after line {after} ({resume.done} rows stored by the interrupted run)")
+    if bulk is None:
+        stored = store.db.execute("SELECT count(*) FROM mentions").fetchone()[0]
+        bulk = lines - after >= max(BULK_LINES, stored)
+    if bulk and store.backfills.defer_indexes(datetime.now(UTC)):
+        bar.note("a bulk import: the indexes are built once at the end (until then searches miss the new rows)")
     cursor = {"file": path.name}
 
     def chunks() -> Iterator[tuple[Any, Sequence[Item]]]:
@@ -379,6 +391,9 @@ def import_file(
         bar.update(lines)
     finally:
         bar.close()
+        if store.backfills.deferred():
+            bar.note("building the indexes...")
+            store.backfills.restore_indexes()
         outcome.seconds = time.perf_counter() - started
     store.backfills.clear(name)
     return outcome

@@ -788,3 +788,14 @@ def m023_response_days(db: Database) -> None:
     for name, (when, statements) in triggers.items():
         body = "; ".join(statements)
         db.execute(f"CREATE TRIGGER IF NOT EXISTS response_days_{name} {when} BEGIN {body}; END")
+
+
+@migrations()
+def m024_deferred_schema(db: Database) -> None:
+    """What a bulk import dropped to build once at its end (`storage.backfills.Backfills.defer_indexes`): each index
+    and full-text trigger with its SQL, recorded in the transaction that drops it, so whatever stops the import
+    (a crash, a kill) the next `Store.open` once the import is gone builds them again."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS deferred_schema (name TEXT PRIMARY KEY, type TEXT NOT NULL, "
+        "tbl_name TEXT NOT NULL, sql TEXT NOT NULL, deferred_at TEXT NOT NULL)"
+    )

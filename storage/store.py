@@ -96,6 +96,7 @@ class Store:
         store.db.execute("PRAGMA synchronous=NORMAL")
         store.db.execute("PRAGMA foreign_keys=ON")
         store._migrate()
+        store.backfills.restore_abandoned()  # a killed bulk import's indexes
         return store
 
     def _migrate(self) -> None:

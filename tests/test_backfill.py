@@ -8,6 +8,8 @@ import re
 import signal
 import sqlite3
 import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -89,7 +91,16 @@ def test_an_import_over_two_workers_stores_every_row_once_read_as_one_process_re
 
 def interrupt_after_first_chunk(command: list[str]) -> tuple[int, str]:
     """Run ``command``, send it Ctrl-C (SIGINT) once its first chunk is stored; its exit status and stderr."""
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=cli_env())
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        # a suite started in the background (nohup, a CI step) hands its children SIGINT ignored, and Python then
+        # never turns it into KeyboardInterrupt: give the child the default, as a terminal would
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert process.stderr is not None
     seen = []
     for line in process.stderr:  # the first progress line comes after the first chunk's commit
@@ -183,3 +194,144 @@ def test_bad_inputs_name_what_is_wrong(tmp_path: Path) -> None:
     assert missing.exit_code == 2
     assert f"{tmp_path / 'gone.jsonl'}: cannot read it (No such file or directory)" in missing.output
     assert not (tmp_path / "p.db").exists()  # nothing was created for a file that cannot be read
+
+
+SCHEMA = "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_stat%' ORDER BY name"
+#: What the full-text index finds, against what the stored texts hold: the same keys when the index is whole.
+SEARCHED = "SELECT m.key FROM mentions_fts JOIN mentions m ON m.rowid = mentions_fts.rowid WHERE mentions_fts MATCH ?"
+
+
+def fts_whole(db: Path, word: str) -> tuple[list[str], list[str]]:
+    """The keys the full-text index finds for ``word`` and those whose text holds it, after FTS5's own check of
+    the index against the mentions (it raises on an index that disagrees with them)."""
+    with sqlite3.connect(db) as connection:
+        connection.execute("INSERT INTO mentions_fts(mentions_fts, rank) VALUES ('integrity-check', 1)")
+        found = sorted(key for (key,) in connection.execute(SEARCHED, [word]))
+        held = sorted(key for (key,) in connection.execute("SELECT key FROM mentions WHERE text LIKE ?", [f"%{word}%"]))
+    return found, held
+
+
+def test_a_bulk_import_builds_its_indexes_once_and_leaves_the_database_as_a_row_by_row_one(tmp_path: Path) -> None:
+    """#23: a file larger than the database writes without its nineteen secondary indexes and builds them at the
+    end; the result must be the same database, searches and the planner's statistics included."""
+    source = jsonl(tmp_path / "calls.jsonl", 3_000)
+    outcomes = {}
+    for name, bulk in (("rows", False), ("bulk", True)):
+        store = Store.open(tmp_path / f"{name}.db")
+        store.save_poll("import", "import", Poll(mentions=tuple(r for _, r in import_rows(
+            jsonl(tmp_path / "first.jsonl", 50), T0.replace(year=2027)) if isinstance(r, Mention))), T0)  # fmt: skip
+        store.db.execute("ANALYZE")  # a database with planner statistics keeps them
+        outcomes[name] = backfill.import_file(store, source, T0, None, progress=False, bulk=bulk)
+        assert store.backfills.deferred() == 0
+        store.close()
+    assert outcomes["bulk"].new == outcomes["rows"].new == 2950  # the first 50 ids were stored already
+    rows, bulk = tmp_path / "rows.db", tmp_path / "bulk.db"
+    assert query(bulk, SCHEMA) == query(rows, SCHEMA)
+    for table in ("mentions", "mention_tags", "conversations", "authors"):
+        assert query(bulk, f"SELECT * FROM {table} ORDER BY key") == query(rows, f"SELECT * FROM {table} ORDER BY key")
+    found, held = fts_whole(bulk, "rimborso")
+    assert found == held and len(held) > 400
+    stats = "SELECT idx FROM sqlite_stat1 WHERE tbl = 'mentions' ORDER BY idx"
+    assert query(bulk, stats) == query(rows, stats) and ("mentions_published_key",) in query(bulk, stats)
+
+
+def test_a_bulk_import_stopped_part_way_builds_its_indexes_before_it_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backfill, "BULK_LINES", 1_000)  # any file larger than the database, of 1,000 lines or more
+    store = Store.open(tmp_path / "p.db")
+    writes = []
+    original = store.mentions.save_poll
+
+    def stop_after_first_chunk(*args: object, **kwargs: object) -> object:
+        if writes:
+            raise KeyboardInterrupt
+        writes.append(1)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store.mentions, "save_poll", stop_after_first_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        backfill.import_file(store, jsonl(tmp_path / "calls.jsonl", 5_000), T0, None, progress=False)
+    assert store.backfills.deferred() == 0
+    store.close()
+    assert query(tmp_path / "p.db", "SELECT count(*) FROM mentions") == [(2000,)]
+    Store.open(tmp_path / "fresh.db").close()
+    assert query(tmp_path / "p.db", SCHEMA) == query(tmp_path / "fresh.db", SCHEMA)
+    found, held = fts_whole(tmp_path / "p.db", "rimborso")
+    assert found == held and held
+
+
+#: A bulk import's first step, then it hangs until killed.
+DEFERRING = """
+import sys
+from datetime import UTC, datetime
+from storage import Store
+store = Store.open(sys.argv[1])
+print(store.backfills.defer_indexes(datetime.now(UTC)), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_indexes_a_killed_bulk_import_left_dropped_are_built_by_the_next_open_with_what_was_written_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """A kill leaves no chance to build them: the drop was recorded with each index's SQL, and the next open of
+    the database once the import is gone (the daemon's, or the import run again) builds them, the full-text index
+    from every mention, the rows written meanwhile by anyone included (the daemon's new mentions, an edited text).
+    While the import runs, opening the database leaves its work alone."""
+    Store.open(tmp_path / "fresh.db").close()
+    daemon = Store.open(tmp_path / "p.db")
+    mentions = [r for _, r in import_rows(jsonl(tmp_path / "calls.jsonl", 300), T0.replace(year=2027))]
+    daemon.save_poll("import", "import", Poll(mentions=tuple(mentions[:100])), T0)  # type: ignore[arg-type]
+    bulk = subprocess.Popen(
+        [sys.executable, "-c", DEFERRING, str(tmp_path / "p.db")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    try:
+        assert bulk.stdout is not None and bulk.stdout.readline().strip() == "22"  # 19 indexes, 3 full-text triggers
+        daemon.save_poll("import", "import", Poll(mentions=tuple(mentions[100:])), T0)  # type: ignore[arg-type]
+        edited = replace(mentions[0], text="voglio un rimborso subito")  # type: ignore[type-var]
+        daemon.save_poll("import", "import", Poll(mentions=(edited,)), T0, reread={edited.key})  # type: ignore[arg-type]
+        Store.open(tmp_path / "p.db").close()  # e.g. `passaparola status` while the import runs
+        assert query(tmp_path / "p.db", "SELECT count(*) FROM deferred_schema") == [(22,)]
+        assert query(tmp_path / "p.db", "SELECT count(*) FROM sqlite_master WHERE name = 'mentions_published_key'") == [
+            (0,)
+        ]
+    finally:
+        bulk.kill()
+        bulk.communicate(timeout=30)
+
+    Store.open(tmp_path / "p.db").close()
+    assert query(tmp_path / "p.db", "SELECT count(*) FROM deferred_schema") == [(0,)]
+    assert query(tmp_path / "p.db", SCHEMA) == query(tmp_path / "fresh.db", SCHEMA)
+    found, held = fts_whole(tmp_path / "p.db", "rimborso")
+    assert found == held and edited.key in found
+    assert set(found) - {m.key for m in mentions[:100]}  # written while the full-text triggers were gone
+    daemon.close()
+
+
+def test_only_a_file_larger_than_the_database_is_imported_in_bulk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(backfill, "BULK_LINES", 1_000)
+    store = Store.open(tmp_path / "p.db")
+    backfill.import_file(store, jsonl(tmp_path / "small.jsonl", 999), T0, None)
+    assert "a bulk import" not in capsys.readouterr().err  # under BULK_LINES
+    backfill.import_file(store, jsonl(tmp_path / "first.jsonl", 1_500), T0, None)
+    assert "a bulk import: the indexes are built once at the end" in capsys.readouterr().err
+    (tmp_path / "more.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {"id": f"more-{n}", "text": "ancora", "published_at": "2026-03-01T10:00:00+01:00", "author": "x"}
+            )
+            + "\n"
+            for n in range(1_200)
+        ),
+        encoding="utf-8",
+    )
+    backfill.import_file(store, tmp_path / "more.jsonl", T0, None)
+    assert "a bulk import" not in capsys.readouterr().err  # 1,200 lines into 1,500 stored: kept row by row
+    store.close()
