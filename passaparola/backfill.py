@@ -321,8 +321,10 @@ def import_file(
     where an interrupted run stopped.
 
     ``rows``: `listener.imports.import_rows` of the file, opened already; ``outcome`` is filled as chunks are
-    stored, so a caller that catches an interruption can still tell what this run did. Raises `ImportFileError`
-    (nothing stored), `ModelError` and `BackfillError` (the chunks before are kept; a re-run resumes after them).
+    stored, so a caller that catches an interruption can still tell what this run did. ``bulk``: build the indexes
+    once at the end (None: when the file has `BULK_LINES` and more lines than the database holds mentions).
+    Raises `ImportFileError` (nothing stored), `ModelError` and `BackfillError` (the chunks before are kept; a
+    re-run resumes after them).
     """
     from listener.imports import Rejected, import_rows
     from listener.model import Poll
@@ -391,7 +393,7 @@ def import_file(
         bar.update(lines)
     finally:
         bar.close()
-        if store.backfills.deferred():
+        if store.backfills.holds_bulk_lock():  # not another bulk import's: that one builds them at its end
             bar.note("building the indexes...")
             store.backfills.restore_indexes()
         outcome.seconds = time.perf_counter() - started

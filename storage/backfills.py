@@ -133,6 +133,10 @@ class Backfills:
         """How many indexes and triggers a bulk import dropped and nobody has built again yet."""
         return int(self.db.execute("SELECT count(*) FROM deferred_schema").fetchone()[0])
 
+    def holds_bulk_lock(self) -> bool:
+        """Whether this store took the bulk-import lock (`defer_indexes`) and has not built the indexes since."""
+        return self._bulk_lock is not None
+
     def restore_abandoned(self) -> int:
         """Build what a bulk import dropped if no bulk import holds the lock any more (it was killed); while one
         runs, leave its work alone. Returns how many were built."""

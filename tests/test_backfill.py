@@ -313,6 +313,22 @@ def test_indexes_a_killed_bulk_import_left_dropped_are_built_by_the_next_open_wi
     daemon.close()
 
 
+def test_a_bulk_import_beside_another_leaves_the_indexes_to_the_one_that_dropped_them(tmp_path: Path) -> None:
+    """Two imports at once: the second cannot take the lock, writes with the indexes as the first left them, and
+    does not build them under the first one's feet (a 25-second write lock in the middle of its run)."""
+    first = Store.open(tmp_path / "p.db")
+    assert first.backfills.defer_indexes(T0) == 22
+    second = Store.open(tmp_path / "p.db")
+    outcome = backfill.import_file(second, jsonl(tmp_path / "calls.jsonl", 500), T0, None, bulk=True, progress=False)
+    assert outcome.new == 500
+    assert query(tmp_path / "p.db", "SELECT count(*) FROM deferred_schema") == [(22,)]
+    second.close()
+    assert first.backfills.restore_indexes() == 22
+    found, held = fts_whole(tmp_path / "p.db", "rimborso")
+    assert found == held and len(found) > 0
+    first.close()
+
+
 def test_only_a_file_larger_than_the_database_is_imported_in_bulk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
