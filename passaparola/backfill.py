@@ -378,7 +378,7 @@ def import_file(
 
     def write(meta: Any, tags: list[Tags]) -> None:
         batch, fresh, last = meta
-        tagged = {m.key: replace(m, tags={**m.tags, **t}) for m, t in zip(fresh, tags, strict=True)}
+        tagged = {m.key: m.tagged(t) for m, t in zip(fresh, tags, strict=True)}
         poll = Poll(mentions=tuple(tagged.get(m.key, m) for m in batch), cursor=cursor)
         with writing(store.db):
             result = store.mentions.save_poll("import", "import", poll, now)

@@ -63,7 +63,7 @@ def enrich(mentions: Sequence[Mention], taggers: Sequence[Tagger]) -> list[Menti
     batch = list(mentions)
     for tagger in taggers:
         tags = tagger.tag(batch)
-        batch = [replace(m, tags={**m.tags, **t}) for m, t in zip(batch, tags, strict=True)]
+        batch = [m.tagged(t) for m, t in zip(batch, tags, strict=True)]
     return batch
 
 

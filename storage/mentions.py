@@ -35,6 +35,10 @@ TAG_COLUMNS = (
     "topics",
     "route",
 )
+#: The JSON of a mention's facts and of its tags' ``extra``, one encoder each: ``json.dumps`` with options builds a
+#: new encoder on every call, twice a row.
+_FACTS_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+_EXTRA_JSON = json.JSONEncoder(default=str).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +173,7 @@ class Mentions:
             "language_hint": m.language_hint,
             "metrics": json.dumps(dict(m.metrics)),
             "place": m.place,
-            "facts": json.dumps(dict(m.facts), ensure_ascii=False, sort_keys=True),
+            "facts": _FACTS_JSON(dict(m.facts)),
             "updated_at": now,
         }
 
@@ -182,7 +186,7 @@ class Mentions:
                 row[name] = json.dumps(value) if isinstance(value, (list, dict, tuple)) else value
             elif value is not None:
                 extra[name] = value
-        row["extra"] = json.dumps(extra, default=str)
+        row["extra"] = _EXTRA_JSON(extra)
         return row
 
     def insert_replies(self, replies: Sequence[BrandReply], now: str, holding: bool = False) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import operator
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
@@ -96,12 +97,13 @@ def put_rows(
     conflict = "DO NOTHING" if ignore or not updates else f"DO UPDATE SET {updates}"
     one = "(" + ", ".join("?" for _ in columns) + ")"
     per_statement = max(1, MAX_VALUES // len(columns))
+    values = operator.itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     batch: list[Any] = []
     count = 0
     for row in itertools.chain((first,), rows):
         if row.keys() != first.keys():
             raise ValueError(f"{table}: every row must have the columns {columns}, not {list(row)}")
-        batch.extend(row[c] for c in columns)
+        batch.extend(values(row))
         count += 1
         if count == per_statement:
             _put(db, table, names, one, count, conflict, key, batch)
