@@ -14,22 +14,22 @@ Columns (CSV header or JSONL keys); ``id``, ``text``, ``published_at`` and ``aut
 ``rating``      a review's stars, 1 to 5
 =============== ===========================================================================================
 
-Every row is checked on its own: a bad row is reported with its line and reason and the others go on. A cell
-of any size is read (the file is in memory already); text past `listener.model.MAX_TEXT_CHARS` is cut, an
-over-long id refuses its row.
+Every row is checked on its own: a bad row is reported with its line and reason and the others go on. The file
+is read as it is stored, a row at a time, so its size costs no memory; a cell of any size is read; text past
+`listener.model.MAX_TEXT_CHARS` is cut, an over-long id refuses its row.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import itertools
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from listener.model import Author, Mention, clean_text
@@ -69,34 +69,69 @@ def surrogate_problem(name: str) -> str:
     )
 
 
-def _rows(path: Path, fmt: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+#: How much of the file the UTF-8 check reads at a time.
+_CHUNK_BYTES = 1 << 20
+
+
+def _check_utf8(path: Path) -> None:
+    """Refuse a file that is not UTF-8 before a row of it is stored, naming the first bad byte; read in chunks, so
+    a file of any size costs one chunk of memory."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
     try:
-        text = path.read_text(encoding="utf-8-sig")  # Excel writes a BOM
-    except UnicodeDecodeError as error:
-        raise ImportFileError(f"{path}: not UTF-8 (byte {error.start}); save the file as UTF-8") from None
+        with path.open("rb") as file:
+            while chunk := file.read(_CHUNK_BYTES):
+                pending = len(decoder.getstate()[0])
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as error:
+                    bad = offset - pending + error.start
+                    raise ImportFileError(f"{path}: not UTF-8 (byte {bad}); save the file as UTF-8") from None
+                offset += len(chunk)
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                bad = offset - len(decoder.getstate()[0])
+                raise ImportFileError(f"{path}: not UTF-8 (byte {bad}); save the file as UTF-8") from None
     except OSError as error:
         raise ImportFileError(f"{path}: cannot read it ({error.strerror})") from None
-    if fmt == "csv":
-        # csv refuses a cell over 128 KiB and stops the whole file there; no cell can outgrow the file already
-        # read, so let the limit cover it (raised only: the limit is process-wide and others may rely on theirs).
-        csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        header = reader.fieldnames or []
-        missing = [c for c in REQUIRED if c not in header]
-        unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
-        if missing or unknown:
-            problems = [f"missing column(s) {', '.join(missing)}"] if missing else []
-            problems += [f"unknown column(s) {', '.join(unknown)}"] if unknown else []
-            raise ImportFileError(
-                f"{path}: {'; '.join(problems)}; the columns are {', '.join(REQUIRED + OPTIONAL)} (first four required)"
-            )
-        for row in reader:
-            if None in row:
-                yield reader.line_num, "more cells than columns; quote cells that contain commas"
-            else:
-                yield reader.line_num, row
-        return
-    for number, line in enumerate(text.splitlines(), 1):
+
+
+def _rows(path: Path, fmt: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    """The file's rows as it is read, one at a time: (line, row) or (line, why the row is refused)."""
+    _check_utf8(path)
+    # utf-8-sig: Excel writes a BOM. The file was checked; one changed since stops here, with the rows before kept.
+    with path.open(encoding="utf-8-sig", newline="" if fmt == "csv" else None) as file:
+        try:
+            yield from (_csv_rows(path, file) if fmt == "csv" else _jsonl_rows(file))
+        except UnicodeDecodeError as error:
+            raise ImportFileError(f"{path}: not UTF-8 (changed while read, {error.reason})") from None
+
+
+def _csv_rows(path: Path, file: TextIO) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    # csv refuses a cell over 128 KiB and stops the whole file there; no cell can outgrow the file, so let the
+    # limit cover it (raised only: the limit is process-wide and others may rely on theirs).
+    csv.field_size_limit(max(csv.field_size_limit(), path.stat().st_size + 1))
+    reader = csv.DictReader(file)
+    header = reader.fieldnames or []
+    missing = [c for c in REQUIRED if c not in header]
+    unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
+    if missing or unknown:
+        problems = [f"missing column(s) {', '.join(missing)}"] if missing else []
+        problems += [f"unknown column(s) {', '.join(unknown)}"] if unknown else []
+        raise ImportFileError(
+            f"{path}: {'; '.join(problems)}; the columns are {', '.join(REQUIRED + OPTIONAL)} (first four required)"
+        )
+    for row in reader:
+        if None in row:
+            yield reader.line_num, "more cells than columns; quote cells that contain commas"
+        else:
+            yield reader.line_num, row
+
+
+def _jsonl_rows(file: TextIO) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    # A line ends at a line break only: JSON may hold U+2028 or U+2029 unescaped inside a string.
+    for number, line in enumerate(file, 1):
         if not line.strip():
             continue
         try:
@@ -175,7 +210,7 @@ def import_format(path: Path, fmt: str | None = None) -> str:
 def import_rows(path: Path, now: datetime, fmt: str | None = None) -> Iterator[tuple[int, Mention | Rejected]]:
     """Each row as (line, mention) or (line, rejected), one at a time, so a large file is judged as it is stored.
 
-    The file is read, and its header checked, before this returns: `ImportFileError` comes at once, before
+    The file is checked to be UTF-8, and its header read, before this returns: `ImportFileError` comes at once, before
     anything is stored. A repeated id is rejected on its later lines.
     """
     rows = _rows(path, import_format(path, fmt))

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
-from listener.imports import read_import
+import pytest
+
+from listener import imports
+from listener.imports import ImportFileError, read_import
 from listener.model import MAX_TEXT_CHARS
 from tests.conftest import PASSAPAROLA, T0, run_cli
 
@@ -90,6 +94,48 @@ def test_an_unreadable_file_stores_nothing_and_says_why(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "missing column(s) text, published_at, author; unknown column(s) message, when" in result.stderr
     assert not (tmp_path / "p.db").exists() or stored(tmp_path) == []
+
+
+def test_a_jsonl_line_ends_at_a_line_break_only_so_raw_line_separators_inside_text_stay_in_their_row(
+    tmp_path: Path,
+) -> None:
+    """JSON allows U+2028, U+2029 and form feeds unescaped inside strings; they must not cut a row in two."""
+    jsonl = tmp_path / "chat.jsonl"
+    rows = [
+        {"id": "s-1", "text": "Prima riga\u2028seconda riga", "published_at": "2026-03-02T08:00:00Z", "author": "A"},
+        {"id": "s-2", "text": "Pagina\fnuova\u2029fine", "published_at": "2026-03-02T08:00:00Z", "author": "B"},
+        {"id": "s-3", "text": "Ultima", "published_at": "2026-03-02T08:00:00Z", "author": "C"},
+    ]
+    jsonl.write_text("\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\r\n", encoding="utf-8")
+    mentions, rejected = read_import(jsonl, T0)
+    assert rejected == []
+    assert [m.key for m in mentions] == ["import:s-1", "import:s-2", "import:s-3"]
+    assert "Prima riga" in mentions[0].text and "seconda riga" in mentions[0].text
+
+
+def test_a_bad_byte_deep_in_a_large_file_is_named_before_anything_is_stored(tmp_path: Path) -> None:
+    """The file is read in chunks; the first bad byte is still named exactly, and no row before it is stored."""
+    good = "".join(f"g-{i},Tutto bene è,2026-03-02T08:00:00Z,Anna,email,,,,\n" for i in range(40_000)).encode()
+    data = HEADER.encode() + good + b"z-1,caff" + "è".encode("latin-1") + b",2026-03-02T08:00:00Z,B,,,,,\n"
+    assert len(data) > 2 << 20  # past the check's first chunks
+    csv_file = tmp_path / "export.csv"
+    csv_file.write_bytes(data)
+    bad = data.index(b"caff") + 4
+    result = run_cli([*PASSAPAROLA, "import", str(csv_file), "--config", str(config(tmp_path))])
+    assert result.returncode == 2 and f"not UTF-8 (byte {bad}); save the file as UTF-8" in result.stderr
+    assert not (tmp_path / "p.db").exists() or stored(tmp_path) == []
+
+
+def test_the_bad_byte_is_named_exactly_wherever_the_chunks_fall(tmp_path: Path, monkeypatch: Any) -> None:
+    """A chunk may end inside a character: the byte named is the file's, not the chunk's."""
+    path = tmp_path / "notes.jsonl"
+    cases = [("caffè €".encode() + b"\xff", 10), ("aé".encode() * 5 + b"\xe8x", 15), (b"ok \xe2\x82", 3)]
+    for chunk in range(1, 9):
+        monkeypatch.setattr(imports, "_CHUNK_BYTES", chunk)
+        for data, bad in cases:
+            path.write_bytes(data)
+            with pytest.raises(ImportFileError, match=rf"not UTF-8 \(byte {bad}\)"):
+                read_import(path, T0)
 
 
 def test_a_megabyte_cell_is_cut_or_rejected_on_its_own_line_and_the_other_rows_are_stored(tmp_path: Path) -> None:
