@@ -2,7 +2,8 @@
 
 In one run, on the same generated rows: a bare sqlite-utils ``insert_all`` of the file into a fresh database (read,
 parsed, inserted: the ceiling nothing that also reads and indexes can pass), then ``passaparola import`` in fast
-mode with each ``--workers`` count, end to end (start-up, model loads, parsing, reading, storing), then
+mode with each ``--workers`` count, end to end (start-up, model loads, parsing, reading, storing) and the peak
+memory of its largest process, then
 ``passaparola reanalyze --mode accurate`` on a small sample. Each figure is mentions a second, with its ratio to the
 bare insert. Not run in CI: ``make bench`` or ``python tools/bench_backfill.py --rows 200000``.
 """
@@ -75,18 +76,24 @@ def config(folder: Path, name: str) -> Path:
     return path
 
 
-def passaparola(args: list[str]) -> float:
-    """Seconds one ``passaparola`` command takes, end to end; exits when it fails."""
+def passaparola(args: list[str]) -> tuple[float, float]:
+    """Seconds one ``passaparola`` command takes, end to end, and the peak memory (MB) of its largest process (it
+    or one of its workers); exits when it fails."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "passaparola", *args], capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"passaparola {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    progress = [line for line in done.stderr.splitlines() if line.startswith(("import:", "reanalyze:"))]
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as errors:
+        child = subprocess.Popen([sys.executable, "-m", "passaparola", *args], stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        errors.seek(0)
+        stderr = errors.read()
+    if child.returncode != 0:
+        sys.exit(f"passaparola {' '.join(args)} failed ({child.returncode}):\n{stderr[-2000:]}")
+    progress = [line for line in stderr.splitlines() if line.startswith(("import:", "reanalyze:"))]
     if len(progress) > 1:  # how the rate went: the first chunk (start-up), the middle, the end
         for line in (progress[0], progress[len(progress) // 2], progress[-1]):
             print(f"    {line}")
-    return seconds
+    return seconds, usage.ru_maxrss / 1024  # Linux counts kilobytes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,13 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         figures["bare_insert"] = bare
         print(f"bare sqlite-utils insert_all          {bare:10,.0f} mentions/s   (the ceiling)")
         for workers in counts:
-            seconds = passaparola(["import", str(source), "--config", str(config(folder, f"w{workers}")), "--workers",
-                                   str(workers)])  # fmt: skip
+            seconds, peak = passaparola(["import", str(source), "--config", str(config(folder, f"w{workers}")),
+                                         "--workers", str(workers)])  # fmt: skip
             rate = options.rows / seconds
             figures[f"import_fast_workers_{workers}"] = rate
-            print(
-                f"import, fast mode, --workers {workers:<2}       {rate:10,.0f} mentions/s   {rate / bare:6.1%} of bare"
-            )
+            figures[f"import_fast_workers_{workers}_peak_mb"] = peak
+            took = f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+            label = f"import, fast mode, --workers {workers:<2}"
+            print(f"{label:<38}{rate:10,.0f} mentions/s   {rate / bare:6.1%} of bare"
+                  f"   ({took}; the largest process peaked at {peak:,.0f} MB)")  # fmt: skip
 
         sample = folder / "sample.jsonl"
         with source.open(encoding="utf-8") as lines, sample.open("w", encoding="utf-8") as out:
@@ -127,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         sampled = config(folder, "sample")
         passaparola(["import", str(sample), "--config", str(sampled), "--workers", "1"])
         workers = options.reanalyze_workers
-        seconds = passaparola(["reanalyze", "--mode", "accurate", "--config", str(sampled), "--workers", str(workers)])
+        seconds, _ = passaparola(
+            ["reanalyze", "--mode", "accurate", "--config", str(sampled), "--workers", str(workers)]
+        )
         rate = options.sample / seconds
         figures[f"reanalyze_accurate_workers_{workers}"] = rate
         print(f"reanalyze, accurate, --workers {workers:<2}     {rate:10,.0f} mentions/s   {rate / bare:6.1%} of bare"
