@@ -15,8 +15,8 @@ Columns (CSV header or JSONL keys); ``id``, ``text``, ``published_at`` and ``aut
 =============== ===========================================================================================
 
 Every row is checked on its own: a bad row is reported with its line and reason and the others go on. The file
-is read as it is stored, a row at a time, so its size costs no memory; a cell of any size is read; text past
-`listener.model.MAX_TEXT_CHARS` is cut, an over-long id refuses its row.
+is read as it is stored, a row at a time (of the rows before, only their ids are kept, to refuse a repeat); a cell
+of any size is read; text past `listener.model.MAX_TEXT_CHARS` is cut, an over-long id refuses its row.
 """
 
 from __future__ import annotations
