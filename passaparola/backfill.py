@@ -70,7 +70,11 @@ BULK_LINES = 50_000
 
 #: Seconds between two progress lines when stderr is not a terminal.
 LINE_EVERY = 10.0
-BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} {percentage:3.0f}% | {rate_fmt} | {elapsed} elapsed, {remaining} left"
+#: tqdm writes the rate as "{rate}{unit}/s" (never inverted to "s/line": a log line reads alike at any speed), so
+#: the unit carries its own leading space ("193.53 lines/s").
+BAR_FORMAT = (
+    "{desc}: {n_fmt}/{total_fmt}{unit} {percentage:3.0f}% | {rate_noinv_fmt} | {elapsed} elapsed, {remaining} left"
+)
 
 Tags = dict[str, Any]
 #: What a worker needs to read one mention: its text and (platform, source, rating) for its signals.
@@ -211,7 +215,7 @@ class Progress:
 
         self.stream = stream if stream is not None else sys.stderr
         self.total, self.initial, self.n = total, initial, initial
-        self.desc, self.unit, self.show = desc, unit, show
+        self.desc, self.unit, self.show = desc, f" {unit}", show
         self.every = LINE_EVERY if every is None else every
         self.started = time.monotonic()
         self.last_line: float | None = None
@@ -223,7 +227,7 @@ class Progress:
                 total=total,
                 initial=initial,
                 desc=desc,
-                unit=unit,
+                unit=self.unit,
                 bar_format=BAR_FORMAT,
                 file=self.stream,
                 mininterval=0.2,
@@ -231,7 +235,8 @@ class Progress:
             )
 
     def line(self) -> str:
-        """The progress as one line, e.g. ``import: 4000/10000 lines  40% | 2345.60lines/s | 00:01 elapsed, 00:02 left``
+        """The progress as one line,
+        e.g. ``import: 4000/10000 lines  40% | 2345.60 lines/s | 00:01 elapsed, 00:02 left``
         (tqdm's own format, so the terminal's bar and a log's lines read alike)."""
         from tqdm import tqdm
 
@@ -349,6 +354,11 @@ def import_file(
         bulk = lines - after >= max(BULK_LINES, stored)
     if bulk and store.backfills.defer_indexes(datetime.now(UTC)):
         bar.note("a bulk import: the indexes are built once at the end (until then searches miss the new rows)")
+    elif bulk and not store.backfills.holds_bulk_lock():
+        bar.note(
+            "another bulk import is running on this database: this one writes beside it, and the other builds the "
+            "indexes when it ends"
+        )
     cursor = {"file": path.name}
 
     def chunks() -> Iterator[tuple[Any, Sequence[Item]]]:

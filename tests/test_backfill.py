@@ -34,7 +34,7 @@ PHRASES = (
 )
 #: A progress line as it reads in a log: rows done of all, the share, the rate and the time left.
 PROGRESS = re.compile(
-    r"^(import|reanalyze): (\d+)/(\d+) (lines|mentions) +\d+% \| [\d.]+ ?(lines|mentions)/s \| "
+    r"^(import|reanalyze): (\d+)/(\d+) (lines|mentions) +\d+% \| [\d.]+ (lines|mentions)/s \| "
     r"[\d:]+ elapsed, [\d:]+ left$"
 )
 
@@ -313,14 +313,18 @@ def test_indexes_a_killed_bulk_import_left_dropped_are_built_by_the_next_open_wi
     daemon.close()
 
 
-def test_a_bulk_import_beside_another_leaves_the_indexes_to_the_one_that_dropped_them(tmp_path: Path) -> None:
+def test_a_bulk_import_beside_another_leaves_the_indexes_to_the_one_that_dropped_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Two imports at once: the second cannot take the lock, writes with the indexes as the first left them, and
-    does not build them under the first one's feet (a 25-second write lock in the middle of its run)."""
+    does not build them under the first one's feet (a 25-second write lock in the middle of its run); it says so."""
     first = Store.open(tmp_path / "p.db")
     assert first.backfills.defer_indexes(T0) == 22
     second = Store.open(tmp_path / "p.db")
-    outcome = backfill.import_file(second, jsonl(tmp_path / "calls.jsonl", 500), T0, None, bulk=True, progress=False)
+    outcome = backfill.import_file(second, jsonl(tmp_path / "calls.jsonl", 500), T0, None, bulk=True, progress=True)
     assert outcome.new == 500
+    said = capsys.readouterr().err
+    assert "another bulk import is running on this database" in said and "building the indexes" not in said
     assert query(tmp_path / "p.db", "SELECT count(*) FROM deferred_schema") == [(22,)]
     second.close()
     assert first.backfills.restore_indexes() == 22
